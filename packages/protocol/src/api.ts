@@ -1,0 +1,122 @@
+import { Type, type Static } from 'typebox';
+import { KernelId, KernelIdentity } from './kernel.ts';
+import { PatchManifest, Sha256 } from './manifest.ts';
+import { validator } from './validate.ts';
+
+export const API_PREFIX = '/api/v1';
+
+/** Error body of every non-2xx API answer. */
+export const ApiError = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  details: Type.Optional(Type.Unknown()),
+});
+export type ApiError = Static<typeof ApiError>;
+
+export const HostState = Type.Union([
+  Type.Literal('patched'),
+  Type.Literal('unpatched'),
+  Type.Literal('error'),
+  Type.Literal('unsupported'),
+  Type.Literal('needs-attention'),
+]);
+export type HostState = Static<typeof HostState>;
+
+export const ApplyResult = Type.Object(
+  {
+    action: Type.Union([Type.Literal('apply'), Type.Literal('rollback'), Type.Literal('unload'), Type.Literal('boot')]),
+    fromLevel: Type.Integer({ minimum: 0 }),
+    toLevel: Type.Integer({ minimum: 0 }),
+    ok: Type.Boolean(),
+    code: Type.Optional(Type.String({ maxLength: 64 })),
+    message: Type.Optional(Type.String({ maxLength: 4000 })),
+    durationMs: Type.Number({ minimum: 0 }),
+    at: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false },
+);
+export type ApplyResult = Static<typeof ApplyResult>;
+
+export const EnrollRequest = Type.Object(
+  {
+    registrationKey: Type.String({ minLength: 8, maxLength: 256 }),
+    hostname: Type.String({ minLength: 1, maxLength: 253 }),
+    kernel: KernelIdentity,
+    agentVersion: Type.String({ maxLength: 64 }),
+  },
+  { additionalProperties: false },
+);
+export type EnrollRequest = Static<typeof EnrollRequest>;
+export const EnrollResponse = Type.Object({ hostId: Type.String(), token: Type.String() });
+export type EnrollResponse = Static<typeof EnrollResponse>;
+
+export const CheckinRequest = Type.Object(
+  {
+    kernel: KernelIdentity,
+    appliedLevel: Type.Integer({ minimum: 0 }),
+    state: HostState,
+    lastError: Type.Optional(Type.String({ maxLength: 4000 })),
+    lastApply: Type.Optional(ApplyResult),
+    agentVersion: Type.String({ maxLength: 64 }),
+    uptimeSec: Type.Number({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type CheckinRequest = Static<typeof CheckinRequest>;
+
+export const LatestResponse = Type.Object({
+  kernelId: KernelId,
+  level: Type.Integer({ minimum: 1 }),
+  manifest: PatchManifest,
+});
+export type LatestResponse = Static<typeof LatestResponse>;
+
+export const CheckinResponse = Type.Object({
+  kernelSupported: Type.Boolean(),
+  latest: Type.Union([LatestResponse, Type.Null()]),
+  checkinIntervalSec: Type.Integer({ minimum: 1 }),
+});
+export type CheckinResponse = Static<typeof CheckinResponse>;
+
+export const PublishRequest = Type.Object(
+  { manifest: PatchManifest, publish: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+export type PublishRequest = Static<typeof PublishRequest>;
+
+export const PatchRecord = Type.Object({
+  kernelId: KernelId,
+  level: Type.Integer(),
+  name: Type.String(),
+  release: Type.String(),
+  cves: Type.Array(Type.String()),
+  fixIds: Type.Array(Type.String()),
+  moduleSha256: Sha256,
+  size: Type.Integer(),
+  published: Type.Boolean(),
+  createdAt: Type.String(),
+  publishedAt: Type.Union([Type.String(), Type.Null()]),
+});
+export type PatchRecord = Static<typeof PatchRecord>;
+
+export const HostRecord = Type.Object({
+  id: Type.String(),
+  hostname: Type.String(),
+  kernelId: KernelId,
+  release: Type.String(),
+  effectiveRelease: Type.String(),
+  appliedLevel: Type.Integer(),
+  state: HostState,
+  lastError: Type.Union([Type.String(), Type.Null()]),
+  lastApply: Type.Union([ApplyResult, Type.Null()]),
+  agentVersion: Type.String(),
+  enrolledAt: Type.String(),
+  lastCheckinAt: Type.Union([Type.String(), Type.Null()]),
+});
+export type HostRecord = Static<typeof HostRecord>;
+
+export const enrollRequestValidator = validator(EnrollRequest, 'enrol request');
+export const checkinRequestValidator = validator(CheckinRequest, 'check-in');
+export const latestResponseValidator = validator(LatestResponse, 'latest-patch answer');
+export const checkinResponseValidator = validator(CheckinResponse, 'check-in answer');
+export const enrollResponseValidator = validator(EnrollResponse, 'enrol answer');
