@@ -5,3 +5,4 @@ export * from './fix.ts';
 export * from './manifest.ts';
 export * from './api.ts';
 export * from './exit-codes.ts';
+export * from './modinfo.ts';
