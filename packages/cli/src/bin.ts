@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { API_PREFIX, isLivegraftError, effectiveRelease, type HostRecord, type PatchRecord } from '@livegraft/protocol';
+import { ApiClient } from './api.ts';
+import { publishPatch } from './publish.ts';
+import { forward } from './forward.ts';
+import { ago, table } from './format.ts';
+
+interface AdminOpts {
+  server: string;
+  token?: string;
+  tokenFile?: string;
+  json?: boolean;
+}
+
+const DEFAULT_SERVER = 'http://127.0.0.1:8720';
+
+function client(o: AdminOpts): ApiClient {
+  let token = o.token ?? process.env['LIVEGRAFT_TOKEN'];
+  if (!token && o.tokenFile) token = readFileSync(o.tokenFile, 'utf8').trim();
+  if (!token) {
+    throw new Error('no admin token: pass --token, --token-file <data-dir>/admin-token, or set LIVEGRAFT_TOKEN');
+  }
+  return new ApiClient({ server: o.server, token });
+}
+
+function adminCommand(name: string, description: string): Command {
+  return new Command(name)
+    .description(description)
+    .addOption(new Option('--server <url>', 'patch server URL').env('LIVEGRAFT_SERVER').default(DEFAULT_SERVER))
+    .option('--token <token>', 'admin API token (or LIVEGRAFT_TOKEN)')
+    .option('--token-file <path>', 'file holding the admin API token')
+    .option('--json', 'print JSON');
+}
+
+const program = new Command('livegraft')
+  .description('Livegraft admin CLI: build, publish and watch live kernel patches')
+  .version('0.1.0');
+
+program
+  .command('build')
+  .description('compile fixes into one cumulative livepatch module (see livegraft build --help)')
+  .helpOption(false)
+  .allowUnknownOption(true)
+  .argument('[args...]')
+  .action(async (args: string[]) => {
+    process.exitCode = await forward('build', args);
+  });
+
+program
+  .command('server')
+  .description('run the patch server (see livegraft server --help)')
+  .helpOption(false)
+  .allowUnknownOption(true)
+  .argument('[args...]')
+  .action(async (args: string[]) => {
+    process.exitCode = await forward('server', args);
+  });
+
+program.addCommand(
+  adminCommand('publish', 'upload built patches (manifest .json beside its .ko) and publish them')
+    .argument('<manifests...>')
+    .option('--no-publish', 'upload only; publish later')
+    .action(async (manifests: string[], o: AdminOpts & { publish: boolean }) => {
+      const api = client(o);
+      const records: PatchRecord[] = [];
+      for (const m of manifests) records.push(await publishPatch(api, m, o.publish));
+      if (o.json) return console.log(JSON.stringify(records, null, 2));
+      for (const r of records) {
+        console.log(
+          `${r.published ? 'published' : 'uploaded'} level ${r.level} for ${r.release} (kernel ${r.kernelId.slice(0, 12)}): ${r.fixIds.join(', ')}`,
+        );
+      }
+    }),
+);
+
+program.addCommand(
+  adminCommand('hosts', 'list enrolled hosts with their kernel and patch level').action(async (o: AdminOpts) => {
+    const hosts = await client(o).request<HostRecord[]>('GET', `${API_PREFIX}/hosts`);
+    if (o.json) return console.log(JSON.stringify(hosts, null, 2));
+    const now = new Date();
+    console.log(
+      table(
+        ['HOST', 'STATE', 'EFFECTIVE KERNEL', 'LEVEL', 'LAST CHECK-IN', 'LAST ERROR'],
+        hosts.map((h) => [
+          h.hostname,
+          h.state,
+          h.effectiveRelease || effectiveRelease(h.release, h.appliedLevel),
+          String(h.appliedLevel),
+          ago(h.lastCheckinAt, now),
+          h.lastError ?? '',
+        ]),
+      ),
+    );
+  }),
+);
+
+program.addCommand(
+  adminCommand('patches', 'list uploaded patch levels per kernel build').action(async (o: AdminOpts) => {
+    const patches = await client(o).request<PatchRecord[]>('GET', `${API_PREFIX}/patches`);
+    if (o.json) return console.log(JSON.stringify(patches, null, 2));
+    console.log(
+      table(
+        ['KERNEL', 'RELEASE', 'LEVEL', 'STATE', 'FIXES', 'CVES'],
+        patches.map((p) => [
+          p.kernelId.slice(0, 12),
+          p.release,
+          String(p.level),
+          p.published ? 'published' : 'uploaded',
+          p.fixIds.join(','),
+          p.cves.join(',') || '-',
+        ]),
+      ),
+    );
+  }),
+);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (isLivegraftError(err)) console.error(`error [${err.code}]: ${err.message}`);
+  else console.error(`error: ${(err as Error).message}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,169 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export interface GuestOptions {
+  vmlinuz: string;
+  initrd: string;
+  /** Raw disk image that survives reboots (mounted at /var/lib/livegraft). */
+  disk: string;
+  /** Host loopback port the guest reaches as http://10.0.2.100:80; omit for no network at all. */
+  serverPort?: number;
+  /** Extra kernel command-line words. */
+  append?: string;
+  memoryMb?: number;
+  /** Everything the serial console printed goes here too (for failure diagnosis). */
+  onConsole?: (text: string) => void;
+}
+
+export interface RunResult {
+  code: number;
+  out: string;
+}
+
+/** Time a TCG guest gets to reach the shell prompt of our init. */
+export const BOOT_TIMEOUT_MS = 120_000;
+const PIPE = fileURLToPath(new URL('./tcp-pipe.mjs', import.meta.url));
+const READY_MARKER = 'LIVEGRAFT_GUEST_READY';
+const MARKER = '@@LG@@';
+/** Console text kept for diagnosis. */
+const MAX_TRANSCRIPT = 256 * 1024;
+
+/**
+ * One QEMU guest driven over its serial console: our /init ends in a shell on
+ * ttyS0 with echo off, and each command is followed by a marker carrying its
+ * exit status.
+ */
+export class Guest {
+  private proc: ChildProcessWithoutNullStreams | undefined;
+  private buffer = '';
+  private transcriptText = '';
+  private waiters: Array<() => void> = [];
+  private seq = 0;
+  private exited: Promise<number> | undefined;
+  bootMs = 0;
+
+  constructor(private readonly opts: GuestOptions) {}
+
+  get transcript(): string {
+    return this.transcriptText;
+  }
+
+  async boot(): Promise<void> {
+    const o = this.opts;
+    const net =
+      o.serverPort === undefined
+        ? []
+        : [
+            '-netdev',
+            // A "tcp:" guestfwd target is one chardev stream shared by every guest
+            // connection, so a second HTTP connection stalls; "cmd:" starts a
+            // pipe to the loopback server per connection.
+            `user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:${process.execPath} ${PIPE} ${o.serverPort}`,
+            '-device',
+            'e1000,netdev=n0',
+          ];
+    const args = [
+      '-accel', 'tcg', '-m', String(o.memoryMb ?? 1024), '-nodefaults', '-display', 'none', '-vga', 'none',
+      '-no-reboot', '-serial', 'stdio', '-monitor', 'none',
+      '-kernel', o.vmlinuz, '-initrd', o.initrd,
+      '-drive', `file=${o.disk},format=raw,if=virtio`,
+      ...net,
+      '-append', `console=ttyS0 panic=-1 quiet loglevel=3 ${o.append ?? ''}`.trim(),
+    ];
+    const started = Date.now();
+    const proc = spawn('qemu-system-x86_64', args, { stdio: 'pipe' });
+    this.proc = proc;
+    this.buffer = '';
+    this.exited = new Promise((resolve) => proc.on('close', (code) => resolve(code ?? -1)));
+    void this.exited.then(() => this.wake());
+    proc.stdout.on('data', (d: Buffer) => this.feed(d.toString('utf8')));
+    proc.stderr.on('data', (d: Buffer) => this.feed(d.toString('utf8')));
+    await this.waitFor((b) => b.includes(READY_MARKER), BOOT_TIMEOUT_MS, 'guest boot');
+    this.buffer = this.buffer.slice(this.buffer.indexOf(READY_MARKER) + READY_MARKER.length);
+    this.bootMs = Date.now() - started;
+    await this.run('true'); // swallow the shell's banner
+  }
+
+  private feed(text: string): void {
+    const clean = text.replace(/\r/g, '');
+    this.buffer += clean;
+    this.transcriptText = (this.transcriptText + clean).slice(-MAX_TRANSCRIPT);
+    this.opts.onConsole?.(clean);
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private async waitFor(pred: (buf: string) => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred(this.buffer)) {
+      if (this.proc?.exitCode !== null && this.proc?.exitCode !== undefined) {
+        throw new Error(`${what}: QEMU exited (${this.proc.exitCode}). Console:\n${this.transcriptText.slice(-3000)}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${what}: no answer within ${timeoutMs} ms. Console:\n${this.transcriptText.slice(-3000)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 1000));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Runs one shell command line in the guest and returns its output and exit status. */
+  async run(cmd: string, timeoutMs = 60_000): Promise<RunResult> {
+    if (!this.proc) throw new Error('guest not booted');
+    const id = ++this.seq;
+    const re = new RegExp(`${MARKER} ${id} (-?\\d+)\\n`);
+    this.proc.stdin.write(`${cmd}\necho "${MARKER} ${id} $?"\n`);
+    await this.waitFor((b) => re.test(b), timeoutMs, `guest command "${cmd}"`);
+    const m = re.exec(this.buffer);
+    if (!m) throw new Error('unreachable');
+    const out = this.buffer.slice(0, m.index);
+    this.buffer = this.buffer.slice(m.index + m[0].length);
+    return { code: Number(m[1]), out: out.replace(/^\n+/, '') };
+  }
+
+  /** Runs a command that must succeed; returns its trimmed output. */
+  async sh(cmd: string, timeoutMs?: number): Promise<string> {
+    const r = await this.run(cmd, timeoutMs);
+    if (r.code !== 0) throw new Error(`guest command "${cmd}" exited ${r.code}:\n${r.out}`);
+    return r.out.trim();
+  }
+
+  /** Reboots the guest: QEMU runs with -no-reboot, so this is a power cycle of the same disk. */
+  async reboot(): Promise<void> {
+    this.proc?.stdin.write('sync; reboot -f\n');
+    await this.waitExit(60_000);
+    await this.boot();
+  }
+
+  async waitExit(timeoutMs: number): Promise<number> {
+    if (!this.exited) return 0;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<number>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`guest did not stop within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    this.proc.stdin.write('sync; poweroff -f\n');
+    try {
+      await this.waitExit(30_000);
+    } catch {
+      this.proc.kill('SIGKILL');
+    }
+  }
+}
