@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { isLivegraftError } from '@livegraft/protocol';
+import { DEFAULT_CHECKIN_INTERVAL_SEC, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, parseConfig } from './config.ts';
+import { startServer } from './server.ts';
+
+/** How long a graceful shutdown may take before we give up on open connections. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+const EXIT_USAGE = 64;
+
+function integer(value: string): number {
+  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('must be a whole number');
+  return Number(value);
+}
+
+const program = new Command('livegraft-server')
+  .description('Livegraft patch server: stores livepatch modules and manifests, enrols hosts, takes check-ins.')
+  .option('--data-dir <dir>', 'data directory (database, modules, secrets)', DEFAULT_DATA_DIR)
+  .option('--host <host>', 'address to listen on', DEFAULT_HOST)
+  .option('--port <port>', 'TCP port; 0 picks a free one', integer, DEFAULT_PORT)
+  .option('--checkin-interval <sec>', 'seconds between agent check-ins', integer, DEFAULT_CHECKIN_INTERVAL_SEC)
+  .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
+  .addHelpText(
+    'after',
+    '\nEnvironment: LIVEGRAFT_ADMIN_TOKEN and LIVEGRAFT_REGISTRATION_KEY override the secrets\n' +
+      'that are otherwise read from (or created at first start in) <data-dir>/admin-token and\n' +
+      '<data-dir>/registration-key.',
+  );
+
+async function main(): Promise<void> {
+  program.parse();
+  const opts = program.opts<{
+    dataDir: string;
+    host: string;
+    port: number;
+    checkinInterval: number;
+    logLevel: string;
+  }>();
+  let config;
+  try {
+    config = parseConfig({
+      dataDir: opts.dataDir,
+      host: opts.host,
+      port: opts.port,
+      checkinIntervalSec: opts.checkinInterval,
+      logLevel: opts.logLevel,
+      adminToken: process.env['LIVEGRAFT_ADMIN_TOKEN'] || undefined,
+      registrationKey: process.env['LIVEGRAFT_REGISTRATION_KEY'] || undefined,
+    });
+  } catch (err) {
+    process.stderr.write(`livegraft-server: ${(err as Error).message}\n`);
+    process.exit(EXIT_USAGE);
+  }
+  const server = await startServer(config);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    server.app.log.info({ signal }, 'shutting down');
+    setTimeout(() => process.exit(1), SHUTDOWN_TIMEOUT_MS).unref();
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        server.app.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  const detail = isLivegraftError(err)
+    ? `${err.code}: ${err.message}`
+    : err instanceof Error
+      ? err.message
+      : String(err);
+  process.stderr.write(`livegraft-server: ${detail}\n`);
+  process.exit(1);
+});

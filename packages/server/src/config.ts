@@ -1,0 +1,54 @@
+import { Type, type Static } from 'typebox';
+import { validator } from '@livegraft/protocol';
+
+export const DEFAULT_PORT = 8720;
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_DATA_DIR = './livegraft-data';
+/** An hour: check-ins are a heartbeat and an update poll, not a push channel. */
+export const DEFAULT_CHECKIN_INTERVAL_SEC = 3600;
+/** A week; a longer interval would hide dead hosts for too long. */
+export const MAX_CHECKIN_INTERVAL_SEC = 7 * 24 * 3600;
+
+export const LogLevel = Type.Union([
+  Type.Literal('fatal'),
+  Type.Literal('error'),
+  Type.Literal('warn'),
+  Type.Literal('info'),
+  Type.Literal('debug'),
+  Type.Literal('trace'),
+  Type.Literal('silent'),
+]);
+export type LogLevel = Static<typeof LogLevel>;
+
+/** A secret given from outside (environment); the data dir files are used otherwise. */
+const Secret = Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' });
+
+export const ConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({ minLength: 1, maxLength: 4096 }),
+    host: Type.String({ minLength: 1, maxLength: 253 }),
+    port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    checkinIntervalSec: Type.Integer({ minimum: 1, maximum: MAX_CHECKIN_INTERVAL_SEC }),
+    logLevel: LogLevel,
+    adminToken: Type.Optional(Secret),
+    registrationKey: Type.Optional(Secret),
+  },
+  { additionalProperties: false },
+);
+export type Config = Readonly<Static<typeof ConfigSchema>>;
+
+const configValidator = validator(ConfigSchema, 'server configuration');
+
+/** Fills defaults, validates once, and freezes: the rest of the server trusts Config. */
+export function parseConfig(input: Partial<Record<keyof Config, unknown>>): Config {
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+  const merged = {
+    dataDir: DEFAULT_DATA_DIR,
+    host: DEFAULT_HOST,
+    port: DEFAULT_PORT,
+    checkinIntervalSec: DEFAULT_CHECKIN_INTERVAL_SEC,
+    logLevel: 'info',
+    ...defined,
+  };
+  return Object.freeze(configValidator.parse(merged));
+}

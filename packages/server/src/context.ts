@@ -1,0 +1,34 @@
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+} from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config.ts';
+import type { Authenticator } from './auth.ts';
+import type { HostRepository } from './db/hosts.ts';
+import type { PatchRepository } from './db/patches.ts';
+import type { ModuleStore } from './store.ts';
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+/** Everything a route file needs, built once in createServer. */
+export interface RouteContext {
+  config: Config;
+  clock: () => Date;
+  randomToken: () => string;
+  randomId: () => string;
+  auth: Authenticator;
+  patches: PatchRepository;
+  hosts: HostRepository;
+  modules: ModuleStore;
+  registrationKeyHash: string;
+}

@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { API_PREFIX } from '@livegraft/protocol';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { createAuthenticator, hashToken } from './auth.ts';
+import type { Config } from './config.ts';
+import type { App, RouteContext } from './context.ts';
+import { HostRepository } from './db/hosts.ts';
+import { openDatabase } from './db/open.ts';
+import { PatchRepository } from './db/patches.ts';
+import { installErrorHandling } from './errors.ts';
+import { healthRoutes } from './routes/health.ts';
+import { hostRoutes } from './routes/hosts.ts';
+import { moduleRoutes } from './routes/modules.ts';
+import { patchRoutes } from './routes/patches.ts';
+import {
+  ADMIN_TOKEN_FILE,
+  loadOrCreateSecret,
+  randomSecret,
+  REGISTRATION_KEY_FILE,
+  type LoadedSecret,
+} from './secrets.ts';
+import { RequestLogController } from './request-log.ts';
+import { ModuleStore } from './store.ts';
+import { typeboxValidatorCompiler } from './validation.ts';
+
+export const MODULES_DIR = 'modules';
+/** JSON bodies (manifests, check-ins) are small; modules have their own limit. */
+const MAX_JSON_BODY_BYTES = 1024 * 1024;
+/** A slow client may not hold a connection forever. */
+const REQUEST_TIMEOUT_MS = 5 * 60 * 1000;
+
+export interface ServerDeps {
+  clock?: () => Date;
+  logger?: Logger;
+  /** Makes host tokens and first-start secrets. */
+  randomToken?: () => string;
+  randomId?: () => string;
+}
+
+export interface LivegraftServer {
+  app: App;
+  config: Config;
+  /** Absolute data directory. */
+  dataDir: string;
+  /** Stops the HTTP server and closes the database. */
+  close(): Promise<void>;
+}
+
+function logSecret(log: Logger, what: string, s: LoadedSecret): void {
+  if (s.source === 'created') log.info({ path: s.path }, `created ${what} (mode 0600)`);
+  if (s.looseMode === true) log.warn({ path: s.path }, `${what} file is readable by group or others; chmod 600 it`);
+}
+
+/** Builds the server on a data dir (creating and migrating it if needed) without listening. */
+export async function createServer(config: Config, deps: ServerDeps = {}): Promise<LivegraftServer> {
+  const clock = deps.clock ?? (() => new Date());
+  const randomToken = deps.randomToken ?? randomSecret;
+  const randomId = deps.randomId ?? randomUUID;
+  const logger = deps.logger ?? pino({ level: config.logLevel, base: { service: 'livegraft-server' } });
+  const dataDir = resolve(config.dataDir);
+
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const adminToken = await loadOrCreateSecret(dataDir, ADMIN_TOKEN_FILE, config.adminToken, randomToken);
+  const registrationKey = await loadOrCreateSecret(dataDir, REGISTRATION_KEY_FILE, config.registrationKey, randomToken);
+  logSecret(logger, 'admin token', adminToken);
+  logSecret(logger, 'registration key', registrationKey);
+  const modules = new ModuleStore(join(dataDir, MODULES_DIR));
+  await modules.init();
+  const db = await openDatabase(dataDir);
+
+  const hosts = new HostRepository(db);
+  const ctx: RouteContext = {
+    config,
+    clock,
+    randomToken,
+    randomId,
+    auth: createAuthenticator(adminToken.value, hosts),
+    patches: new PatchRepository(db),
+    hosts,
+    modules,
+    registrationKeyHash: hashToken(registrationKey.value),
+  };
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: MAX_JSON_BODY_BYTES,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    logController: new RequestLogController(),
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(typeboxValidatorCompiler);
+  app.decorateRequest('principal', null);
+  installErrorHandling(app);
+  healthRoutes(app);
+  await app.register(
+    (api, _opts, done) => {
+      moduleRoutes(api, ctx);
+      patchRoutes(api, ctx);
+      hostRoutes(api, ctx);
+      done();
+    },
+    { prefix: API_PREFIX },
+  );
+  app.addHook('onClose', async () => {
+    await db.destroy();
+  });
+
+  return { app, config, dataDir, close: () => app.close() };
+}
+
+export interface RunningServer extends LivegraftServer {
+  /** e.g. http://127.0.0.1:8720 */
+  url: string;
+}
+
+/** createServer, then listen on config.host:config.port (0 picks a free port). */
+export async function startServer(config: Config, deps: ServerDeps = {}): Promise<RunningServer> {
+  const server = await createServer(config, deps);
+  try {
+    const url = await server.app.listen({
+      host: config.host,
+      port: config.port,
+      listenTextResolver: (address) => `livegraft-server listening at ${address}`,
+    });
+    return { ...server, url };
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+}
