@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for Livegraft: the system packages the VM
+# tests and the builder need, then the npm workspace (which brings Node 24).
+# Idempotent and quiet when everything is already there; loud when it fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  linux-headers-amd64   # kbuild tree the builder compiles fixes against
+  qemu-system-x86       # the real kernel runs in a TCG guest
+  busybox-static        # guest userland
+  cpio                  # initramfs archives
+  kmod                  # depmod for the guest's module tree
+  e2fsprogs             # the guest's persistent state disk
+  ipxe-qemu             # QEMU's NIC option ROM (e1000)
+  gcc make              # kbuild
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The headers metapackage may have moved on since the last run: make sure the
+# release it points at is installed too.
+release=$(apt-cache depends linux-headers-amd64 | sed -n 's/.*Depends: linux-headers-//p' | head -n1)
+if [ -z "$release" ]; then
+  echo "setup: cannot resolve the kernel release behind linux-headers-amd64" >&2
+  exit 1
+fi
+if [ ! -f "/usr/src/linux-headers-$release/Makefile" ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$release" >/dev/null
+fi
+
+# npm workspace: reinstall only when the lockfile changed since the last install.
+stamp=node_modules/.livegraft-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-fund --no-audit --loglevel=error
+  echo "$want" > "$stamp"
+fi
+v=$(node_modules/.bin/node --version)
+case "$v" in
+  v24.*) ;;
+  *) echo "setup: expected Node 24 from the node@24 devDependency, got $v" >&2; exit 1 ;;
+esac

@@ -1,0 +1,69 @@
+import type { Guest } from './guest.ts';
+
+/** What the guest's kernel says, read with plain shell tools (never through the agent). */
+export interface KernelView {
+  /** name -> {enabled, transition} for each /sys/kernel/livepatch entry. */
+  patches: Map<string, { enabled: string; transition: string }>;
+  /** livegraft_* modules in /proc/modules. */
+  modules: string[];
+  cmdline: string;
+  /** The last field of /proc/loadavg (the last PID, hidden by the level-2 fix). */
+  lastPid: string;
+  bootId: string;
+}
+
+export async function viewKernel(g: Guest): Promise<KernelView> {
+  const out = await g.sh(
+    [
+      'for d in /sys/kernel/livepatch/*; do [ -d "$d" ] && echo "LP $(basename "$d") $(cat "$d/enabled") $(cat "$d/transition")"; done',
+      'grep -o "^livegraft_[a-z0-9_]*" /proc/modules | sed "s/^/MOD /"',
+      'echo "CMD $(cat /proc/cmdline)"',
+      'echo "PID $(cut -d" " -f5 /proc/loadavg)"',
+      'echo "BOOT $(cat /proc/sys/kernel/random/boot_id)"',
+      'true',
+    ].join('; '),
+  );
+  const v: KernelView = { patches: new Map(), modules: [], cmdline: '', lastPid: '', bootId: '' };
+  for (const line of out.split('\n')) {
+    const [tag, ...rest] = line.trim().split(' ');
+    if (tag === 'LP' && rest[0]) v.patches.set(rest[0], { enabled: rest[1] ?? '', transition: rest[2] ?? '' });
+    else if (tag === 'MOD' && rest[0]) v.modules.push(rest[0]);
+    else if (tag === 'CMD') v.cmdline = rest.join(' ');
+    else if (tag === 'PID') v.lastPid = rest[0] ?? '';
+    else if (tag === 'BOOT') v.bootId = rest[0] ?? '';
+  }
+  return v;
+}
+
+/**
+ * A workload that keeps reading both patched /proc files and counts every
+ * failed read, so a patch step that disturbs user space shows up.
+ */
+export async function startWorkload(g: Guest): Promise<void> {
+  await g.sh(
+    `(ok=0; fail=0; while [ ! -e /tmp/work.stop ]; do if cat /proc/cmdline /proc/loadavg > /dev/null 2>&1; then ok=$((ok+1)); else fail=$((fail+1)); fi; echo "$ok $fail" > /tmp/work.count.new; mv /tmp/work.count.new /tmp/work.count; done) > /dev/null 2>&1 &`,
+  );
+}
+
+export async function workloadCounts(g: Guest): Promise<{ ok: number; fail: number }> {
+  const [ok, fail] = (await g.sh('cat /tmp/work.count')).split(' ').map(Number);
+  return { ok: ok ?? 0, fail: fail ?? -1 };
+}
+
+/** Runs the agent in the guest; returns its exit code, stdout, stderr and stdout parsed as JSON if it is. */
+export async function agent(
+  g: Guest,
+  args: string,
+  timeoutMs = 180_000,
+): Promise<{ code: number; stdout: string; stderr: string; json: unknown }> {
+  const r = await g.run(`livegraft-agent ${args} > /tmp/agent.out 2> /tmp/agent.err`, timeoutMs);
+  const stdout = (await g.run('cat /tmp/agent.out')).out;
+  const stderr = (await g.run('cat /tmp/agent.err')).out;
+  let json: unknown = undefined;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code: r.code, stdout, stderr, json };
+}
