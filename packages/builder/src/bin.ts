@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { isLivegraftError, StatusExit } from '@livegraft/protocol';
+import { buildPatch } from './build.ts';
+import { formatSummary } from './summary.ts';
+
+function parseLevel(value: string): number {
+  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('must be a positive integer');
+  return Number(value);
+}
+
+interface CliOptions {
+  kernel: string;
+  level: number;
+  out?: string;
+  json?: boolean;
+  procVersion?: string;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command()
+    .name('livegraft-build')
+    .description('Compile fixes into one cumulative livepatch module for one exact kernel build.')
+    .requiredOption('-k, --kernel <dir|release>', 'kernel headers directory, or a release such as $(uname -r)')
+    .requiredOption('-l, --level <n>', 'cumulative patch level (1, 2, ...)', parseLevel)
+    .option('-o, --out <dir>', 'where to write <name>.ko and <name>.json (default: current directory)')
+    .option('--proc-version <file>', "use this file's first line as the target's /proc/version")
+    .option('--json', 'print the manifest as JSON instead of a summary')
+    .argument('<fix-dirs...>', 'fix directories, each holding fix.json and C sources')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  try {
+    program.parse(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? 0 : StatusExit.USAGE;
+    }
+    throw err;
+  }
+  const opts = program.opts<CliOptions>();
+  const result = await buildPatch({
+    kernel: opts.kernel,
+    level: opts.level,
+    fixDirs: program.args,
+    outDir: opts.out,
+    procVersionFile: opts.procVersion,
+  });
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(result.manifest, null, 2)}\n`);
+    for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+  } else {
+    process.stdout.write(formatSummary(result));
+  }
+  return 0;
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (isLivegraftError(err)) {
+      process.stderr.write(`error [${err.code}]: ${err.message}\n`);
+      process.exit(err.code === 'USAGE' ? StatusExit.USAGE : 1);
+    }
+    process.stderr.write(`error [INTERNAL]: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
