@@ -1,0 +1,193 @@
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import {
+  API_PREFIX,
+  LivegraftError,
+  MAX_MODULE_BYTES,
+  checkinResponseValidator,
+  enrollResponseValidator,
+  type CheckinRequest,
+  type CheckinResponse,
+  type EnrollRequest,
+  type EnrollResponse,
+} from '@livegraft/protocol';
+import { AGENT_VERSION } from './version.ts';
+
+/** Per API request (enrol, check-in). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** Whole module download, including a slow trickle. */
+export const DOWNLOAD_TIMEOUT_MS = 300_000;
+/** JSON answers are small; a manifest with 500 fixes is well under this. */
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+/** Failures worth retrying later; anything else is terminal until something changes. */
+export const TRANSIENT_CODES: ReadonlySet<string> = new Set([
+  'SERVER_UNREACHABLE',
+  'SERVER_TIMEOUT',
+  'SERVER_ERROR',
+  'SERVER_BAD_ANSWER',
+  'RATE_LIMITED',
+]);
+
+export type FetchFn = typeof globalThis.fetch;
+
+export interface ServerClientOptions {
+  server: string;
+  token?: string;
+  fetch?: FetchFn;
+}
+
+function networkError(url: string, err: unknown, timeoutMs: number): LivegraftError {
+  const name = (err as Error).name;
+  if (name === 'TimeoutError' || name === 'AbortError') {
+    return new LivegraftError('SERVER_TIMEOUT', `${url}: no complete answer within ${timeoutMs} ms`, { cause: err });
+  }
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const why = cause?.code ?? cause?.message ?? (err as Error).message;
+  return new LivegraftError('SERVER_UNREACHABLE', `cannot reach ${url}: ${why}`, { cause: err });
+}
+
+async function readBounded(res: Response, max: number, url: string): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > max) throw new LivegraftError('SERVER_BAD_ANSWER', `${url}: answer of ${declared} bytes exceeds ${max}`);
+  if (res.body === null) return '';
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of res.body) {
+    total += chunk.byteLength;
+    if (total > max) {
+      await res.body.cancel().catch(() => undefined);
+      throw new LivegraftError('SERVER_BAD_ANSWER', `${url}: answer exceeds ${max} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A non-2xx answer becomes an error carrying the server's own code. */
+async function httpError(res: Response, url: string): Promise<LivegraftError> {
+  let text = '';
+  try {
+    text = await readBounded(res, 64 * 1024, url);
+  } catch {
+    // The status alone still says enough.
+  }
+  try {
+    const body = JSON.parse(text) as { code?: unknown; message?: unknown };
+    if (typeof body.code === 'string' && typeof body.message === 'string') {
+      return new LivegraftError(body.code, `server: ${body.message}`, { details: { status: res.status } });
+    }
+  } catch {
+    // not JSON
+  }
+  const code = res.status === 429 ? 'RATE_LIMITED' : res.status >= 500 ? 'SERVER_ERROR' : `HTTP_${res.status}`;
+  return new LivegraftError(code, `${url}: HTTP ${res.status} ${text.slice(0, 200)}`.trim(), {
+    details: { status: res.status },
+  });
+}
+
+/** The agent's side of the server API. No retries here: the daemon owns retry policy. */
+export class ServerClient {
+  readonly #server: string;
+  readonly #token: string | undefined;
+  readonly #fetch: FetchFn;
+
+  constructor(opts: ServerClientOptions) {
+    this.#server = opts.server.replace(/\/+$/, '');
+    this.#token = opts.token;
+    this.#fetch = opts.fetch ?? globalThis.fetch;
+  }
+
+  #headers(json: boolean): Record<string, string> {
+    const h: Record<string, string> = { 'user-agent': `livegraft-agent/${AGENT_VERSION}` };
+    if (json) h['content-type'] = 'application/json';
+    if (this.#token !== undefined) h['authorization'] = `Bearer ${this.#token}`;
+    return h;
+  }
+
+  async #postJson(path: string, body: unknown): Promise<unknown> {
+    const url = `${this.#server}${API_PREFIX}${path}`;
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.#fetch(url, {
+        method: 'POST',
+        headers: this.#headers(true),
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      if (!res.ok) throw await httpError(res, url);
+      text = await readBounded(res, MAX_RESPONSE_BYTES, url);
+    } catch (err) {
+      if (err instanceof LivegraftError) throw err;
+      throw networkError(url, err, REQUEST_TIMEOUT_MS);
+    }
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new LivegraftError('SERVER_BAD_ANSWER', `${url}: answer is not JSON`);
+    }
+  }
+
+  async enroll(req: EnrollRequest): Promise<EnrollResponse> {
+    return enrollResponseValidator.parse(await this.#postJson('/hosts/enroll', req));
+  }
+
+  async checkin(req: CheckinRequest): Promise<CheckinResponse> {
+    return checkinResponseValidator.parse(await this.#postJson('/hosts/checkin', req));
+  }
+
+  /**
+   * Streams a module into `destPath`, hashing as it arrives and aborting as
+   * soon as it passes `maxBytes` (the manifest's size). The caller verifies.
+   */
+  async downloadModule(sha256: string, destPath: string, maxBytes: number): Promise<{ size: number; sha256: string }> {
+    const cap = Math.min(maxBytes, MAX_MODULE_BYTES);
+    const url = `${this.#server}${API_PREFIX}/modules/${sha256}`;
+    const controller = new AbortController();
+    const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS)]);
+    const fd = openSync(destPath, 'wx', 0o600);
+    let ok = false;
+    try {
+      let res: Response;
+      try {
+        res = await this.#fetch(url, { headers: this.#headers(false), signal });
+      } catch (err) {
+        throw networkError(url, err, DOWNLOAD_TIMEOUT_MS);
+      }
+      if (!res.ok) throw await httpError(res, url);
+      const declared = Number(res.headers.get('content-length') ?? NaN);
+      if (declared > cap) {
+        controller.abort();
+        throw new LivegraftError('DOWNLOAD_TOO_LARGE', `${url}: server announces ${declared} bytes, expected ${cap}`);
+      }
+      const hash = createHash('sha256');
+      let size = 0;
+      if (res.body !== null) {
+        try {
+          for await (const chunk of res.body) {
+            size += chunk.byteLength;
+            if (size > cap) {
+              controller.abort();
+              throw new LivegraftError(
+                'DOWNLOAD_TOO_LARGE',
+                `${url}: module is larger than the ${cap} bytes the manifest states; download aborted`,
+              );
+            }
+            hash.update(chunk);
+            let off = 0;
+            while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
+          }
+        } catch (err) {
+          if (err instanceof LivegraftError) throw err;
+          throw networkError(url, err, DOWNLOAD_TIMEOUT_MS);
+        }
+      }
+      ok = true;
+      return { size, sha256: hash.digest('hex') };
+    } finally {
+      closeSync(fd);
+      if (!ok) rmSync(destPath, { force: true });
+    }
+  }
+}

@@ -1,0 +1,13 @@
+export { Agent, statusExitFor, type AgentDeps, type CheckOutcome, type StatusReport } from './agent.ts';
+export { installPatch, uninstallAll, type KernelOps } from './apply.ts';
+export { ModuleCache } from './cache.ts';
+export { ServerClient } from './client.ts';
+export { systemClock, type Clock } from './clock.ts';
+export { AgentConfig, loadConfig } from './config.ts';
+export { Daemon } from './daemon.ts';
+export { parseBuildIdNotes, readKernelIdentity } from './identity.ts';
+export { createKmodLoader, moduleToolError, type ModuleLoader } from './loader.ts';
+export { runCli, type CliIo, type CliOverrides } from './program.ts';
+export { StateStore } from './state.ts';
+export { LivepatchSysfs } from './sysfs.ts';
+export { verifyModule } from './verify.ts';

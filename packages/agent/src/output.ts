@@ -1,0 +1,101 @@
+import { LivegraftError } from '@livegraft/protocol';
+import type { CheckOutcome, OpOutcome, StatusReport, UpdateOutcome } from './agent.ts';
+
+/** All human and JSON output lives here so the commands stay about behaviour. */
+
+export const toJson = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+
+export function errorLine(err: unknown): string {
+  if (err instanceof LivegraftError) return `error [${err.code}]: ${err.message}\n`;
+  return `error [INTERNAL]: ${(err as Error)?.stack ?? String(err)}\n`;
+}
+
+export function errorJson(err: unknown): string {
+  const e =
+    err instanceof LivegraftError ? err.toJSON() : { code: 'INTERNAL', message: String((err as Error)?.message ?? err) };
+  return toJson({ ok: false, error: e });
+}
+
+function ago(sec: number | null): string {
+  if (sec === null) return 'never';
+  if (sec < 120) return `${sec}s ago`;
+  if (sec < 7200) return `${Math.round(sec / 60)}m ago`;
+  if (sec < 172800) return `${Math.round(sec / 3600)}h ago`;
+  return `${Math.round(sec / 86400)}d ago`;
+}
+
+export function formatCheck(c: CheckOutcome): string {
+  if (!c.kernelSupported) return `kernel unsupported: the server has no patches for this kernel build\n`;
+  if (c.latestLevel > c.appliedLevel) {
+    return `update available: level ${c.latestLevel} (applied: ${c.appliedLevel || 'none'})\n`;
+  }
+  if (c.appliedLevel === 0) return 'no patches applied; none available for this kernel\n';
+  return `up to date: level ${c.appliedLevel}\n`;
+}
+
+export function checkJson(c: CheckOutcome): unknown {
+  return {
+    exit: c.exit,
+    kernelSupported: c.kernelSupported,
+    appliedLevel: c.appliedLevel,
+    latestLevel: c.latestLevel,
+    latest: c.latest === undefined ? null : { name: c.latest.name, level: c.latest.level, cves: c.latest.cves },
+    checkinIntervalSec: c.checkinIntervalSec,
+  };
+}
+
+export function formatOp(o: OpOutcome | UpdateOutcome): string {
+  let out = `${o.summary}\n`;
+  if (o.removed !== undefined && o.removed.length > 0) out += `removed retired modules: ${o.removed.join(', ')}\n`;
+  for (const w of o.warnings ?? []) out += `warning: ${w}\n`;
+  return out;
+}
+
+export function opJson(o: OpOutcome | UpdateOutcome): unknown {
+  const { summary, apply, removed, warnings } = o;
+  const check = 'check' in o ? checkJson(o.check) : undefined;
+  return { ok: true, summary, apply: apply ?? null, removed: removed ?? [], warnings: warnings ?? [], check };
+}
+
+export function formatStatus(s: StatusReport): string {
+  const lines: string[] = [];
+  const row = (k: string, v: string): void => {
+    lines.push(`${`${k}:`.padEnd(18)}${v}`);
+  };
+  row('kernel', `${s.kernel.release} (${s.kernel.machine})`);
+  row('kernel id', s.kernel.id);
+  row('build id', s.kernel.buildId ?? 'unknown');
+  row('effective kernel', s.effectiveRelease);
+  row('applied level', s.appliedLevel === 0 ? 'none' : `${s.appliedLevel} (${s.patchName ?? '?'})`);
+  row('transition', s.inTransition ? 'IN PROGRESS' : 'idle');
+  const foreign = s.patches.filter((p) => !p.name.startsWith('livegraft_'));
+  if (foreign.length > 0) row('other patches', foreign.map((p) => `${p.name}${p.enabled ? '' : ' (disabled)'}`).join(', '));
+  if (s.retiredModules.length > 0) row('retired modules', `${s.retiredModules.join(', ')} (awaiting rmmod)`);
+  if (s.fixes.length > 0) {
+    row('fixes', '');
+    for (const f of s.fixes) lines.push(`  ${f.id}: ${f.title}${f.cves.length > 0 ? ` [${f.cves.join(', ')}]` : ''}`);
+  } else if (s.appliedLevel > 0) {
+    row('fixes', 'unknown (manifest not cached)');
+  }
+  row('CVEs', s.cves.length > 0 ? s.cves.join(', ') : 'none');
+  row('cached levels', s.cachedLevels.length > 0 ? s.cachedLevels.join(', ') : 'none');
+  const latest =
+    s.kernelSupported === false ? 'kernel unsupported' : s.latestLevel === null ? 'unknown' : String(s.latestLevel);
+  row('latest level', latest);
+  row('last check', `${s.lastCheckAt ?? 'never'} (${ago(s.lastCheckAgeSec)})${s.checkStale ? ' STALE' : ''}`);
+  if (s.hold) row('hold', `at level ${s.hold.maxLevel} since ${s.hold.reason} (${s.hold.at})`);
+  row('last error', s.lastError ? `[${s.lastError.code}] ${s.lastError.message.split('\n')[0]} (${s.lastError.at})` : 'none');
+  if (s.lastApply) {
+    const a = s.lastApply;
+    row(
+      'last apply',
+      `${a.action} ${a.fromLevel} -> ${a.toLevel} ${a.ok ? 'ok' : `FAILED [${a.code ?? '?'}]`} in ${a.durationMs} ms at ${a.at}`,
+    );
+  } else {
+    row('last apply', 'never');
+  }
+  row('server', s.server ?? 'not enrolled');
+  row('host id', s.hostId ?? 'not enrolled');
+  if (s.stateWarning) row('state warning', s.stateWarning);
+  return `${lines.join('\n')}\n`;
+}

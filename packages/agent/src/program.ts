@@ -1,0 +1,214 @@
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { LivegraftError, StatusExit } from '@livegraft/protocol';
+import { Agent } from './agent.ts';
+import type { FetchFn } from './client.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR } from './config.ts';
+import { Daemon } from './daemon.ts';
+import { createKmodLoader, type ModuleLoader } from './loader.ts';
+import { jsonLogger, textLogger, type Logger } from './log.ts';
+import { checkJson, errorJson, errorLine, formatCheck, formatOp, formatStatus, opJson, toJson } from './output.ts';
+import { AGENT_VERSION } from './version.ts';
+
+export interface CliIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  env: Record<string, string | undefined>;
+}
+
+/** Everything the CLI would otherwise take from the machine, for tests. */
+export interface CliOverrides {
+  loader?: ModuleLoader;
+  clock?: Clock;
+  fetch?: FetchFn;
+  /** Registers SIGUSR1/SIGTERM/SIGINT handlers for `run`; returns an unregister function. */
+  onSignals?: (handlers: { wake: () => void; stop: () => void }) => () => void;
+}
+
+const processSignals: NonNullable<CliOverrides['onSignals']> = ({ wake, stop }) => {
+  process.on('SIGUSR1', wake);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  return () => {
+    process.off('SIGUSR1', wake);
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+  };
+};
+
+function positiveInt(what: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a positive integer`);
+    return n;
+  };
+}
+
+/**
+ * Runs one `livegraft-agent` invocation and returns its exit code. The only
+ * process.exit is in bin.ts, so this is testable in-process.
+ */
+export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides = {}): Promise<number> {
+  let exitCode: number = StatusExit.ERROR;
+  let json = false;
+  const program = new Command('livegraft-agent')
+    .description('Livegraft host agent: applies cumulative kernel live patches from a Livegraft server')
+    .version(AGENT_VERSION)
+    .option('--config <path>', 'agent config file (env LIVEGRAFT_CONFIG)', io.env['LIVEGRAFT_CONFIG'] ?? DEFAULT_CONFIG_PATH)
+    .option(
+      '--state-dir <dir>',
+      'state and module cache (env LIVEGRAFT_STATE_DIR)',
+      io.env['LIVEGRAFT_STATE_DIR'] ?? DEFAULT_STATE_DIR,
+    )
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError(false);
+
+  const makeAgent = (cmd: Command, log?: Logger): Agent => {
+    const g = cmd.optsWithGlobals<{ config: string; stateDir: string }>();
+    const clock = overrides.clock ?? systemClock;
+    return new Agent({
+      configPath: g.config,
+      stateDir: g.stateDir,
+      sysRoot: io.env['LIVEGRAFT_SYSFS'] ?? '/sys',
+      procRoot: io.env['LIVEGRAFT_PROC'] ?? '/proc',
+      loader: overrides.loader ?? createKmodLoader(),
+      clock,
+      log: log ?? textLogger(io.stderr),
+      fetch: overrides.fetch,
+    });
+  };
+  const print = (value: unknown, human: string): void => io.stdout(json ? toJson(value) : human);
+
+  program
+    .command('enroll')
+    .description('register this host with a server and write the config file')
+    .requiredOption('--server <url>', 'server base URL, e.g. https://livegraft.example.com')
+    .requiredOption('--key <key>', 'registration key from the server admin')
+    .option('--hostname <name>', 'name to register (default: this host name)')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { server: string; key: string; hostname?: string; json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const agent = makeAgent(cmd);
+      const config = await agent.enroll(opts);
+      print(
+        { ok: true, hostId: config.hostId, server: config.server, config: agent.deps.configPath },
+        `enrolled as host ${config.hostId} with ${config.server}; config written to ${agent.deps.configPath}\n`,
+      );
+      exitCode = 0;
+    });
+
+  program
+    .command('check')
+    .description('ask the server whether a newer patch level exists (exit 0 up to date, 1 none applied, 2 update available, 3 unsupported)')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const c = await makeAgent(cmd).check();
+      print(checkJson(c), formatCheck(c));
+      exitCode = c.exit;
+    });
+
+  program
+    .command('update')
+    .description('check, then download, verify and apply the newest level (never downgrades)')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const u = await makeAgent(cmd).update({ manual: true });
+      print(opJson(u), formatOp(u));
+      exitCode = u.exit;
+    });
+
+  program
+    .command('status')
+    .description('what the kernel runs now and what the agent last heard (offline)')
+    .option('--json', 'machine-readable output')
+    .action((opts: { json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const s = makeAgent(cmd).status();
+      print(s, formatStatus(s));
+      exitCode = s.exit;
+    });
+
+  program
+    .command('uname')
+    .description('print the effective kernel release, e.g. 6.1.0-56-amd64+lg2')
+    .option('--json', 'machine-readable output')
+    .action((opts: { json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const s = makeAgent(cmd).status();
+      print({ effectiveRelease: s.effectiveRelease, release: s.kernel.release, level: s.appliedLevel }, `${s.effectiveRelease}\n`);
+      exitCode = 0;
+    });
+
+  program
+    .command('rollback')
+    .description('replace the applied patch with a cached lower level (default: the highest cached below it)')
+    .option('--to <level>', 'target level', positiveInt('--to'))
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { to?: number; json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const o = await makeAgent(cmd).rollback(opts.to);
+      print(opJson(o), formatOp(o));
+      exitCode = 0;
+    });
+
+  program
+    .command('unload')
+    .description('disable and remove every livegraft patch; the original kernel code runs again')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const o = await makeAgent(cmd).unload();
+      print(opJson(o), formatOp(o));
+      exitCode = 0;
+    });
+
+  program
+    .command('boot')
+    .description('re-apply the recorded level for this kernel from the local cache, without the server')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const o = await makeAgent(cmd).boot();
+      print(opJson(o), formatOp(o));
+      exitCode = 0;
+    });
+
+  program
+    .command('run')
+    .description('daemon: boot, then check+update now and every interval; SIGUSR1 checks at once; SIGTERM stops')
+    .option('--interval <sec>', 'seconds between checks (default: config, then the server)', positiveInt('--interval'))
+    .option('--once', 'one cycle, then exit with its status')
+    .action(async (opts: { interval?: number; once?: boolean }, cmd: Command) => {
+      const agent = makeAgent(cmd, jsonLogger(io.stderr));
+      const stop = new AbortController();
+      const daemon = new Daemon(agent, { intervalSec: opts.interval, once: opts.once === true, stop: stop.signal });
+      const unregister = (overrides.onSignals ?? processSignals)({
+        wake: () => daemon.trigger(),
+        stop: () => stop.abort(),
+      });
+      try {
+        exitCode = await daemon.run();
+      } finally {
+        unregister();
+      }
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+        return 0;
+      }
+      return StatusExit.USAGE;
+    }
+    io.stderr(errorLine(err));
+    if (json) io.stdout(errorJson(err));
+    if (err instanceof LivegraftError && err.code === 'BUSY') return StatusExit.BUSY;
+    return StatusExit.ERROR;
+  }
+}
