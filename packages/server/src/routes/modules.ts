@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { LivegraftError, MAX_MODULE_BYTES, modinfoValue, parseModinfo, Sha256 } from '@livegraft/protocol';
 import { guard } from '../auth.ts';
@@ -26,6 +27,17 @@ export function assertLivepatchModule(bytes: Uint8Array): Map<string, string[]> 
   return info;
 }
 
+// Checked before the body is read, so a mislabelled 64 MiB upload is refused without parsing it as text.
+async function requireOctetStream(req: FastifyRequest): Promise<void> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/octet-stream') {
+    throw new LivegraftError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `send the module as Content-Type: application/octet-stream, not ${type === '' ? 'no content type' : type}`,
+    );
+  }
+}
+
 export function moduleRoutes(app: App, ctx: RouteContext): void {
   // Modules are raw bytes; only this route family parses them, and only up to the module size limit.
   app.addContentTypeParser(
@@ -36,7 +48,11 @@ export function moduleRoutes(app: App, ctx: RouteContext): void {
 
   app.put(
     '/modules/:sha256',
-    { schema: { params: ModuleParams }, bodyLimit: MAX_MODULE_BYTES, onRequest: guard(ctx.auth, 'admin') },
+    {
+      schema: { params: ModuleParams },
+      bodyLimit: MAX_MODULE_BYTES,
+      onRequest: [guard(ctx.auth, 'admin'), requireOctetStream],
+    },
     async (req, reply): Promise<ModuleUploadResponse> => {
       const { sha256 } = req.params;
       const bytes = req.body;
