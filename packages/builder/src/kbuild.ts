@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { LivegraftError } from '@livegraft/protocol';
+import { GENERATED_HEADER } from './fixes.ts';
 import type { ProcessRunner } from './runner.ts';
 
 /** A cumulative patch of a few fixes builds in seconds; this only stops a wedged toolchain. */
@@ -24,6 +25,8 @@ export function rewritePaths(text: string, map: PathMap): string {
   let out = text;
   const pairs = [...map.subdirs].sort((a, b) => b[0].length - a[0].length);
   for (const [subdir, shown] of pairs) {
+    // The generated header is ours, not a file in the fix directory.
+    out = out.replaceAll(`${path.join(map.buildDir, subdir, GENERATED_HEADER)}`, `<generated>/${GENERATED_HEADER}`);
     out = out.replaceAll(`${path.join(map.buildDir, subdir)}/`, `${shown.replace(/\/+$/, '')}/`);
     // Kbuild sometimes prints paths relative to M=.
     out = out.replace(new RegExp(`(^|[\\s'"\`(])${escapeRegExp(subdir)}/`, 'gm'), `$1${shown.replace(/\/+$/, '')}/`);
@@ -35,11 +38,21 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Diagnostics worth showing: compiler errors and modpost/linker errors. */
+/**
+ * Diagnostics worth showing: compiler errors, the macro-expansion notes that
+ * say where an error inside a macro (such as LG_SYMBOL) was used, and
+ * modpost/linker errors.
+ */
 export function errorLines(output: string): string[] {
   return output
     .split('\n')
-    .filter((l) => /: (fatal )?error: /.test(l) || /^ERROR: /.test(l) || /undefined reference to/.test(l))
+    .filter(
+      (l) =>
+        /: (fatal )?error: /.test(l) ||
+        /: note: in expansion of macro /.test(l) ||
+        /^ERROR: /.test(l) ||
+        /undefined reference to/.test(l),
+    )
     .slice(0, MAX_ERROR_LINES);
 }
 
@@ -64,7 +77,9 @@ export async function runKbuild(
   map: PathMap,
   timeoutMs: number = MAKE_TIMEOUT_MS,
 ): Promise<MakeResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
+  // The kernel Makefile unexports LC_ALL, so the message language is pinned through LANG and LC_MESSAGES.
+  const env: NodeJS.ProcessEnv = { ...process.env, LANG: 'C', LC_MESSAGES: 'C', LC_CTYPE: 'C' };
+  delete env.LC_ALL;
   // An outer make (e.g. a packaging Makefile running us) must not leak its jobserver or flags in.
   for (const k of ['MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'MAKEOVERRIDES']) delete env[k];
   const jobs = Math.max(1, Math.min(MAX_JOBS, availableParallelism()));
