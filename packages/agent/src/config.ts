@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from 'typebox';
-import { LivegraftError, parseJson, validator } from '@livegraft/protocol';
+import { LivegraftError, ValidationError, parseJson, validator } from '@livegraft/protocol';
 import { writeFileAtomic } from './fs-atomic.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/livegraft/agent.json';
@@ -40,7 +40,13 @@ export function loadConfig(path: string): AgentConfig {
     });
   }
   if (text.length > MAX_CONFIG_BYTES) throw new LivegraftError('CONFIG_INVALID', `agent config ${path} is too large`);
-  return parseJson(configValidator, text, `agent config ${path}`);
+  try {
+    return parseJson(configValidator, text, `agent config ${path}`);
+  } catch (err) {
+    // Name the file as well as the field, so the admin knows what to edit.
+    if (err instanceof ValidationError) throw new ValidationError(`agent config ${path}`, err.problems);
+    throw err;
+  }
 }
 
 /** Like loadConfig, but a missing file is `undefined` (status, boot and uname work unenrolled). */

@@ -1,0 +1,130 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  checkinRequestValidator,
+  enrollRequestValidator,
+  type CheckinRequest,
+  type CheckinResponse,
+  type EnrollRequest,
+} from '@livegraft/protocol';
+import type { TestPatch } from './patches.ts';
+
+export const REGISTRATION_KEY = 'reg-key-0123456789';
+export const HOST_TOKEN = 'host-token-abcdef';
+
+/**
+ * A small real HTTP server answering like the Livegraft server: enrol,
+ * check-in (validating the agent's body against the protocol schema), and
+ * module download with Bearer auth.
+ */
+export class FakeServer {
+  readonly #server: Server;
+  url = '';
+  /** Published patches per kernel id; the highest level is "latest". */
+  readonly published = new Map<string, TestPatch[]>();
+  readonly checkins: CheckinRequest[] = [];
+  readonly enrolls: EnrollRequest[] = [];
+  readonly downloads: string[] = [];
+  /** 'unsupported-404' answers check-in 404 KERNEL_UNSUPPORTED; 'unsupported-false' answers kernelSupported=false. */
+  mode: 'normal' | 'unsupported-404' | 'unsupported-false' | 'error-500' = 'normal';
+  checkinIntervalSec = 600;
+  /** Extra bytes streamed (chunked, no content-length) after a module's real bytes. */
+  oversizeBy = 0;
+  /** Serve these bytes instead of the published ones. */
+  overrideModuleBytes: Buffer | undefined;
+
+  constructor() {
+    this.#server = createServer((req, res) => {
+      void this.#handle(req, res).catch((err: unknown) => this.#send(res, 500, { code: 'X', message: String(err) }));
+    });
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  publish(kernelId: string, patch: TestPatch): void {
+    const list = this.published.get(kernelId) ?? [];
+    list.push(patch);
+    this.published.set(kernelId, list);
+  }
+
+  #send(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  async #body(req: IncomingMessage): Promise<unknown> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  }
+
+  #authorized(req: IncomingMessage): boolean {
+    return req.headers.authorization === `Bearer ${HOST_TOKEN}`;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '';
+    if (req.method === 'POST' && url === '/api/v1/hosts/enroll') {
+      const body = enrollRequestValidator.parse(await this.#body(req));
+      if (body.registrationKey !== REGISTRATION_KEY) {
+        return this.#send(res, 403, { code: 'REGISTRATION_KEY_INVALID', message: 'the registration key is wrong' });
+      }
+      this.enrolls.push(body);
+      return this.#send(res, 201, { hostId: 'host-1', token: HOST_TOKEN });
+    }
+    if (req.method === 'POST' && url === '/api/v1/hosts/checkin') {
+      if (!this.#authorized(req)) return this.#send(res, 401, { code: 'UNAUTHORIZED', message: 'bad token' });
+      const body = await this.#body(req);
+      this.checkins.push(body as CheckinRequest);
+      const problems = checkinRequestValidator.problems(body);
+      if (problems.length > 0) return this.#send(res, 400, { code: 'VALIDATION_FAILED', message: JSON.stringify(problems) });
+      if (this.mode === 'error-500') return this.#send(res, 500, { code: 'INTERNAL', message: 'boom' });
+      if (this.mode === 'unsupported-404') {
+        return this.#send(res, 404, { code: 'KERNEL_UNSUPPORTED', message: 'no patches for this kernel' });
+      }
+      const report = this.checkins.at(-1) as CheckinRequest;
+      const list = this.published.get(report.kernel.id) ?? [];
+      const top = [...list].sort((a, b) => b.manifest.level - a.manifest.level)[0];
+      const answer: CheckinResponse = {
+        kernelSupported: this.mode !== 'unsupported-false',
+        latest:
+          top === undefined || this.mode === 'unsupported-false'
+            ? null
+            : { kernelId: report.kernel.id, level: top.manifest.level, manifest: top.manifest },
+        checkinIntervalSec: this.checkinIntervalSec,
+      };
+      return this.#send(res, 200, answer);
+    }
+    const m = /^\/api\/v1\/modules\/([0-9a-f]{64})$/.exec(url);
+    if (req.method === 'GET' && m !== null) {
+      if (!this.#authorized(req)) return this.#send(res, 401, { code: 'UNAUTHORIZED', message: 'bad token' });
+      const sha = m[1] ?? '';
+      this.downloads.push(sha);
+      const patch = [...this.published.values()].flat().find((p) => p.manifest.module.sha256 === sha);
+      if (patch === undefined) return this.#send(res, 404, { code: 'MODULE_NOT_FOUND', message: `no module ${sha}` });
+      const bytes = this.overrideModuleBytes ?? patch.bytes;
+      if (this.oversizeBy > 0) {
+        // Chunked, so only the streaming cap can catch it.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.write(bytes);
+        res.write(Buffer.alloc(this.oversizeBy, 0x41));
+        res.end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length });
+      res.end(bytes);
+      return;
+    }
+    this.#send(res, 404, { code: 'NOT_FOUND', message: `${req.method} ${url}` });
+  }
+}
