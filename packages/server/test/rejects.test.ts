@@ -4,15 +4,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { MAX_MODULE_BYTES, type ApiError } from '@livegraft/protocol';
-import {
-  buildPatch,
-  elfWithModinfo,
-  KERNEL_ID,
-  OTHER_KERNEL_ID,
-  startHarness,
-  type Answer,
-  type Harness,
-} from './helpers.ts';
+import { buildPatch, KERNEL_ID, OTHER_KERNEL_ID, startHarness, type Answer, type Harness } from './helpers.ts';
 
 function assertError(res: Answer, status: number, code: string): ApiError {
   assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status} ${res.bytes.toString()}`);
