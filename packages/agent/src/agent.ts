@@ -171,11 +171,7 @@ export class Agent {
     });
   }
 
-  /** The check-in: reports our state (it is the heartbeat too) and learns what is available. */
-  async #check(config: AgentConfig): Promise<CheckOutcome> {
-    const kernel = this.identity();
-    const applied = this.applied(kernel);
-    const state = this.#readState();
+  #checkinRequest(kernel: KernelIdentity, applied: AppliedPatch, state: AgentState): CheckinRequest {
     const req: CheckinRequest = {
       kernel,
       appliedLevel: applied.level,
@@ -185,6 +181,15 @@ export class Agent {
     };
     if (state.lastError) req.lastError = `${state.lastError.code}: ${state.lastError.message}`.slice(0, MAX_ERROR_TEXT);
     if (state.lastApply) req.lastApply = state.lastApply;
+    return req;
+  }
+
+  /** The check-in: reports our state (it is the heartbeat too) and learns what is available. */
+  async #check(config: AgentConfig): Promise<CheckOutcome> {
+    const kernel = this.identity();
+    const applied = this.applied(kernel);
+    const state = this.#readState();
+    const req = this.#checkinRequest(kernel, applied, state);
     let res: CheckinResponse;
     try {
       res = await this.#client(config).checkin(req);
@@ -231,6 +236,18 @@ export class Agent {
       latest,
       checkinIntervalSec: res.checkinIntervalSec,
     };
+  }
+
+  /** A best-effort check-in that changes no local state; used right after an apply. */
+  async #report(config: AgentConfig): Promise<void> {
+    try {
+      const kernel = this.identity();
+      const applied = this.applied(kernel);
+      const state = this.#readState();
+      await this.#client(config).checkin(this.#checkinRequest(kernel, applied, state));
+    } catch (err) {
+      this.deps.log.log('warn', `could not report the result to the server: ${(err as Error).message}`);
+    }
   }
 
   async check(): Promise<CheckOutcome> {
@@ -337,14 +354,15 @@ export class Agent {
       }
       const kernel = check.kernel;
       const client = this.#client(config);
-      const op = await this.#apply('apply', config, kernel, { level: latest.level, sha256: latest.module.sha256 }, () =>
-        this.cache.ensure(latest, kernel, (tmp, max) => client.downloadModule(latest.module.sha256, tmp, max)),
-      );
-      // Tell the server at once rather than at the next interval; failure here changes nothing.
-      await this.#check(config).catch((err: unknown) =>
-        this.deps.log.log('warn', `post-apply check-in failed: ${(err as Error).message}`),
-      );
-      return { exit: 0, ...op, check };
+      try {
+        const op = await this.#apply('apply', config, kernel, { level: latest.level, sha256: latest.module.sha256 }, () =>
+          this.cache.ensure(latest, kernel, (tmp, max) => client.downloadModule(latest.module.sha256, tmp, max)),
+        );
+        return { exit: 0, ...op, check };
+      } finally {
+        // Tell the server the outcome now rather than at the next interval.
+        await this.#report(config);
+      }
     });
   }
 

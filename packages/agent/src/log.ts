@@ -13,11 +13,11 @@ export function jsonLogger(write: (line: string) => void, now: () => number = Da
   };
 }
 
-/** Interactive commands: only warnings and errors, as plain text. */
+/** Interactive commands: only warnings, as plain text; the failure itself is printed once by the CLI. */
 export function textLogger(write: (line: string) => void): Logger {
   return {
     log(level, msg) {
-      if (level === 'warn' || level === 'error') write(`${level === 'warn' ? 'warning' : 'error'}: ${msg}\n`);
+      if (level === 'warn') write(`warning: ${msg}\n`);
     },
   };
 }
