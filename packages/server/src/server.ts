@@ -91,22 +91,28 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     requestTimeout: REQUEST_TIMEOUT_MS,
     logController: new RequestLogController(),
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.setValidatorCompiler(typeboxValidatorCompiler);
-  app.decorateRequest('principal', null);
-  installErrorHandling(app);
-  healthRoutes(app);
-  await app.register(
-    (api, _opts, done) => {
-      moduleRoutes(api, ctx);
-      patchRoutes(api, ctx);
-      hostRoutes(api, ctx);
-      done();
-    },
-    { prefix: API_PREFIX },
-  );
   app.addHook('onClose', async () => {
     await db.destroy();
   });
+  try {
+    app.setValidatorCompiler(typeboxValidatorCompiler);
+    app.decorateRequest('principal', null);
+    installErrorHandling(app);
+    healthRoutes(app);
+    await app.register(
+      (api, _opts, done) => {
+        moduleRoutes(api, ctx);
+        patchRoutes(api, ctx);
+        hostRoutes(api, ctx);
+        done();
+      },
+      { prefix: API_PREFIX },
+    );
+    await app.ready();
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
 
   return { app, config, dataDir, close: () => app.close() };
 }
