@@ -38,7 +38,14 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const opts = program.opts<CliOptions>();
+  // make runs in its own process group (so a timeout can kill all of it); on Ctrl-C or
+  // SIGTERM, stop it ourselves and let buildPatch remove the build directory.
+  const cancel = new AbortController();
+  const onSignal = (): void => cancel.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const result = await buildPatch({
+    signal: cancel.signal,
     kernel: opts.kernel,
     level: opts.level,
     fixDirs: program.args,
@@ -59,7 +66,7 @@ main(process.argv).then(
   (err: unknown) => {
     if (isLivegraftError(err)) {
       process.stderr.write(`error [${err.code}]: ${err.message}\n`);
-      process.exit(err.code === 'USAGE' ? StatusExit.USAGE : 1);
+      process.exit(err.code === 'USAGE' ? StatusExit.USAGE : err.code === 'CANCELLED' ? 130 : 1);
     }
     process.stderr.write(`error [INTERNAL]: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);

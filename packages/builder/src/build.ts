@@ -37,6 +37,8 @@ export interface BuildOptions {
   /** Parent of the temporary build directory; default the OS temp dir. */
   tmpRoot?: string;
   makeTimeoutMs?: number;
+  /** Cancels the build: make is killed, the build directory removed, nothing written. */
+  signal?: AbortSignal;
 }
 
 export interface BuildResult {
@@ -144,6 +146,7 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
       headersDir,
       { buildDir, subdirs },
       options.makeTimeoutMs ?? MAKE_TIMEOUT_MS,
+      options.signal,
     );
 
     let ko: Buffer;
@@ -157,6 +160,7 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
     }
     const { vermagic } = checkBuiltModule(ko, { name, level, release: kernel.release, kernelId: kernel.id });
     const manifest = manifestFor(name, level, kernel, vermagic, fixes, ko, (options.now ?? (() => new Date()))());
+    if (options.signal?.aborted === true) throw new LivegraftError('CANCELLED', 'build cancelled');
     const modulePath = path.join(outDir, manifest.module.file);
     const manifestPath = path.join(outDir, `${name}.json`);
     await writeFilesAtomically([

@@ -76,6 +76,7 @@ export async function runKbuild(
   headersDir: string,
   map: PathMap,
   timeoutMs: number = MAKE_TIMEOUT_MS,
+  signal?: AbortSignal,
 ): Promise<MakeResult> {
   // The kernel Makefile unexports LC_ALL, so the message language is pinned through LANG and LC_MESSAGES.
   const env: NodeJS.ProcessEnv = { ...process.env, LANG: 'C', LC_MESSAGES: 'C', LC_CTYPE: 'C' };
@@ -86,12 +87,19 @@ export async function runKbuild(
   const args = ['-C', headersDir, `M=${map.buildDir}`, `-j${jobs}`, 'modules'];
   let result;
   try {
-    result = await run('make', args, { cwd: map.buildDir, env, timeoutMs, maxOutputBytes: MAX_MAKE_OUTPUT_BYTES });
+    result = await run('make', args, {
+      cwd: map.buildDir,
+      env,
+      timeoutMs,
+      maxOutputBytes: MAX_MAKE_OUTPUT_BYTES,
+      signal,
+    });
   } catch (err) {
     throw new LivegraftError('BUILD_FAILED', `cannot run make: ${(err as Error).message} (is make installed?)`, {
       cause: err,
     });
   }
+  if (signal?.aborted === true) throw new LivegraftError('CANCELLED', 'build cancelled');
   const output = rewritePaths(`${result.stdout}\n${result.stderr}`, map);
   if (result.timedOut) {
     throw new LivegraftError('BUILD_FAILED', `make did not finish within ${Math.round(timeoutMs / 1000)} s`, {

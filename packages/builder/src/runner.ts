@@ -16,6 +16,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   timeoutMs: number;
   maxOutputBytes: number;
+  /** Aborting kills the child's process group, like a timeout. */
+  signal?: AbortSignal;
 }
 
 /** Runs a program to completion. Injected into buildPatch so tests can watch or replace `make`. */
@@ -63,20 +65,30 @@ export const spawnRunner: ProcessRunner = (command, args, options) =>
       }
     };
     let killTimer: NodeJS.Timeout | undefined;
-    const timer = setTimeout(() => {
-      timedOut = true;
+    const stop = (): void => {
+      if (killTimer !== undefined) return;
       killGroup('SIGTERM');
       killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop();
     }, options.timeoutMs);
+    const onAbort = (): void => stop();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted === true) stop();
 
-    child.on('error', (err) => {
+    const settle = (): void => {
       clearTimeout(timer);
       clearTimeout(killTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+    };
+    child.on('error', (err) => {
+      settle();
       reject(err);
     });
     child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      clearTimeout(killTimer);
+      settle();
       resolve({
         code,
         signal,

@@ -28,4 +28,18 @@ describe('spawnRunner', () => {
     assert.equal(r.timedOut, true);
     assert.ok(Date.now() - started < 10_000, 'returned promptly');
   });
+
+  it('kills the process group when aborted', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const started = Date.now();
+    const r = await spawnRunner('sh', ['-c', 'sleep 30 & sleep 30; wait'], {
+      timeoutMs: 60_000,
+      maxOutputBytes: 1024,
+      signal: ac.signal,
+    });
+    assert.equal(r.timedOut, false);
+    assert.notEqual(r.code, 0);
+    assert.ok(Date.now() - started < 10_000, 'returned promptly');
+  });
 });
