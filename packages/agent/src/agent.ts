@@ -13,7 +13,7 @@ import {
 } from '@livegraft/protocol';
 import { installPatch, TRANSITION_TIMEOUT_MS, uninstallAll, type KernelOps } from './apply.ts';
 import { ModuleCache, type CachedModule } from './cache.ts';
-import { ServerClient, TRANSIENT_CODES, type FetchFn } from './client.ts';
+import { ServerClient, isTransient, type FetchFn } from './client.ts';
 import type { Clock } from './clock.ts';
 import { loadConfig, loadConfigIfPresent, writeConfig, type AgentConfig } from './config.ts';
 import { readKernelIdentity } from './identity.ts';
@@ -167,7 +167,7 @@ export class Agent {
   #recordError(err: unknown): void {
     const { code, message } = errorText(err);
     this.store.update((s) => {
-      s.lastError = { code, message, at: this.#nowIso() };
+      s.lastError = { code, message, at: this.#nowIso(), op: 'check' };
     });
   }
 
@@ -224,8 +224,8 @@ export class Agent {
         latestLevel,
         checkinIntervalSec: res.checkinIntervalSec,
       };
-      // A successful round trip clears server errors; apply errors stay until the next apply.
-      if (s.lastError && TRANSIENT_CODES.has(s.lastError.code)) s.lastError = null;
+      // A successful round trip clears check errors; apply errors stay until the next apply.
+      if (s.lastError?.op === 'check') s.lastError = null;
     });
     return {
       exit: statusExitFor(res.kernelSupported, latestLevel, applied.level),
@@ -303,8 +303,8 @@ export class Agent {
       const apply = result(false, { code: code.slice(0, 64), message });
       this.store.update((s) => {
         s.lastApply = apply;
-        s.lastError = { code, message, at: apply.at };
-        if (!TRANSIENT_CODES.has(code) && !RETRY_LATER_CODES.has(code)) {
+        s.lastError = { code, message, at: apply.at, op: 'apply' };
+        if (!isTransient(err) && !RETRY_LATER_CODES.has(code)) {
           s.blocked = { level: toLevel, sha256, code, at: apply.at };
         }
       });
@@ -331,7 +331,11 @@ export class Agent {
       }
       const latest = check.latest;
       if (!check.kernelSupported) {
-        return { exit: StatusExit.KERNEL_UNSUPPORTED, summary: `kernel ${check.kernel.release} is not supported by the server`, check };
+        return {
+          exit: StatusExit.KERNEL_UNSUPPORTED,
+          summary: `kernel ${check.kernel.release} is not supported by the server`,
+          check,
+        };
       }
       if (latest === undefined || latest.level <= check.appliedLevel) {
         const summary =
@@ -355,8 +359,12 @@ export class Agent {
       const kernel = check.kernel;
       const client = this.#client(config);
       try {
-        const op = await this.#apply('apply', config, kernel, { level: latest.level, sha256: latest.module.sha256 }, () =>
-          this.cache.ensure(latest, kernel, (tmp, max) => client.downloadModule(latest.module.sha256, tmp, max)),
+        const op = await this.#apply(
+          'apply',
+          config,
+          kernel,
+          { level: latest.level, sha256: latest.module.sha256 },
+          () => this.cache.ensure(latest, kernel, (tmp, max) => client.downloadModule(latest.module.sha256, tmp, max)),
         );
         return { exit: 0, ...op, check };
       } finally {
@@ -383,7 +391,8 @@ export class Agent {
       }
       if (target === applied) return { summary: `level ${target} is already applied` };
       const cached = this.cache.get(kernel.id, target);
-      if (cached === undefined) throw new LivegraftError('ROLLBACK_TARGET_MISSING', `level ${target} vanished from the cache`);
+      if (cached === undefined)
+        throw new LivegraftError('ROLLBACK_TARGET_MISSING', `level ${target} vanished from the cache`);
       const op = await this.#apply(
         'rollback',
         config,
@@ -434,7 +443,7 @@ export class Agent {
         const apply = mk(false, { code: code.slice(0, 64), message });
         this.store.update((s) => {
           s.lastApply = apply;
-          s.lastError = { code, message, at: apply.at };
+          s.lastError = { code, message, at: apply.at, op: 'apply' };
         });
         throw err;
       }
@@ -452,7 +461,8 @@ export class Agent {
       }
       const applied = this.applied(kernel).level;
       if (applied === state.level) return { summary: `level ${applied} is already applied` };
-      if (applied > 0) return { summary: `kernel already runs level ${applied}; leaving it (state says ${state.level})` };
+      if (applied > 0)
+        return { summary: `kernel already runs level ${applied}; leaving it (state says ${state.level})` };
       const cached = this.cache.get(kernel.id, state.level);
       const target = { level: state.level, sha256: cached?.manifest.module.sha256 ?? '' };
       return this.#apply('boot', config, kernel, target, () => {

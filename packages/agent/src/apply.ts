@@ -57,7 +57,10 @@ export async function removeModule(k: KernelOps, name: string): Promise<void> {
 }
 
 /** rmmod every livegraft module the kernel no longer uses, except `keep`. Failures become warnings. */
-export async function removeRetiredModules(k: KernelOps, keep?: string): Promise<{ removed: string[]; warnings: string[] }> {
+export async function removeRetiredModules(
+  k: KernelOps,
+  keep?: string,
+): Promise<{ removed: string[]; warnings: string[] }> {
   const removed: string[] = [];
   const warnings: string[] = [];
   for (const name of k.sysfs.retiredModules()) {
@@ -200,7 +203,10 @@ export async function uninstallAll(k: KernelOps): Promise<{ disabled: string[]; 
     if (p.transition) {
       const done = await waitFor(k.clock, () => k.sysfs.readPatch(name)?.transition !== true, k.transitionTimeoutMs);
       if (!done) {
-        throw new LivegraftError('TRANSITION_IN_PROGRESS', `${name} is still in transition after ${k.transitionTimeoutMs} ms`);
+        throw new LivegraftError(
+          'TRANSITION_IN_PROGRESS',
+          `${name} is still in transition after ${k.transitionTimeoutMs} ms`,
+        );
       }
     }
     if (k.sysfs.readPatch(name)?.enabled === true) {

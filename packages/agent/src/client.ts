@@ -29,6 +29,14 @@ export const TRANSIENT_CODES: ReadonlySet<string> = new Set([
   'RATE_LIMITED',
 ]);
 
+/** Whether waiting and retrying may help: network trouble, 5xx and 429, whatever the server's code. */
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof LivegraftError)) return false;
+  if (TRANSIENT_CODES.has(err.code)) return true;
+  const status = err.details?.['status'];
+  return typeof status === 'number' && (status >= 500 || status === 429);
+}
+
 export type FetchFn = typeof globalThis.fetch;
 
 export interface ServerClientOptions {
@@ -49,7 +57,8 @@ function networkError(url: string, err: unknown, timeoutMs: number): LivegraftEr
 
 async function readBounded(res: Response, max: number, url: string): Promise<string> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (declared > max) throw new LivegraftError('SERVER_BAD_ANSWER', `${url}: answer of ${declared} bytes exceeds ${max}`);
+  if (declared > max)
+    throw new LivegraftError('SERVER_BAD_ANSWER', `${url}: answer of ${declared} bytes exceeds ${max}`);
   if (res.body === null) return '';
   const chunks: Uint8Array[] = [];
   let total = 0;

@@ -1,6 +1,6 @@
 import { LivegraftError, StatusExit } from '@livegraft/protocol';
 import { DEFAULT_CHECKIN_INTERVAL_SEC, type Agent } from './agent.ts';
-import { TRANSIENT_CODES } from './client.ts';
+import { isTransient } from './client.ts';
 import { loadConfig } from './config.ts';
 
 /** First retry after a server error, doubling up to the max. */
@@ -70,7 +70,8 @@ export class Daemon {
     while (!this.#opts.stop.aborted) {
       this.#pending = false;
       let delayMs: number;
-      const intervalSec = this.#opts.intervalSec ?? config.checkinIntervalSec ?? serverIntervalSec ?? DEFAULT_CHECKIN_INTERVAL_SEC;
+      const intervalSec =
+        this.#opts.intervalSec ?? config.checkinIntervalSec ?? serverIntervalSec ?? DEFAULT_CHECKIN_INTERVAL_SEC;
       try {
         const outcome = await this.#agent.update({ manual: false });
         serverIntervalSec = outcome.check.checkinIntervalSec;
@@ -81,10 +82,13 @@ export class Daemon {
           latest: outcome.check.latestLevel,
           kernelSupported: outcome.check.kernelSupported,
         });
-        delayMs = jitteredIntervalMs(this.#opts.intervalSec ?? config.checkinIntervalSec ?? serverIntervalSec, this.#random);
+        delayMs = jitteredIntervalMs(
+          this.#opts.intervalSec ?? config.checkinIntervalSec ?? serverIntervalSec,
+          this.#random,
+        );
       } catch (err) {
         lastExit = err instanceof LivegraftError && err.code === 'BUSY' ? StatusExit.BUSY : StatusExit.ERROR;
-        const transient = err instanceof LivegraftError && (TRANSIENT_CODES.has(err.code) || err.code === 'BUSY');
+        const transient = isTransient(err) || (err instanceof LivegraftError && err.code === 'BUSY');
         if (transient) {
           failures++;
           delayMs = backoffMs(failures, this.#random, intervalSec * 1000);

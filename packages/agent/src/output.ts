@@ -12,7 +12,9 @@ export function errorLine(err: unknown): string {
 
 export function errorJson(err: unknown): string {
   const e =
-    err instanceof LivegraftError ? err.toJSON() : { code: 'INTERNAL', message: String((err as Error)?.message ?? err) };
+    err instanceof LivegraftError
+      ? err.toJSON()
+      : { code: 'INTERNAL', message: String((err as Error)?.message ?? err) };
   return toJson({ ok: false, error: e });
 }
 
@@ -69,7 +71,8 @@ export function formatStatus(s: StatusReport): string {
   row('applied level', s.appliedLevel === 0 ? 'none' : `${s.appliedLevel} (${s.patchName ?? '?'})`);
   row('transition', s.inTransition ? 'IN PROGRESS' : 'idle');
   const foreign = s.patches.filter((p) => !p.name.startsWith('livegraft_'));
-  if (foreign.length > 0) row('other patches', foreign.map((p) => `${p.name}${p.enabled ? '' : ' (disabled)'}`).join(', '));
+  if (foreign.length > 0)
+    row('other patches', foreign.map((p) => `${p.name}${p.enabled ? '' : ' (disabled)'}`).join(', '));
   if (s.retiredModules.length > 0) row('retired modules', `${s.retiredModules.join(', ')} (awaiting rmmod)`);
   if (s.fixes.length > 0) {
     row('fixes', '');
@@ -84,7 +87,10 @@ export function formatStatus(s: StatusReport): string {
   row('latest level', latest);
   row('last check', `${s.lastCheckAt ?? 'never'} (${ago(s.lastCheckAgeSec)})${s.checkStale ? ' STALE' : ''}`);
   if (s.hold) row('hold', `at level ${s.hold.maxLevel} since ${s.hold.reason} (${s.hold.at})`);
-  row('last error', s.lastError ? `[${s.lastError.code}] ${s.lastError.message.split('\n')[0]} (${s.lastError.at})` : 'none');
+  row(
+    'last error',
+    s.lastError ? `[${s.lastError.code}] ${s.lastError.message.split('\n')[0]} (${s.lastError.at})` : 'none',
+  );
   if (s.lastApply) {
     const a = s.lastApply;
     row(

@@ -30,15 +30,7 @@ export const runCommand: CommandRunner = (file, args, timeoutMs) =>
       if (errBytes < MAX_OUTPUT_BYTES) err.push(b);
       errBytes += b.length;
     });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (exitCode, signal) => {
+    const finish = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
       clearTimeout(timer);
       resolve({
         exitCode,
@@ -47,5 +39,16 @@ export const runCommand: CommandRunner = (file, args, timeoutMs) =>
         stderr: Buffer.concat(err).toString('utf8').slice(0, MAX_OUTPUT_BYTES),
         timedOut,
       });
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+      // A tool stuck in the kernel (D state) may never die, and grandchildren may hold the pipes: don't wait.
+      finish(null, 'SIGKILL');
+    }, timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
     });
+    child.on('close', finish);
   });

@@ -54,7 +54,11 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
   const program = new Command('livegraft-agent')
     .description('Livegraft host agent: applies cumulative kernel live patches from a Livegraft server')
     .version(AGENT_VERSION)
-    .option('--config <path>', 'agent config file (env LIVEGRAFT_CONFIG)', io.env['LIVEGRAFT_CONFIG'] ?? DEFAULT_CONFIG_PATH)
+    .option(
+      '--config <path>',
+      'agent config file (env LIVEGRAFT_CONFIG)',
+      io.env['LIVEGRAFT_CONFIG'] ?? DEFAULT_CONFIG_PATH,
+    )
     .option(
       '--state-dir <dir>',
       'state and module cache (env LIVEGRAFT_STATE_DIR)',
@@ -100,7 +104,9 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
 
   program
     .command('check')
-    .description('ask the server whether a newer patch level exists (exit 0 up to date, 1 none applied, 2 update available, 3 unsupported)')
+    .description(
+      'ask the server whether a newer patch level exists (exit 0 up to date, 1 none applied, 2 update available, 3 unsupported)',
+    )
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       json = opts.json === true;
@@ -138,7 +144,10 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
     .action((opts: { json?: boolean }, cmd: Command) => {
       json = opts.json === true;
       const s = makeAgent(cmd).status();
-      print({ effectiveRelease: s.effectiveRelease, release: s.kernel.release, level: s.appliedLevel }, `${s.effectiveRelease}\n`);
+      print(
+        { effectiveRelease: s.effectiveRelease, release: s.kernel.release, level: s.appliedLevel },
+        `${s.effectiveRelease}\n`,
+      );
       exitCode = 0;
     });
 

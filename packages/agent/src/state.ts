@@ -27,7 +27,17 @@ export const AgentState = Type.Object({
   appliedAt: Type.Optional(Nullable(Type.String())),
   lastCheckAt: Type.Optional(Nullable(Type.String())),
   lastCheck: Type.Optional(Nullable(LastCheck)),
-  lastError: Type.Optional(Nullable(Type.Object({ code: Type.String(), message: Type.String(), at: Type.String() }))),
+  lastError: Type.Optional(
+    Nullable(
+      Type.Object({
+        code: Type.String(),
+        message: Type.String(),
+        at: Type.String(),
+        /** 'check' errors clear on the next good check-in; apply errors on the next good apply. */
+        op: Type.Optional(Type.Union([Type.Literal('check'), Type.Literal('apply')])),
+      }),
+    ),
+  ),
   lastApply: Type.Optional(Nullable(ApplyResult)),
   /** Set by rollback/unload: the daemon does not go above maxLevel until a manual `update`. */
   hold: Type.Optional(
@@ -77,7 +87,10 @@ export class StateStore {
       } catch {
         // Keep going with an empty state either way.
       }
-      return { state: emptyState(), warning: `${(err as Error).message}; moved to ${aside}, starting from empty state` };
+      return {
+        state: emptyState(),
+        warning: `${(err as Error).message}; moved to ${aside}, starting from empty state`,
+      };
     }
   }
 

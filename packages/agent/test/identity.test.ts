@@ -50,7 +50,9 @@ describe('readKernelIdentity', () => {
   it('fails with a code when /proc/version is missing', () => {
     const root = mkdtempSync(join(tmpdir(), 'lg-id-'));
     try {
-      assert.throws(() => readKernelIdentity({ sysRoot: root, procRoot: root }), { code: 'KERNEL_IDENTITY_UNREADABLE' });
+      assert.throws(() => readKernelIdentity({ sysRoot: root, procRoot: root }), {
+        code: 'KERNEL_IDENTITY_UNREADABLE',
+      });
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

@@ -24,7 +24,15 @@ describe('agent lifecycle against a fake kernel and a real HTTP server', () => {
     const bad = await host.cli(['enroll', '--server', server.url, '--key', 'wrong-key-123']);
     assert.equal(bad.code, 4);
     assert.match(bad.stderr, /^error \[REGISTRATION_KEY_INVALID\]/);
-    const r = await host.cli(['enroll', '--server', `${server.url}/`, '--key', REGISTRATION_KEY, '--hostname', 'web-1']);
+    const r = await host.cli([
+      'enroll',
+      '--server',
+      `${server.url}/`,
+      '--key',
+      REGISTRATION_KEY,
+      '--hostname',
+      'web-1',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /enrolled as host host-1/);
     const config = JSON.parse(readFileSync(host.configPath, 'utf8')) as Record<string, unknown>;
@@ -55,7 +63,10 @@ describe('agent lifecycle against a fake kernel and a real HTTP server', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /applied level 1 \(was 0\)/);
     const l1 = moduleNameFor(host.kernel.id, 1);
-    assert.deepEqual(host.kernel.loads().map((p) => p.split('/').at(-1)), [`${l1}.ko`]);
+    assert.deepEqual(
+      host.kernel.loads().map((p) => p.split('/').at(-1)),
+      [`${l1}.ko`],
+    );
     assert.equal(host.kernel.patchEnabled(l1), true);
     assert.equal((await host.cli(['check'])).code, 0);
     assert.equal((await host.cli(['uname'])).stdout, '6.1.0-99-amd64+lg1\n');
@@ -68,7 +79,10 @@ describe('agent lifecycle against a fake kernel and a real HTTP server', () => {
     assert.equal((await host.cli(['check'])).code, 2);
     const r = await host.cli(['update', '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { apply: { fromLevel: number; toLevel: number; ok: boolean }; removed: string[] };
+    const out = JSON.parse(r.stdout) as {
+      apply: { fromLevel: number; toLevel: number; ok: boolean };
+      removed: string[];
+    };
     const l1 = moduleNameFor(host.kernel.id, 1);
     const l2 = moduleNameFor(host.kernel.id, 2);
     assert.deepEqual(out.removed, [l1]);

@@ -87,7 +87,8 @@ export class FakeServer {
       const body = await this.#body(req);
       this.checkins.push(body as CheckinRequest);
       const problems = checkinRequestValidator.problems(body);
-      if (problems.length > 0) return this.#send(res, 400, { code: 'VALIDATION_FAILED', message: JSON.stringify(problems) });
+      if (problems.length > 0)
+        return this.#send(res, 400, { code: 'VALIDATION_FAILED', message: JSON.stringify(problems) });
       if (this.mode === 'error-500') return this.#send(res, 500, { code: 'INTERNAL', message: 'boom' });
       if (this.mode === 'unsupported-404') {
         return this.#send(res, 404, { code: 'KERNEL_UNSUPPORTED', message: 'no patches for this kernel' });
