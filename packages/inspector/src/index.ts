@@ -1,0 +1,39 @@
+export { parseVersion, tryParseVersion, compareVersions, branchOf, type UpstreamVersion } from './version.ts';
+export { parseKernel, MAX_KERNEL_INPUT, type KernelTarget, type Distro, type InspectionWarning } from './kernel.ts';
+export {
+  CveDatabase,
+  loadDataset,
+  loadDefaultDataset,
+  parseDataset,
+  saveDataset,
+  DEFAULT_DATASET_PATH,
+  type CveEntry,
+  type DatasetInfo,
+} from './dataset.ts';
+export {
+  affected,
+  evaluate,
+  affectingPair,
+  pairAffects,
+  fixedInFor,
+  countBySeverity,
+  type CveFinding,
+  type FixedIn,
+  type InspectionResult,
+  type SeverityCounts,
+} from './affected.ts';
+export { BranchIndex } from './branch-index.ts';
+export {
+  severityBucket,
+  cvss3BaseScore,
+  cvss3FromVector,
+  SEVERITY_ORDER,
+  type SeverityBucket,
+  type Cvss3,
+} from './severity.ts';
+export { compareDebianVersions, upstreamOfDebianVersion, DebianMapping, type DebianFixes } from './debian.ts';
+export { exposure, type ExposureResult } from './exposure.ts';
+export { importRecords, IMPORT_FORMATS, type ImportFormat, type ImportResult, type SkippedRecord } from './import.ts';
+export { renderInspection, renderInspectionJson } from './render.ts';
+export { inspectCommand, cveImportCommand, openDataset, type CveImportOptions } from './commands.ts';
+export type { CompactCve, Range, DatasetFile } from './schemas.ts';
