@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { copyFileSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import os from 'node:os';
 import {
   LivegraftError,
@@ -10,6 +11,8 @@ import {
   type HostState,
   type KernelIdentity,
   type PatchManifest,
+  manifestValidator,
+  parseJson,
 } from '@livegraft/protocol';
 import { installPatch, TRANSITION_TIMEOUT_MS, uninstallAll, type KernelOps } from './apply.ts';
 import { ModuleCache, type CachedModule } from './cache.ts';
@@ -23,6 +26,7 @@ import { acquireLock } from './lock.ts';
 import type { Logger } from './log.ts';
 import { StateStore, type AgentState } from './state.ts';
 import { LivepatchSysfs } from './sysfs.ts';
+import { verifyModuleFile } from './verify.ts';
 import { AGENT_VERSION } from './version.ts';
 
 /** Used until the server has told us its interval. */
@@ -67,6 +71,23 @@ export interface OpOutcome {
   apply?: ApplyResult;
   removed?: string[];
   warnings?: string[];
+}
+
+/** A manifest lists at most 500 fixes; anything near this size is not one. */
+const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+function readManifestFile(path: string): PatchManifest {
+  let text: string;
+  try {
+    if (statSync(path).size > MAX_MANIFEST_BYTES) {
+      throw new LivegraftError('MANIFEST_INVALID', `${path} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    }
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (err instanceof LivegraftError) throw err;
+    throw new LivegraftError('MANIFEST_UNREADABLE', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return parseJson(manifestValidator, text, `manifest ${path}`);
 }
 
 /** kcarectl --status semantics, shared by check (online) and status (offline). */
@@ -371,6 +392,38 @@ export class Agent {
         // Tell the server the outcome now rather than at the next interval.
         await this.#report(config);
       }
+    });
+  }
+
+  /**
+   * Applies a module from a local manifest (air-gapped hosts, or a module
+   * fetched by other means). The module file named in the manifest must sit
+   * beside it. The given file itself is verified first, then cached, then
+   * applied; going below the applied level needs `allowDowngrade`.
+   */
+  async applyLocal(manifestPath: string, opts: { allowDowngrade?: boolean } = {}): Promise<OpOutcome> {
+    const config = loadConfigIfPresent(this.deps.configPath);
+    const manifest = readManifestFile(manifestPath);
+    const modulePath = join(dirname(manifestPath), manifest.module.file);
+    return this.#locked(async () => {
+      const kernel = this.identity();
+      const applied = this.applied(kernel).level;
+      const target = { level: manifest.level, sha256: manifest.module.sha256 };
+      return this.#apply('apply', config, kernel, target, async () => {
+        verifyModuleFile(manifest, modulePath, kernel);
+        const cached = await this.cache.ensure(manifest, kernel, (tmp) => {
+          copyFileSync(modulePath, tmp);
+          return Promise.resolve();
+        });
+        if (manifest.level < applied && opts.allowDowngrade !== true) {
+          throw new LivegraftError(
+            'DOWNGRADE_REFUSED',
+            `${manifestPath} is level ${manifest.level}, below the applied level ${applied}; ` +
+              'use rollback, or pass --allow-downgrade',
+          );
+        }
+        return cached;
+      });
     });
   }
 

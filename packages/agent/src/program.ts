@@ -152,6 +152,19 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
     });
 
   program
+    .command('apply')
+    .description('apply a module from a local manifest; the module file it names must sit beside it')
+    .argument('<manifest>', 'path to the manifest JSON')
+    .option('--allow-downgrade', 'allow a level below the applied one')
+    .option('--json', 'machine-readable output')
+    .action(async (manifest: string, opts: { allowDowngrade?: boolean; json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const o = await makeAgent(cmd).applyLocal(manifest, { allowDowngrade: opts.allowDowngrade === true });
+      print(opJson(o), formatOp(o));
+      exitCode = 0;
+    });
+
+  program
     .command('rollback')
     .description('replace the applied patch with a cached lower level (default: the highest cached below it)')
     .option('--to <level>', 'target level', positiveInt('--to'))
