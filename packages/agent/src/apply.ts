@@ -150,7 +150,17 @@ export async function installPatch(
     const { removed, warnings } = await removeRetiredModules(k, name);
     return { alreadyApplied: true, removed, warnings };
   }
-  if (current === undefined) {
+  if (current?.enabled !== true) {
+    if (current !== undefined) {
+      // Our name, disabled (being unpatched or just finished): let its dir vanish, then it is a stale module.
+      const gone = await waitFor(k.clock, () => !k.sysfs.patchExists(name), DISABLE_TIMEOUT_MS);
+      if (!gone) {
+        throw new LivegraftError(
+          'TRANSITION_IN_PROGRESS',
+          `${name} is disabled but its sysfs dir did not go away within ${DISABLE_TIMEOUT_MS} ms`,
+        );
+      }
+    }
     // Only one transition may run at a time; let a running one finish first.
     const busy = await waitFor(k.clock, () => runningTransitions(k.sysfs).length === 0, k.transitionTimeoutMs);
     if (!busy) {
@@ -177,7 +187,7 @@ export async function installPatch(
       );
     }
   } else {
-    // Our own transition left running by an interrupted agent: resume waiting for it.
+    // Enabled and in transition: our own patching left running by an interrupted agent; resume waiting.
     k.log.log('info', 'resuming wait for a running transition', { module: name });
   }
   const settled = await waitFor(k.clock, () => k.sysfs.readPatch(name)?.transition === false, k.transitionTimeoutMs);
