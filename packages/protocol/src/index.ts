@@ -6,3 +6,4 @@ export * from './manifest.ts';
 export * from './api.ts';
 export * from './exit-codes.ts';
 export * from './modinfo.ts';
+export * from './delivery.ts';

@@ -19,7 +19,7 @@ export interface RunningServer {
 export async function startServer(dataDir: string, extraArgs: string[] = []): Promise<RunningServer> {
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', SERVER_BIN, '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', ...extraArgs],
+    ['--import', 'tsx', SERVER_BIN, '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--log-level', 'debug', ...extraArgs],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const requests: string[] = [];
@@ -34,14 +34,14 @@ export async function startServer(dataDir: string, extraArgs: string[] = []): Pr
       while ((nl = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
-        const listening = /(http:\/\/127\.0\.0\.1:\d+)/.exec(line);
-        if (listening?.[1] && /listening/i.test(line)) {
+        const listening = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
+        if (listening?.[1]) {
           clearTimeout(timer);
           resolve(listening[1]);
         }
         try {
-          const rec = JSON.parse(line) as { req?: { method?: string; url?: string } };
-          if (rec.req?.method && rec.req.url) requests.push(`${rec.req.method} ${rec.req.url}`);
+          const rec = JSON.parse(line) as { method?: string; url?: string; msg?: string };
+          if (rec.msg === 'request completed' && rec.method && rec.url) requests.push(`${rec.method} ${rec.url}`);
         } catch {
           /* not a JSON log line */
         }
