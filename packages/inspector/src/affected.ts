@@ -1,5 +1,5 @@
 import { LivegraftError } from '@livegraft/protocol';
-import { MAX_MEMO_KERNELS, type CveDatabase, type CveEntry, type Pair } from './dataset.ts';
+import { compareIds, MAX_MEMO_KERNELS, type CveDatabase, type CveEntry, type Pair } from './dataset.ts';
 import { parseKernel, type InspectionWarning, type KernelTarget } from './kernel.ts';
 import { severityBucket, SEVERITY_ORDER, type SeverityBucket } from './severity.ts';
 import { parseVersion, type UpstreamVersion } from './version.ts';
@@ -69,7 +69,8 @@ export function fixedInFor(entry: CveEntry, v: UpstreamVersion): FixedIn | null 
   return null;
 }
 
-function why(entry: CveEntry, pair: Pair, v: UpstreamVersion): string {
+/** Why the pair makes a version of `branch` affected; independent of the sublevel, so shared. */
+function why(entry: CveEntry, pair: Pair, branch: string): string {
   const from =
     pair.first === null
       ? 'vulnerable since before the first known release'
@@ -77,11 +78,11 @@ function why(entry: CveEntry, pair: Pair, v: UpstreamVersion): string {
         ? `introduced in mainline ${pair.first.text}`
         : `introduced in ${pair.first.text} by a backport`;
   let to: string;
-  if (pair.fixed === null) to = `no fix in ${v.branch} yet`;
-  else if (pair.fixed.mainline) to = `fixed in mainline ${pair.fixed.text}, no ${v.branch} stable fix`;
+  if (pair.fixed === null) to = `no fix in ${branch} yet`;
+  else if (pair.fixed.mainline) to = `fixed in mainline ${pair.fixed.text}, no ${branch} stable fix`;
   else to = `fixed in ${pair.fixed.text}`;
   const unfixed = pair.fixed === null && entry.mainlineFix !== null ? ` (mainline fix ${entry.mainlineFix.text})` : '';
-  return `${v.text}: ${from}; ${to}${unfixed}`;
+  return `${from}; ${to}${unfixed}`;
 }
 
 export function emptyCounts(): SeverityCounts {
@@ -104,7 +105,7 @@ export function compareFindings(a: CveFinding, b: CveFinding): number {
   return (
     SEVERITY_ORDER.indexOf(a.severity) - SEVERITY_ORDER.indexOf(b.severity) ||
     (b.cvssScore ?? -1) - (a.cvssScore ?? -1) ||
-    (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
+    compareIds(b.id, a.id)
   );
 }
 
@@ -112,6 +113,8 @@ interface Evaluation {
   affected: CveFinding[];
   counts: SeverityCounts;
   fixedByDistro: string[];
+  /** 1 at the `ordered()` position of each affected CVE. */
+  member: Uint8Array;
 }
 
 /**
@@ -119,6 +122,10 @@ interface Evaluation {
  * so hosts on the same kernel share one evaluation (and one findings array: treat it as read-only).
  */
 export function evaluate(db: CveDatabase, target: KernelTarget): InspectionResult {
+  return toResult(db, target, evaluation(db, target));
+}
+
+function evaluation(db: CveDatabase, target: KernelTarget): Evaluation {
   const memoKey = `eval\u0000${target.key}`;
   let ev = db.memo.get(memoKey) as Evaluation | undefined;
   if (ev === undefined) {
@@ -126,6 +133,23 @@ export function evaluate(db: CveDatabase, target: KernelTarget): InspectionResul
     if (db.memo.size >= MAX_MEMO_KERNELS) db.memo.clear();
     db.memo.set(memoKey, ev);
   }
+  return ev;
+}
+
+function datasetSummary(db: CveDatabase): InspectionResult['dataset'] {
+  let d = db.memo.get('dataset') as InspectionResult['dataset'] | undefined;
+  if (d === undefined) {
+    d = {
+      generatedAt: db.generatedAt,
+      sources: db.sources.map((s) => ({ name: s.name, commit: s.commit, commitDate: s.commitDate })),
+      cves: db.entries.size,
+    };
+    db.memo.set('dataset', d);
+  }
+  return d;
+}
+
+function toResult(db: CveDatabase, target: KernelTarget, ev: Evaluation): InspectionResult {
   const v = target.upstream;
   return {
     kernel: {
@@ -136,11 +160,7 @@ export function evaluate(db: CveDatabase, target: KernelTarget): InspectionResul
       debianPackageVersion: target.debianPackageVersion,
       key: target.key,
     },
-    dataset: {
-      generatedAt: db.generatedAt,
-      sources: db.sources.map((s) => ({ name: s.name, commit: s.commit, commitDate: s.commitDate })),
-      cves: db.entries.size,
-    },
+    dataset: datasetSummary(db),
     affected: ev.affected,
     counts: ev.counts,
     fixedByDistro: ev.fixedByDistro,
@@ -150,32 +170,60 @@ export function evaluate(db: CveDatabase, target: KernelTarget): InspectionResul
 
 function computeEvaluation(db: CveDatabase, target: KernelTarget): Evaluation {
   const v = target.upstream;
+  const branchStart = parseVersion(v.branch);
   const entries = db.ordered();
   const distroFixes =
     target.debianPackageVersion === null ? undefined : db.debian.fixesFor(target.debianPackageVersion)?.cves;
-  const affected: CveFinding[] = [];
+  const index = db.branchIndex(v);
+  const member = new Uint8Array(entries.length);
+  const hits: number[] = [];
+  const rowOf = new Map<number, number>();
   const fixedByDistro: string[] = [];
-  db.branchIndex(v).query(v.sublevel, (ci, pi) => {
+  index.query(v.sublevel, (ci, _pi, row) => {
     const e = entries[ci] as CveEntry;
     if (distroFixes?.has(e.record.id) === true) {
       fixedByDistro.push(e.record.id);
       return;
     }
-    const score = e.record.cvss3?.score ?? null;
-    affected.push({
-      id: e.record.id,
-      title: e.record.title,
-      severity: severityBucket(score),
-      cvssScore: score,
-      cvssVector: e.record.cvss3?.vector ?? null,
-      published: e.record.published,
-      fixedIn: fixedInFor(e, v),
-      why: why(e, e.pairs[pi] as Pair, v),
-    });
+    member[ci] = 1;
+    hits.push(ci);
+    rowOf.set(ci, row);
   });
-  affected.sort(compareFindings);
-  fixedByDistro.sort();
-  return { affected, counts: countBySeverity(affected), fixedByDistro };
+  // Positions are report order, so sorting the positions sorts the findings.
+  hits.sort((a, b) => a - b);
+  const affected = hits.map((ci) => {
+    const row = rowOf.get(ci) as number;
+    let f = index.rowCache[row] as CveFinding | undefined;
+    if (f === undefined) {
+      f = finding(entries[ci] as CveEntry, index.pairOf(row), branchStart);
+      index.rowCache[row] = f;
+    }
+    return f;
+  });
+  fixedByDistro.sort(compareIds);
+  return { affected, counts: countBySeverity(affected), fixedByDistro, member };
+}
+
+/** A finding depends only on (CVE, pair, branch): built once per branch index row and shared. */
+function finding(e: CveEntry, pairIndex: number, branch: UpstreamVersion): CveFinding {
+  const score = e.record.cvss3?.score ?? null;
+  return Object.freeze({
+    id: e.record.id,
+    title: e.record.title,
+    severity: severityBucket(score),
+    cvssScore: score,
+    cvssVector: e.record.cvss3?.vector ?? null,
+    published: e.record.published,
+    fixedIn: fixedInFor(e, branch),
+    why: why(e, e.pairs[pairIndex] as Pair, branch.branch),
+  });
+}
+
+/** Kernel result plus membership, for exposure computations. */
+export function evaluationOf(db: CveDatabase, kernel: string): { result: InspectionResult; member: Uint8Array } {
+  const target = parseKernelCached(db, kernel);
+  const ev = evaluation(db, target);
+  return { result: toResult(db, target, ev), member: ev.member };
 }
 
 /**

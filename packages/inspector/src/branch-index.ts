@@ -14,6 +14,8 @@ export class BranchIndex {
   private readonly pair: Int32Array;
   private readonly seen: Int32Array;
   private stamp = 0;
+  /** Per-row cache for whatever the caller derives from (CVE, pair, branch); see affected.ts. */
+  readonly rowCache: unknown[];
 
   constructor(entries: readonly CveEntry[], branch: UpstreamVersion) {
     this.branch = branch.branch;
@@ -30,14 +32,22 @@ export class BranchIndex {
     this.cve = Int32Array.from(rows, (r) => r[2]);
     this.pair = Int32Array.from(rows, (r) => r[3]);
     this.seen = new Int32Array(entries.length);
+    this.rowCache = new Array<unknown>(rows.length);
+  }
+
+  pairOf(row: number): number {
+    return this.pair[row] as number;
   }
 
   get size(): number {
     return this.lo.length;
   }
 
-  /** Calls `hit(cveIndex, pairIndex)` once per affected CVE, with the first matching pair. */
-  query(sublevel: number, hit: (cveIndex: number, pairIndex: number) => void): void {
+  /**
+   * Calls `hit(cveIndex, pairIndex, row)` once per affected CVE, with the first matching pair;
+   * `row` identifies (CVE, pair) within this branch, for caching per-row results.
+   */
+  query(sublevel: number, hit: (cveIndex: number, pairIndex: number, row: number) => void): void {
     let a = 0;
     let b = this.lo.length;
     while (a < b) {
@@ -53,7 +63,7 @@ export class BranchIndex {
       const c = this.cve[k] as number;
       if (this.seen[c] === stamp) continue;
       this.seen[c] = stamp;
-      hit(c, this.pair[k] as number);
+      hit(c, this.pair[k] as number, k);
     }
   }
 }

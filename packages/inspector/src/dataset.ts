@@ -14,6 +14,7 @@ import {
 } from './schemas.ts';
 import { BranchIndex } from './branch-index.ts';
 import { DebianMapping } from './debian.ts';
+import { severityBucket, SEVERITY_ORDER } from './severity.ts';
 
 /** The dataset that ships with the package, relative to this file. */
 export const DEFAULT_DATASET_PATH = fileURLToPath(new URL('../data/kernel-cves.json.gz', import.meta.url));
@@ -77,6 +78,7 @@ export class CveDatabase {
   readonly sources: DatasetFile['sources'];
   private readonly branchIndexes = new Map<string, BranchIndex>();
   private orderedCache: CveEntry[] | undefined;
+  private indexById: Map<string, number> | undefined;
   /** Keyed by normalised kernel key; values are whatever the evaluator stores (see affected.ts). */
   readonly memo = new Map<string, unknown>();
 
@@ -91,10 +93,19 @@ export class CveDatabase {
     }
   }
 
-  /** Entries in a fixed order; index positions are what branch indexes refer to. */
+  /**
+   * Entries in report order (most severe, highest score, newest id first); branch indexes refer
+   * to these positions, so a kernel's findings sort by position alone.
+   */
   ordered(): CveEntry[] {
-    this.orderedCache ??= [...this.entries.values()];
+    this.orderedCache ??= [...this.entries.values()].sort(compareEntries);
     return this.orderedCache;
+  }
+
+  /** Position of an id in `ordered()`. */
+  positionOf(id: string): number | undefined {
+    this.indexById ??= new Map(this.ordered().map((e, i) => [e.record.id, i]));
+    return this.indexById.get(id);
   }
 
   branchIndex(branch: UpstreamVersion): BranchIndex {
@@ -109,6 +120,7 @@ export class CveDatabase {
   /** Called after the records change. */
   invalidate(): void {
     this.orderedCache = undefined;
+    this.indexById = undefined;
     this.branchIndexes.clear();
     this.memo.clear();
   }
@@ -135,6 +147,16 @@ export class CveDatabase {
       debian: this.debian.changelogs as DebianChangelog[],
     };
   }
+}
+
+function compareEntries(a: CveEntry, b: CveEntry): number {
+  const sa = a.record.cvss3?.score;
+  const sb = b.record.cvss3?.score;
+  return (
+    SEVERITY_ORDER.indexOf(severityBucket(sa)) - SEVERITY_ORDER.indexOf(severityBucket(sb)) ||
+    (sb ?? -1) - (sa ?? -1) ||
+    compareIds(b.record.id, a.record.id)
+  );
 }
 
 /** CVE-2024-9999 sorts before CVE-2024-10000. */

@@ -32,7 +32,7 @@ export {
   type Cvss3,
 } from './severity.ts';
 export { compareDebianVersions, upstreamOfDebianVersion, DebianMapping, type DebianFixes } from './debian.ts';
-export { exposure, type ExposureResult } from './exposure.ts';
+export { exposure, exposureSummary, type ExposureResult, type ExposureSummary } from './exposure.ts';
 export { importRecords, IMPORT_FORMATS, type ImportFormat, type ImportResult, type SkippedRecord } from './import.ts';
 export { renderInspection, renderInspectionJson } from './render.ts';
 export { inspectCommand, cveImportCommand, openDataset, type CveImportOptions } from './commands.ts';

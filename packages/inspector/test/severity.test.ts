@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { affected } from '../src/affected.ts';
 import { loadDefaultDataset } from '../src/dataset.ts';
-import { exposure } from '../src/exposure.ts';
+import { exposure, exposureSummary } from '../src/exposure.ts';
 import { renderInspection, renderInspectionJson } from '../src/render.ts';
 import { cvss3BaseScore, severityBucket } from '../src/severity.ts';
 import { dbOf } from './helpers.ts';
@@ -90,6 +90,13 @@ describe('exposure', () => {
     assert.deepEqual(e.notApplicable, ['CVE-2002-0004', 'CVE-2099-0001']);
     assert.deepEqual(e.counts, { critical: 0, high: 1, medium: 0, low: 0, none: 0, 'not rated': 1, total: 2 });
     assert.equal(e.inspection.counts.total, 3);
+  });
+
+  it('the summary agrees with the full computation', () => {
+    const applied = ['CVE-2002-0001', 'CVE-2002-0001', 'CVE-2002-0004'];
+    const s = exposureSummary(db, '6.1.15', applied);
+    assert.deepEqual(s.counts, exposure(db, '6.1.15', applied).counts);
+    assert.equal(s.mitigated, 1);
   });
 
   it('with nothing applied, exposure is the affected list', () => {
