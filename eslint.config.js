@@ -6,6 +6,7 @@ const apps = ['server', 'agent', 'cli', 'builder', 'dashboard'];
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', '.cache/**', 'out/**'] },
   js.configs.recommended,
+  { files: ['**/*.mjs', '**/*.js'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
   ...tseslint.configs.recommended,
   {
     rules: {
@@ -25,10 +26,7 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          patterns: [
-            ...apps.filter((a) => a !== app).map((a) => `@livegraft/${a}`),
-            '../../*/src/*',
-          ],
+          patterns: [...apps.filter((a) => a !== app).map((a) => `@livegraft/${a}`), '../../*/src/*'],
         },
       ],
     },

@@ -32,7 +32,10 @@ async function main(): Promise<void> {
       show(`level ${p.manifest.level} module`, `${p.manifest.name}.ko (${p.manifest.module.size} bytes)`);
       for (const f of p.manifest.fixes) show('', `${f.id}: ${f.title}`);
     }
-    show('guest booted in', `${(g.bootMs / 1000).toFixed(1)} s (ready after ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    show(
+      'guest booted in',
+      `${(g.bootMs / 1000).toFixed(1)} s (ready after ${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+    );
 
     step('Before patching');
     let v = await viewKernel(g);

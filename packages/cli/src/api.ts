@@ -61,7 +61,10 @@ export class ApiClient {
     }
     if (!res.ok) {
       const e = parsed as { code?: string; message?: string } | undefined;
-      throw new LivegraftError(e?.code ?? `HTTP_${res.status}`, `${method} ${path}: ${e?.message ?? text.slice(0, 500)}`);
+      throw new LivegraftError(
+        e?.code ?? `HTTP_${res.status}`,
+        `${method} ${path}: ${e?.message ?? text.slice(0, 500)}`,
+      );
     }
     return parsed as T;
   }

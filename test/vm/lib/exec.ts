@@ -44,11 +44,7 @@ export function exec(
 }
 
 /** Like exec, but a non-zero exit is an error that quotes the command's output. */
-export async function execOk(
-  cmd: string,
-  args: string[],
-  opts: Parameters<typeof exec>[2] = {},
-): Promise<ExecResult> {
+export async function execOk(cmd: string, args: string[], opts: Parameters<typeof exec>[2] = {}): Promise<ExecResult> {
   const r = await exec(cmd, args, opts);
   if (r.code !== 0) {
     throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}:\n${(r.stderr || r.stdout).slice(-4000)}`);

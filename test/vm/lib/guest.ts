@@ -63,12 +63,29 @@ export class Guest {
             'e1000,netdev=n0',
           ];
     const args = [
-      '-accel', 'tcg', '-m', String(o.memoryMb ?? 1024), '-nodefaults', '-display', 'none', '-vga', 'none',
-      '-no-reboot', '-serial', 'stdio', '-monitor', 'none',
-      '-kernel', o.vmlinuz, '-initrd', o.initrd,
-      '-drive', `file=${o.disk},format=raw,if=virtio`,
+      '-accel',
+      'tcg',
+      '-m',
+      String(o.memoryMb ?? 1024),
+      '-nodefaults',
+      '-display',
+      'none',
+      '-vga',
+      'none',
+      '-no-reboot',
+      '-serial',
+      'stdio',
+      '-monitor',
+      'none',
+      '-kernel',
+      o.vmlinuz,
+      '-initrd',
+      o.initrd,
+      '-drive',
+      `file=${o.disk},format=raw,if=virtio`,
       ...net,
-      '-append', `console=ttyS0 panic=-1 quiet loglevel=3 ${o.append ?? ''}`.trim(),
+      '-append',
+      `console=ttyS0 panic=-1 quiet loglevel=3 ${o.append ?? ''}`.trim(),
     ];
     const started = Date.now();
     const proc = spawn('qemu-system-x86_64', args, { stdio: 'pipe' });
@@ -105,7 +122,8 @@ export class Guest {
         throw new Error(`${what}: QEMU exited (${this.proc.exitCode}). Console:\n${this.transcriptText.slice(-3000)}`);
       }
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${what}: no answer within ${timeoutMs} ms. Console:\n${this.transcriptText.slice(-3000)}`);
+      if (left <= 0)
+        throw new Error(`${what}: no answer within ${timeoutMs} ms. Console:\n${this.transcriptText.slice(-3000)}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 1000));
         this.waiters.push(() => {

@@ -18,10 +18,57 @@ export interface InitramfsSpec {
 
 const BUSYBOX = '/bin/busybox';
 const APPLETS = [
-  'sh', 'mount', 'umount', 'insmod', 'rmmod', 'lsmod', 'cat', 'echo', 'ls', 'sleep', 'poweroff', 'reboot',
-  'ip', 'stty', 'mkdir', 'cp', 'rm', 'mv', 'dd', 'grep', 'sed', 'head', 'tail', 'wc', 'date', 'sync', 'kill',
-  'ps', 'env', 'printf', 'test', '[', 'true', 'false', 'timeout', 'setsid', 'md5sum', 'sha256sum', 'dmesg',
-  'uname', 'tr', 'cut', 'find', 'stat', 'chmod', 'touch', 'seq', 'awk', 'xargs', 'basename', 'id',
+  'sh',
+  'mount',
+  'umount',
+  'insmod',
+  'rmmod',
+  'lsmod',
+  'cat',
+  'echo',
+  'ls',
+  'sleep',
+  'poweroff',
+  'reboot',
+  'ip',
+  'stty',
+  'mkdir',
+  'cp',
+  'rm',
+  'mv',
+  'dd',
+  'grep',
+  'sed',
+  'head',
+  'tail',
+  'wc',
+  'date',
+  'sync',
+  'kill',
+  'ps',
+  'env',
+  'printf',
+  'test',
+  '[',
+  'true',
+  'false',
+  'timeout',
+  'setsid',
+  'md5sum',
+  'sha256sum',
+  'dmesg',
+  'uname',
+  'tr',
+  'cut',
+  'find',
+  'stat',
+  'chmod',
+  'touch',
+  'seq',
+  'awk',
+  'xargs',
+  'basename',
+  'id',
 ];
 
 /** Module names in load order (dependencies first), as file paths relative to modulesDir. */
@@ -82,10 +129,7 @@ export async function buildInitramfs(spec: InitramfsSpec): Promise<{ path: strin
   for (const [guest, host] of Object.entries(spec.files)) put(guest, host);
   const moduleOrder = moduleClosure(spec.modulesDir, spec.modules);
   for (const rel of moduleOrder) put(join('lib/modules', rel.replace(/^.*\//, '')), join(spec.modulesDir, rel));
-  writeFileSync(
-    join(root, 'etc/modules.load'),
-    moduleOrder.map((m) => m.replace(/^.*\//, '')).join('\n') + '\n',
-  );
+  writeFileSync(join(root, 'etc/modules.load'), moduleOrder.map((m) => m.replace(/^.*\//, '')).join('\n') + '\n');
   writeFileSync(join(root, 'init'), spec.init, { mode: 0o755 });
   const list = await execOk('find', ['.', '-print0'], { cwd: root });
   const r = await exec('sh', ['-c', `cpio --null -o -H newc -R 0:0 --quiet > '${spec.out}'`], {

@@ -59,11 +59,11 @@ export async function agent(
   const r = await g.run(`livegraft-agent ${args} > /tmp/agent.out 2> /tmp/agent.err`, timeoutMs);
   const stdout = (await g.run('cat /tmp/agent.out')).out;
   const stderr = (await g.run('cat /tmp/agent.err')).out;
-  let json: unknown = undefined;
+  let json: unknown;
   try {
     json = JSON.parse(stdout);
   } catch {
-    json = undefined;
+    /* not JSON: leave undefined */
   }
   return { code: r.code, stdout, stderr, json };
 }

@@ -19,13 +19,29 @@ export interface RunningServer {
 export async function startServer(dataDir: string, extraArgs: string[] = []): Promise<RunningServer> {
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', SERVER_BIN, '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--log-level', 'debug', ...extraArgs],
+    [
+      '--import',
+      'tsx',
+      SERVER_BIN,
+      '--data-dir',
+      dataDir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--log-level',
+      'debug',
+      ...extraArgs,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const requests: string[] = [];
   let log = '';
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within ${START_TIMEOUT_MS} ms:\n${log}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`server did not start within ${START_TIMEOUT_MS} ms:\n${log}`)),
+      START_TIMEOUT_MS,
+    );
     let pending = '';
     const onData = (d: Buffer): void => {
       pending += d.toString();

@@ -60,7 +60,14 @@ export async function buildLevel(
 }
 
 export async function publish(server: RunningServer, patch: BuiltPatch): Promise<void> {
-  await tsx('packages/cli/src/bin.ts', ['publish', '--server', server.url, '--token', server.adminToken, patch.manifestPath]);
+  await tsx('packages/cli/src/bin.ts', [
+    'publish',
+    '--server',
+    server.url,
+    '--token',
+    server.adminToken,
+    patch.manifestPath,
+  ]);
 }
 
 export interface World {
