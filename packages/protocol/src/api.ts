@@ -47,7 +47,12 @@ export const EnrollRequest = Type.Object(
   { additionalProperties: false },
 );
 export type EnrollRequest = Static<typeof EnrollRequest>;
-export const EnrollResponse = Type.Object({ hostId: Type.String(), token: Type.String() });
+export const EnrollResponse = Type.Object({
+  hostId: Type.String(),
+  token: Type.String(),
+  /** The server's current TUF root (N.root.json), for the agent to pin on enrolment. */
+  root: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
 export type EnrollResponse = Static<typeof EnrollResponse>;
 
 export const CheckinRequest = Type.Object(

@@ -7,3 +7,4 @@ export * from './api.ts';
 export * from './exit-codes.ts';
 export * from './modinfo.ts';
 export * from './delivery.ts';
+export * from './tuf-keys.ts';
