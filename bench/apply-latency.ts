@@ -26,8 +26,13 @@ function stats(samples: number[]): Stats {
 }
 
 function agentMs(json: unknown): number {
-  const j = json as { durationMs?: number; result?: { durationMs?: number }; lastApply?: { durationMs?: number } };
-  const ms = j?.durationMs ?? j?.result?.durationMs ?? j?.lastApply?.durationMs;
+  const j = json as {
+    durationMs?: number;
+    result?: { durationMs?: number };
+    apply?: { durationMs?: number };
+    lastApply?: { durationMs?: number };
+  };
+  const ms = j?.apply?.durationMs ?? j?.durationMs ?? j?.result?.durationMs ?? j?.lastApply?.durationMs;
   if (typeof ms !== 'number') throw new Error(`agent output has no durationMs: ${JSON.stringify(json)}`);
   return Math.round(ms);
 }

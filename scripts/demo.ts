@@ -16,8 +16,15 @@ interface Timing {
 const timings: Timing[] = [];
 
 function applyMs(json: unknown, fallback: number): number {
-  const j = json as { lastApply?: { durationMs?: number }; result?: { durationMs?: number }; durationMs?: number };
-  return Math.round(j?.durationMs ?? j?.result?.durationMs ?? j?.lastApply?.durationMs ?? fallback);
+  const j = json as {
+    lastApply?: { durationMs?: number };
+    result?: { durationMs?: number };
+    apply?: { durationMs?: number };
+    durationMs?: number;
+  };
+  return Math.round(
+    j?.apply?.durationMs ?? j?.durationMs ?? j?.result?.durationMs ?? j?.lastApply?.durationMs ?? fallback,
+  );
 }
 
 async function main(): Promise<void> {

@@ -1,0 +1,41 @@
+import { Command, Option } from 'commander';
+import { cveImportCommand, inspectCommand, openDataset, type ImportFormat } from '@livegraft/inspector';
+
+/**
+ * The refreshed CVE dataset lives in the server's data directory so that
+ * `livegraft cve import` and the server read the same file; without it the
+ * dataset shipped in the repository is used.
+ */
+const DEFAULT_DATASET = './livegraft-data/cves.json.gz';
+
+function datasetOption(): Option {
+  return new Option('--dataset <path>', 'CVE dataset file (a refreshed copy; falls back to the shipped one)')
+    .env('LIVEGRAFT_CVE_DATASET')
+    .default(DEFAULT_DATASET);
+}
+
+export function inspectCommands(): Command[] {
+  const inspect = new Command('inspect')
+    .description('list the known CVEs affecting a kernel: paste `uname -r` and/or /proc/version, or a version')
+    .requiredOption('--kernel <string>', 'e.g. "6.1.100", or the /proc/version line of a host')
+    .addOption(datasetOption())
+    .option('--json', 'print JSON')
+    .action(async (o: { kernel: string; dataset: string; json?: boolean }) => {
+      const db = await openDataset(o.dataset);
+      console.log(inspectCommand(db, { kernel: o.kernel, json: o.json === true }).output);
+    });
+
+  const cve = new Command('cve').description('the CVE knowledge base');
+  cve
+    .command('import')
+    .description('refresh the CVE dataset from kernel CNA records, OSV, or compact JSON Lines')
+    .argument('<file>')
+    .addOption(new Option('--format <format>', 'input format').choices(['auto', 'cna', 'osv', 'jsonl']).default('auto'))
+    .addOption(datasetOption())
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { format: ImportFormat; dataset: string; json?: boolean }) => {
+      const { output, result } = await cveImportCommand({ file, format: o.format, dataset: o.dataset });
+      console.log(o.json ? JSON.stringify(result, null, 2) : output);
+    });
+  return [inspect, cve];
+}
