@@ -5,6 +5,7 @@ import { API_PREFIX, isLivegraftError, effectiveRelease, type HostRecord, type P
 import { ApiClient } from './api.ts';
 import { publishPatch } from './publish.ts';
 import { forward } from './forward.ts';
+import { inspectCommands } from './inspect.ts';
 import { ago, table } from './format.ts';
 
 interface AdminOpts {
@@ -115,6 +116,8 @@ program.addCommand(
     );
   }),
 );
+
+for (const c of inspectCommands()) program.addCommand(c);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isLivegraftError(err)) console.error(`error [${err.code}]: ${err.message}`);
