@@ -1,4 +1,6 @@
 import { Type, type Static } from 'typebox';
+import { DesiredLevel } from './delivery.ts';
+import { BlockingTask, HostTags, KernelEvent, PatchState, PinRecord } from './fleet.ts';
 import { KernelId, KernelIdentity } from './kernel.ts';
 import { PatchManifest, Sha256 } from './manifest.ts';
 import { validator } from './validate.ts';
@@ -32,6 +34,10 @@ export const ApplyResult = Type.Object(
     message: Type.Optional(Type.String({ maxLength: 4000 })),
     durationMs: Type.Number({ minimum: 0 }),
     at: Type.String({ format: 'date-time' }),
+    /** Optional per-phase timings (download, verify, load, transition...). */
+    phasesMs: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }), Type.Number({ minimum: 0 }), { maxProperties: 16 }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -64,6 +70,12 @@ export const CheckinRequest = Type.Object(
     lastApply: Type.Optional(ApplyResult),
     agentVersion: Type.String({ maxLength: 64 }),
     uptimeSec: Type.Number({ minimum: 0 }),
+    // Fleet reports; all optional so older agents keep working.
+    tags: Type.Optional(HostTags),
+    blockingTasks: Type.Optional(Type.Array(BlockingTask, { maxItems: 64 })),
+    patchState: Type.Optional(PatchState),
+    /** Kernel warnings/oopses seen since the previous check-in; one after an apply halts that level's rollout. */
+    kernelEvents: Type.Optional(Type.Array(KernelEvent, { maxItems: 100 })),
   },
   { additionalProperties: false },
 );
@@ -78,8 +90,10 @@ export type LatestResponse = Static<typeof LatestResponse>;
 
 export const CheckinResponse = Type.Object({
   kernelSupported: Type.Boolean(),
+  /** The manifest of the desired level (null when none, or when the desired level is 0). */
   latest: Type.Union([LatestResponse, Type.Null()]),
   checkinIntervalSec: Type.Integer({ minimum: 1 }),
+  desired: Type.Optional(DesiredLevel),
 });
 export type CheckinResponse = Static<typeof CheckinResponse>;
 
@@ -117,6 +131,17 @@ export const HostRecord = Type.Object({
   agentVersion: Type.String(),
   enrolledAt: Type.String(),
   lastCheckinAt: Type.Union([Type.String(), Type.Null()]),
+  // Fleet fields (servers without fleet support leave them out).
+  feed: Type.Optional(Type.String()),
+  tags: Type.Optional(Type.Array(Type.String())),
+  autoUpdate: Type.Optional(Type.Boolean()),
+  pins: Type.Optional(Type.Array(PinRecord)),
+  desired: Type.Optional(Type.Union([DesiredLevel, Type.Null()])),
+  revokedAt: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  uptimeSec: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  blockingTasks: Type.Optional(Type.Array(BlockingTask)),
+  patchState: Type.Optional(Type.Union([PatchState, Type.Null()])),
+  kernelEvents: Type.Optional(Type.Array(KernelEvent)),
 });
 export type HostRecord = Static<typeof HostRecord>;
 

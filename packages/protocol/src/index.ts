@@ -7,4 +7,5 @@ export * from './api.ts';
 export * from './exit-codes.ts';
 export * from './modinfo.ts';
 export * from './delivery.ts';
+export * from './fleet.ts';
 export * from './tuf-keys.ts';
