@@ -62,6 +62,17 @@ export function fixHeader(fix: LoadedFix, builder: string): string {
     '',
     ...symbols.map((s) => `extern void *lg_sym_${symbolCName(s)}; /* ${s} */`),
     '',
+    '/*',
+    ' * LG_TRIPWIRE("CVE-YYYY-NNNN") reports that the exploit condition of a CVE',
+    ' * this fix blocks was just hit, as one rate-limited kernel log line:',
+    ' *   livegraft: tripwire cve=<cve> fix=<fix id> level=<n> pid=<tgid> uid=<uid> comm=<comm>',
+    ' * The argument must be a string literal. Call it from process context, on',
+    ' * the path that refuses the exploit, then refuse as usual.',
+    ' */',
+    `#define LG_FIX_ID ${cString(fix.spec.id)}`,
+    'void lg_tripwire(const char *cve, const char *fix);',
+    '#define LG_TRIPWIRE(cve) lg_tripwire("" cve "", LG_FIX_ID)',
+    '',
     `#endif /* ${guard} */`,
     '',
   ].join('\n');
@@ -92,6 +103,43 @@ function allSymbols(fixes: readonly PlacedFix[]): string[] {
   return [...new Set(fixes.flatMap(({ fix }) => fix.spec.symbols ?? []))];
 }
 
+/** Lines an exploit attempt may write at most, per interval: an attacker looping on the trigger must not flood the log. */
+export const TRIPWIRE_BURST = 10;
+export const TRIPWIRE_INTERVAL_SEC = 5;
+
+/**
+ * lg_tripwire(), behind LG_TRIPWIRE() in livegraft.h. The line format is a
+ * contract with the agent, which parses it from the kernel log: change it only
+ * together with docs/compliance.md.
+ */
+function tripwireSource(level: number): string[] {
+  return [
+    `static DEFINE_RATELIMIT_STATE(lg_tripwire_rs, ${TRIPWIRE_INTERVAL_SEC} * HZ, ${TRIPWIRE_BURST});`,
+    '',
+    'void lg_tripwire(const char *cve, const char *fix);',
+    'void lg_tripwire(const char *cve, const char *fix)',
+    '{',
+    '\tchar comm[TASK_COMM_LEN];',
+    '\tsize_t i;',
+    '',
+    '\tif (!__ratelimit(&lg_tripwire_rs))',
+    '\t\treturn;',
+    '\tget_task_comm(comm, current);',
+    '\t/* comm is chosen by the caller: keep the line one parseable record. */',
+    '\tfor (i = 0; i < sizeof(comm) && comm[i]; i++) {',
+    '\t\tchar c = comm[i];',
+    '',
+    "\t\tif (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||",
+    "\t\t      c == '.' || c == '_' || c == '-' || c == '+' || c == ':' || c == '/' || c == '@'))",
+    "\t\t\tcomm[i] = '?';",
+    '\t}',
+    '\tprintk(KERN_WARNING "livegraft: tripwire cve=%s fix=%s level=%d pid=%d uid=%u comm=%s\\n",',
+    `\t       cve, fix, ${level}, task_tgid_nr(current), from_kuid(&init_user_ns, current_uid()), comm);`,
+    '}',
+    '',
+  ];
+}
+
 /** The main C file: klp tables, symbol resolution, module_init and the modinfo identity. */
 export function mainSource(input: GenerateInput): string {
   const groups = groupByObject(input.fixes);
@@ -112,10 +160,16 @@ export function mainSource(input: GenerateInput): string {
     '#include <linux/livepatch.h>',
     '#include <linux/module.h>',
     '#include <linux/printk.h>',
+    '#include <linux/ratelimit.h>',
+    '#include <linux/sched.h>',
+    '#include <linux/cred.h>',
+    '#include <linux/uidgid.h>',
+    '#include <linux/user_namespace.h>',
     '',
     '/* Replacement functions, defined in the fixes. Only their addresses are taken. */',
     ...replacements.map((r) => `extern void ${r}(void);`),
     '',
+    ...tripwireSource(input.level),
   );
   if (symbols.length > 0) {
     L.push(
