@@ -14,6 +14,10 @@ APT_PACKAGES=(
   e2fsprogs             # the guest's persistent state disk
   ipxe-qemu             # QEMU's NIC option ROM (e1000)
   gcc make              # kbuild
+  postgresql            # storage contract tests and multi-node tests run a private PostgreSQL
+  poppler-utils         # compliance PDF reports are checked by rendering them
+  chromium              # dashboard browser tests (driven by playwright-core)
+  fonts-dejavu-core     # readable screenshots
 )
 
 missing=()
