@@ -9,3 +9,4 @@ export * from './modinfo.ts';
 export * from './delivery.ts';
 export * from './fleet.ts';
 export * from './tuf-keys.ts';
+export * from './compliance.ts';
