@@ -32,6 +32,10 @@ export const ConfigSchema = Type.Object(
     logLevel: LogLevel,
     adminToken: Type.Optional(Secret),
     registrationKey: Type.Optional(Secret),
+    /** Directory of the online TUF keys (targets/snapshot/timestamp .json); default <dataDir>/keys. */
+    tufKeysDir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** N.root.json files to import at start, besides those in <dataDir>/tuf/roots. */
+    tufRoots: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { maxItems: 1000 })),
   },
   { additionalProperties: false },
 );

@@ -11,6 +11,7 @@ import type { Authenticator } from './auth.ts';
 import type { HostRepository } from './db/hosts.ts';
 import type { PatchRepository } from './db/patches.ts';
 import type { ModuleStore } from './store.ts';
+import type { TufRepository } from './tuf/repository.ts';
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -31,4 +32,6 @@ export interface RouteContext {
   hosts: HostRepository;
   modules: ModuleStore;
   registrationKeyHash: string;
+  /** Signed delivery: publishing re-signs targets -> snapshot -> timestamp. */
+  tuf: TufRepository;
 }

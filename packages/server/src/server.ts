@@ -26,8 +26,12 @@ import {
 import { RequestLogController } from './request-log.ts';
 import { ModuleStore } from './store.ts';
 import { typeboxValidatorCompiler } from './validation.ts';
+import { tufRoutes } from './routes/tuf.ts';
+import { TufRepository, type TufOptions } from './tuf/repository.ts';
 
 export const MODULES_DIR = 'modules';
+export const TUF_KEYS_DIR = 'keys';
+export const TUF_ROOTS_DIR = 'tuf/roots';
 /** JSON bodies (manifests, check-ins) are small; modules have their own limit. */
 const MAX_JSON_BODY_BYTES = 1024 * 1024;
 /** A slow client may not hold a connection forever. */
@@ -39,6 +43,8 @@ export interface ServerDeps {
   /** Makes host tokens and first-start secrets. */
   randomToken?: () => string;
   randomId?: () => string;
+  /** TUF expiry and refresh period overrides (tests shorten them). */
+  tuf?: Pick<TufOptions, 'expirySec' | 'refreshIntervalMs'>;
 }
 
 export interface LivegraftServer {
@@ -46,6 +52,7 @@ export interface LivegraftServer {
   config: Config;
   /** Absolute data directory. */
   dataDir: string;
+  tuf: TufRepository;
   /** Stops the HTTP server and closes the database. */
   close(): Promise<void>;
 }
@@ -72,6 +79,22 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   await modules.init();
   const db = await openDatabase(dataDir);
 
+  let tuf: TufRepository;
+  try {
+    tuf = await TufRepository.open(
+      {
+        keysDir: config.tufKeysDir === undefined ? join(dataDir, TUF_KEYS_DIR) : resolve(config.tufKeysDir),
+        rootsDir: join(dataDir, TUF_ROOTS_DIR),
+        rootFiles: (config.tufRoots ?? []).map((f) => resolve(f)),
+        ...deps.tuf,
+      },
+      { db, clock, log: logger },
+    );
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+
   const hosts = new HostRepository(db);
   const ctx: RouteContext = {
     config,
@@ -83,6 +106,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     hosts,
     modules,
     registrationKeyHash: hashToken(registrationKey.value),
+    tuf,
   };
 
   const app = Fastify({
@@ -92,6 +116,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     logController: new RequestLogController(),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('onClose', async () => {
+    await tuf.stop();
     await db.destroy();
   });
   try {
@@ -99,6 +124,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     app.decorateRequest('principal', null);
     installErrorHandling(app);
     healthRoutes(app);
+    tufRoutes(app, ctx);
     await app.register(
       (api, _opts, done) => {
         moduleRoutes(api, ctx);
@@ -109,12 +135,13 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
       { prefix: API_PREFIX },
     );
     await app.ready();
+    tuf.start();
   } catch (err) {
     await app.close();
     throw err;
   }
 
-  return { app, config, dataDir, close: () => app.close() };
+  return { app, config, dataDir, tuf, close: () => app.close() };
 }
 
 export interface RunningServer extends LivegraftServer {

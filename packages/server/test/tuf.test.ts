@@ -152,7 +152,8 @@ describe('TUF signed delivery', () => {
   it('tampered target bytes are refused by the client', async () => {
     const path = join(h.dataDir, 'modules', `${p1.sha256}.ko`);
     const tampered = Buffer.from(p1.bytes);
-    tampered[tampered.length - 1] ^= 0xff;
+    const last = tampered.length - 1;
+    tampered.writeUInt8(tampered.readUInt8(last) ^ 0xff, last);
     await writeFile(path, tampered);
     try {
       await assert.rejects(client.fetchLevel(KERNEL_ID, 1, p1.manifest.name), /Expected hash/);

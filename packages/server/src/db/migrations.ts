@@ -1,5 +1,6 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { LivegraftError } from '@livegraft/protocol';
+import { tufMigration } from '../tuf/migration.ts';
 
 /**
  * Numbered, append-only. Written with the schema builder only (no SQLite-only
@@ -45,6 +46,7 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('patches').execute();
     },
   },
+  '0002_tuf': tufMigration,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

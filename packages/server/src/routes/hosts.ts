@@ -26,7 +26,7 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
     await ctx.hosts.enroll({ id: hostId, hostname, tokenHash: hashToken(token), kernel, agentVersion }, ctx.clock());
     req.log.info({ hostId, hostname, kernelId: kernel.id }, 'host enrolled');
     void reply.status(201);
-    return { hostId, token };
+    return { hostId, token, root: await ctx.tuf.rootJson() };
   });
 
   app.post(

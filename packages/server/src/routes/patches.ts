@@ -88,6 +88,8 @@ export function patchRoutes(app: App, ctx: RouteContext): void {
       if (publish && !record.published) {
         record = (await ctx.patches.publish(manifest.kernel.id, manifest.level, now)) ?? record;
       }
+      // Signed before answering, so a published level is a TUF target by the time the publisher hears back.
+      if (record.published) await ctx.tuf.sync();
       req.log.info({ kernelId: record.kernelId, level: record.level, published: record.published }, 'patch recorded');
       void reply.status(outcome.inserted ? 201 : 200);
       return record;
@@ -101,6 +103,7 @@ export function patchRoutes(app: App, ctx: RouteContext): void {
       const { kernelId, level } = req.params;
       const record = await ctx.patches.publish(kernelId, level, ctx.clock());
       if (record === undefined) throw new LivegraftError('LEVEL_NOT_FOUND', `kernel ${kernelId} has no level ${level}`);
+      await ctx.tuf.sync();
       req.log.info({ kernelId, level }, 'patch published');
       return record;
     },
