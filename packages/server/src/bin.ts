@@ -8,6 +8,10 @@ import { startServer } from './server.ts';
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 const EXIT_USAGE = 64;
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function integer(value: string): number {
   if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('must be a whole number');
   return Number(value);
@@ -20,6 +24,8 @@ const program = new Command('livegraft-server')
   .option('--port <port>', 'TCP port; 0 picks a free one', integer, DEFAULT_PORT)
   .option('--checkin-interval <sec>', 'seconds between agent check-ins', integer, DEFAULT_CHECKIN_INTERVAL_SEC)
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
+  .option('--tuf-keys-dir <dir>', 'online TUF keys (targets.json, snapshot.json, timestamp.json); default <data-dir>/keys')
+  .option('--tuf-root <file>', 'import a signed N.root.json at start (repeatable; also read from <data-dir>/tuf/roots/)', collect, [])
   .addHelpText(
     'after',
     '\nEnvironment: LIVEGRAFT_ADMIN_TOKEN and LIVEGRAFT_REGISTRATION_KEY override the secrets\n' +
@@ -35,6 +41,8 @@ async function main(): Promise<void> {
     port: number;
     checkinInterval: number;
     logLevel: string;
+    tufKeysDir?: string;
+    tufRoot: string[];
   }>();
   let config;
   try {
@@ -44,6 +52,8 @@ async function main(): Promise<void> {
       port: opts.port,
       checkinIntervalSec: opts.checkinInterval,
       logLevel: opts.logLevel,
+      tufKeysDir: opts.tufKeysDir,
+      tufRoots: opts.tufRoot.length > 0 ? opts.tufRoot : undefined,
       adminToken: process.env['LIVEGRAFT_ADMIN_TOKEN'] || undefined,
       registrationKey: process.env['LIVEGRAFT_REGISTRATION_KEY'] || undefined,
     });
