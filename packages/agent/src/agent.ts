@@ -1,10 +1,15 @@
 import { copyFileSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import os from 'node:os';
 import {
+  DesiredLevel,
   LivegraftError,
   StatusExit,
   effectiveRelease,
+  moduleNameFor,
+  tufTargetPath,
+  validator,
   type ApplyResult,
   type CheckinRequest,
   type CheckinResponse,
@@ -14,26 +19,58 @@ import {
   manifestValidator,
   parseJson,
 } from '@livegraft/protocol';
-import { installPatch, TRANSITION_TIMEOUT_MS, uninstallAll, type KernelOps } from './apply.ts';
+import {
+  finishInstall,
+  installPatch,
+  removeModule,
+  removeRetiredModules,
+  TRANSITION_TIMEOUT_MS,
+  DISABLE_TIMEOUT_MS,
+  uninstallAll,
+  type KernelOps,
+  type StepHook,
+} from './apply.ts';
 import { ModuleCache, type CachedModule } from './cache.ts';
 import { ServerClient, isTransient, type FetchFn } from './client.ts';
-import type { Clock } from './clock.ts';
-import { loadConfig, loadConfigIfPresent, writeConfig, type AgentConfig } from './config.ts';
+import { waitFor, type Clock } from './clock.ts';
+import { disableFilePath, loadConfig, loadConfigIfPresent, writeConfig, type AgentConfig } from './config.ts';
+import { readBootId, readKillSwitch, type KillSwitch } from './guards.ts';
 import { readKernelIdentity } from './identity.ts';
+import { JournalStore, type JournalEntry, type JournalStep } from './journal.ts';
 import { readApplied, readUptimeSec, type AppliedPatch } from './kernel-state.ts';
 import type { ModuleLoader } from './loader.ts';
 import { acquireLock } from './lock.ts';
 import type { Logger } from './log.ts';
 import { StateStore, type AgentState } from './state.ts';
 import { LivepatchSysfs } from './sysfs.ts';
-import { verifyModuleFile } from './verify.ts';
+import { TufClient, type TufSession } from './tuf-client.ts';
+import { DEFAULT_DELIVERY_LIMITS, type DeliveryLimits, type WriteChunk } from './tuf-fetcher.ts';
+import { verifyManifestTarget, verifyModuleFile } from './verify.ts';
 import { AGENT_VERSION } from './version.ts';
 
 /** Used until the server has told us its interval. */
 export const DEFAULT_CHECKIN_INTERVAL_SEC = 3600;
 const MAX_ERROR_TEXT = 4000;
-/** Apply failures that may clear up by themselves; any other failure blocks that module for the daemon. */
+/** A root file given on the command line; real roots are a few KB. */
+const MAX_ROOT_FILE_BYTES = 512_000;
+/** Apply failures that may clear up by themselves. */
 const RETRY_LATER_CODES: ReadonlySet<string> = new Set(['TRANSITION_IN_PROGRESS', 'BUSY', 'KERNEL_LOAD_TIMEOUT']);
+/**
+ * Failures that say nothing about the module itself (delivery trouble, local
+ * policy), so they never mark it as blocked.
+ */
+const NOT_THE_MODULE_CODES: ReadonlySet<string> = new Set([
+  'DOWNLOAD_TIMEOUT',
+  'DOWNLOAD_STALLED',
+  'DISK_FULL',
+  'STAGING_WRITE_FAILED',
+  'DOWNGRADE_REFUSED',
+  'LEVEL_QUARANTINED',
+  'NEEDS_ATTENTION',
+  'AGENT_DISABLED',
+  'CACHE_MISSING',
+]);
+const desiredValidator = validator(DesiredLevel, 'desired level in the check-in answer');
 
 export interface AgentDeps {
   configPath: string;
@@ -44,6 +81,12 @@ export interface AgentDeps {
   clock: Clock;
   log: Logger;
   fetch?: FetchFn;
+  /** Overrides the delivery bounds (tests use short ones); the config's come next, then the defaults. */
+  deliveryLimits?: Partial<DeliveryLimits>;
+  /** Writes staged download bytes (tests inject a full disk). */
+  writeChunk?: WriteChunk;
+  /** Runs after each journal step is on disk (tests stop the agent there). */
+  journalHook?: (step: JournalStep) => void | Promise<void>;
 }
 
 export interface CheckOutcome {
@@ -53,6 +96,8 @@ export interface CheckOutcome {
   kernelSupported: boolean;
   latestLevel: number;
   latest: PatchManifest | undefined;
+  /** What the server wants this host to run, when it says so. */
+  desired: DesiredLevel | undefined;
   checkinIntervalSec: number;
 }
 
@@ -60,10 +105,11 @@ export interface UpdateOutcome {
   exit: number;
   /** What happened, for humans. */
   summary: string;
-  check: CheckOutcome;
+  check?: CheckOutcome;
   apply?: ApplyResult;
   removed?: string[];
   warnings?: string[];
+  disabled?: KillSwitch;
 }
 
 export interface OpOutcome {
@@ -71,10 +117,21 @@ export interface OpOutcome {
   apply?: ApplyResult;
   removed?: string[];
   warnings?: string[];
+  disabled?: KillSwitch;
 }
 
 /** A manifest lists at most 500 fixes; anything near this size is not one. */
 const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+function readBoundedFile(path: string, max: number, code: string, what: string): Buffer {
+  try {
+    if (statSync(path).size > max) throw new LivegraftError(code, `${what} ${path} is larger than ${max} bytes`);
+    return readFileSync(path);
+  } catch (err) {
+    if (err instanceof LivegraftError) throw err;
+    throw new LivegraftError(code, `cannot read ${what} ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
 
 function readManifestFile(path: string): PatchManifest {
   let text: string;
@@ -103,21 +160,59 @@ const errorText = (err: unknown): { code: string; message: string } =>
     ? { code: err.code, message: err.message.slice(0, MAX_ERROR_TEXT) }
     : { code: 'INTERNAL', message: String((err as Error)?.message ?? err).slice(0, MAX_ERROR_TEXT) };
 
+/** Checks the signed target agrees with the manifest it carries and with what we asked for. */
+function checkSignedTarget(
+  info: { length: number; hashes: Record<string, string>; path: string },
+  manifest: PatchManifest,
+  kernel: KernelIdentity,
+  level: number,
+): void {
+  verifyManifestTarget(manifest, kernel);
+  if (manifest.level !== level) {
+    throw new LivegraftError(
+      'MANIFEST_MISMATCH',
+      `signed target ${info.path} carries a manifest for level ${manifest.level}, not ${level}`,
+    );
+  }
+  if (info.length !== manifest.module.size || info.hashes['sha256'] !== manifest.module.sha256) {
+    throw new LivegraftError(
+      'MODULE_HASH_MISMATCH',
+      `signed target ${info.path} is ${info.length} bytes with sha256 ${info.hashes['sha256'] ?? '(none)'}, ` +
+        `its manifest says ${manifest.module.size} bytes with sha256 ${manifest.module.sha256}`,
+    );
+  }
+}
+
+/** Levels of this kernel in a list of target paths `<kernelId>/<level>/<name>.ko`. */
+function levelsInTargets(paths: string[], kernelId: string): number[] {
+  const out: number[] = [];
+  for (const p of paths) {
+    const m = /^([0-9a-f]{64})\/([1-9][0-9]{0,6})\/([a-z0-9_]+)\.ko$/.exec(p);
+    if (m === null || m[1] !== kernelId) continue;
+    const level = Number(m[2]);
+    if (m[3] === moduleNameFor(kernelId, level)) out.push(level);
+  }
+  return out.sort((a, b) => a - b);
+}
+
 /**
- * The agent's operations. Each mutating one takes the host lock, reads the
- * truth from sysfs, acts, and records what happened in state.json.
+ * The agent's operations. Each mutating one takes the host lock, reconciles
+ * an interrupted change with sysfs, reads the truth from sysfs, acts, and
+ * records what happened in state.json.
  */
 export class Agent {
   readonly deps: AgentDeps;
   readonly sysfs: LivepatchSysfs;
   readonly cache: ModuleCache;
   readonly store: StateStore;
+  readonly journal: JournalStore;
 
   constructor(deps: AgentDeps) {
     this.deps = deps;
     this.sysfs = new LivepatchSysfs(deps.sysRoot);
     this.cache = new ModuleCache(deps.stateDir);
     this.store = new StateStore(deps.stateDir);
+    this.journal = new JournalStore(deps.stateDir);
   }
 
   identity(): KernelIdentity {
@@ -126,6 +221,10 @@ export class Agent {
 
   applied(kernel: KernelIdentity): AppliedPatch {
     return readApplied(this.sysfs, kernel);
+  }
+
+  killSwitch(config: AgentConfig | undefined): KillSwitch | undefined {
+    return readKillSwitch(this.deps.procRoot, disableFilePath(this.deps.configPath, config));
   }
 
   #readState(): AgentState {
@@ -146,6 +245,34 @@ export class Agent {
     };
   }
 
+  #limits(config: AgentConfig | undefined): DeliveryLimits {
+    const d = config?.delivery;
+    const sec = (v: number | undefined): number | undefined => (v === undefined ? undefined : v * 1000);
+    return {
+      requestTimeoutMs:
+        this.deps.deliveryLimits?.requestTimeoutMs ??
+        sec(d?.requestTimeoutSec) ??
+        DEFAULT_DELIVERY_LIMITS.requestTimeoutMs,
+      totalTimeoutMs:
+        this.deps.deliveryLimits?.totalTimeoutMs ?? sec(d?.totalTimeoutSec) ?? DEFAULT_DELIVERY_LIMITS.totalTimeoutMs,
+      stallTimeoutMs:
+        this.deps.deliveryLimits?.stallTimeoutMs ?? sec(d?.stallTimeoutSec) ?? DEFAULT_DELIVERY_LIMITS.stallTimeoutMs,
+      minBytesPerSec:
+        this.deps.deliveryLimits?.minBytesPerSec ?? d?.minBytesPerSec ?? DEFAULT_DELIVERY_LIMITS.minBytesPerSec,
+    };
+  }
+
+  #tuf(config: AgentConfig | undefined, baseUrl: string): TufClient {
+    return new TufClient({
+      stateDir: this.deps.stateDir,
+      baseUrl,
+      limits: this.#limits(config),
+      log: this.deps.log,
+      fetch: this.deps.fetch,
+      writeChunk: this.deps.writeChunk,
+    });
+  }
+
   async #locked<T>(fn: () => Promise<T>): Promise<T> {
     const release = await acquireLock(join(this.deps.stateDir, 'agent.lock'), this.deps.clock);
     try {
@@ -153,6 +280,14 @@ export class Agent {
     } finally {
       release();
     }
+  }
+
+  /** Every command that may change the kernel: lock, then settle whatever a killed agent left behind. */
+  async #mutating<T>(config: AgentConfig | undefined, fn: () => Promise<T>): Promise<T> {
+    return this.#locked(async () => {
+      await this.#reconcile(config);
+      return fn();
+    });
   }
 
   #nowIso(): string {
@@ -163,8 +298,23 @@ export class Agent {
     return new ServerClient({ server: config.server, token: config.token, fetch: this.deps.fetch });
   }
 
-  async enroll(opts: { server: string; key: string; hostname?: string }): Promise<AgentConfig> {
+  /** Where TUF metadata and targets come from: the mirror, else the server. */
+  #deliveryBase(config: AgentConfig): string {
+    return config.mirror ?? config.server;
+  }
+
+  async enroll(opts: {
+    server: string;
+    key: string;
+    hostname?: string;
+    rootFile?: string;
+  }): Promise<{ config: AgentConfig; rootVersion: number | undefined; rootSource: string | undefined }> {
     const kernel = this.identity();
+    // An out-of-band root is checked before anything is sent or written.
+    const givenRoot =
+      opts.rootFile === undefined
+        ? undefined
+        : readBoundedFile(opts.rootFile, MAX_ROOT_FILE_BYTES, 'TUF_ROOT_INVALID', 'root file');
     const client = new ServerClient({ server: opts.server, fetch: this.deps.fetch });
     const res = await client.enroll({
       registrationKey: opts.key,
@@ -172,23 +322,43 @@ export class Agent {
       kernel,
       agentVersion: AGENT_VERSION,
     });
+    const served = (res as { root?: unknown }).root;
+    const rootBytes = givenRoot ?? (served === undefined ? undefined : Buffer.from(JSON.stringify(served)));
+    const rootSource = givenRoot !== undefined ? opts.rootFile : served !== undefined ? 'the enrol answer' : undefined;
     const config: AgentConfig = { server: opts.server.replace(/\/+$/, ''), hostId: res.hostId, token: res.token };
-    writeConfig(this.deps.configPath, config);
-    return config;
+    return this.#locked(() => {
+      let rootVersion: number | undefined;
+      if (rootBytes !== undefined) {
+        rootVersion = TufClient.pinRoot(this.deps.stateDir, rootBytes, `TUF root from ${rootSource}`).signed.version;
+      }
+      writeConfig(this.deps.configPath, config);
+      return Promise.resolve({ config, rootVersion, rootSource });
+    });
+  }
+
+  /** Replaces the trust anchor with a root obtained out of band (air-gapped hosts, key recovery). */
+  async pinRoot(file: string): Promise<OpOutcome> {
+    const bytes = readBoundedFile(file, MAX_ROOT_FILE_BYTES, 'TUF_ROOT_INVALID', 'root file');
+    return this.#locked(() => {
+      const md = TufClient.pinRoot(this.deps.stateDir, bytes, file);
+      return Promise.resolve({ summary: `trusted TUF root is now version ${md.signed.version} from ${file}` });
+    });
   }
 
   #hostState(state: AgentState, applied: AppliedPatch, kernel: KernelIdentity): HostState {
     if (applied.inTransition || applied.retired.length > 0) return 'needs-attention';
+    if (state.attention) return 'needs-attention';
+    if ((state.quarantined?.[kernel.id] ?? []).length > 0) return 'needs-attention';
     if (state.lastError?.code === 'TRANSITION_REVERSE_STALLED') return 'needs-attention';
     if (state.lastError) return 'error';
     if (state.lastCheck?.kernelId === kernel.id && !state.lastCheck.kernelSupported) return 'unsupported';
     return applied.level > 0 ? 'patched' : 'unpatched';
   }
 
-  #recordError(err: unknown): void {
+  #recordError(err: unknown, op: 'check' | 'apply' = 'check'): void {
     const { code, message } = errorText(err);
     this.store.update((s) => {
-      s.lastError = { code, message, at: this.#nowIso(), op: 'check' };
+      s.lastError = { code, message, at: this.#nowIso(), op };
     });
   }
 
@@ -203,6 +373,11 @@ export class Agent {
     if (state.lastError) req.lastError = `${state.lastError.code}: ${state.lastError.message}`.slice(0, MAX_ERROR_TEXT);
     if (state.lastApply) req.lastApply = state.lastApply;
     return req;
+  }
+
+  /** The release counter only goes up, except when an operator authorised a downgrade. */
+  #raiseHighest(s: AgentState, kernelId: string, level: number): void {
+    s.highestLevel = { ...s.highestLevel, [kernelId]: Math.max(s.highestLevel?.[kernelId] ?? 0, level) };
   }
 
   /** The check-in: reports our state (it is the heartbeat too) and learns what is available. */
@@ -235,8 +410,22 @@ export class Agent {
       this.#recordError(err);
       throw err;
     }
+    const rawDesired = (res as { desired?: unknown }).desired;
+    let desired: DesiredLevel | undefined;
+    if (rawDesired !== undefined && rawDesired !== null) {
+      try {
+        desired = desiredValidator.parse(rawDesired);
+      } catch (err) {
+        const bad = new LivegraftError('SERVER_BAD_ANSWER', (err as Error).message, { cause: err });
+        this.#recordError(bad);
+        throw bad;
+      }
+    }
     const latestLevel = res.kernelSupported && latest !== undefined ? latest.level : 0;
-    if (!res.kernelSupported) latest = undefined;
+    if (!res.kernelSupported) {
+      latest = undefined;
+      desired = undefined;
+    }
     this.store.update((s) => {
       s.lastCheckAt = this.#nowIso();
       s.lastCheck = {
@@ -245,6 +434,7 @@ export class Agent {
         latestLevel,
         checkinIntervalSec: res.checkinIntervalSec,
       };
+      this.#raiseHighest(s, kernel.id, applied.level);
       // A successful round trip clears check errors; apply errors stay until the next apply.
       if (s.lastError?.op === 'check') s.lastError = null;
     });
@@ -255,6 +445,7 @@ export class Agent {
       kernelSupported: res.kernelSupported,
       latestLevel,
       latest,
+      desired,
       checkinIntervalSec: res.checkinIntervalSec,
     };
   }
@@ -276,19 +467,191 @@ export class Agent {
     return this.#locked(() => this.#check(config));
   }
 
+  // ---- journal, reconcile, crash-loop guard -------------------------------------------------------------
+
+  /** A step hook that persists each step (temp + fsync + rename) before the procedure continues. */
+  #journalHook(base: Omit<JournalEntry, 'step' | 'updatedAt'>): StepHook {
+    return async (step) => {
+      this.journal.write({ ...base, step, updatedAt: this.#nowIso() });
+      await this.deps.journalHook?.(step);
+    };
+  }
+
+  #journalBase(op: JournalEntry['op'], kernel: KernelIdentity, module: string, level: number, fromLevel: number) {
+    return {
+      schema: 1 as const,
+      op,
+      kernelId: kernel.id,
+      bootId: readBootId(this.deps.procRoot),
+      module,
+      level,
+      fromLevel,
+      startedAt: this.#nowIso(),
+    };
+  }
+
+  /**
+   * Journal handling around a kernel change. A handled failure (a
+   * LivegraftError: the procedure cleaned up) clears the journal, except a
+   * reverse that stalled: the kernel is mid-change and a reboot must count
+   * against that level. Anything else (a crash) leaves it for reconcile.
+   */
+  async #journalled<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      const out = await run();
+      this.journal.clear();
+      return out;
+    } catch (err) {
+      if (err instanceof LivegraftError && err.code !== 'TRANSITION_REVERSE_STALLED') this.journal.clear();
+      throw err;
+    }
+  }
+
+  #quarantine(kernelId: string, level: number, why: string): void {
+    const message =
+      `level ${level} for kernel ${kernelId.slice(0, 12)} was being applied when ${why}; it is quarantined and ` +
+      `will not be applied again until an operator runs "livegraft-agent unquarantine ${level}"`;
+    this.store.update((s) => {
+      const list = new Set(s.quarantined?.[kernelId] ?? []);
+      list.add(level);
+      s.quarantined = { ...s.quarantined, [kernelId]: [...list].sort((a, b) => a - b) };
+      s.lastError = { code: 'LEVEL_QUARANTINED', message, at: this.#nowIso(), op: 'apply' };
+    });
+    this.deps.log.log('error', message, { code: 'LEVEL_QUARANTINED', level });
+  }
+
+  #setAttention(err: LivegraftError): void {
+    this.store.update((s) => {
+      s.attention = { code: err.code, message: err.message.slice(0, MAX_ERROR_TEXT), at: this.#nowIso() };
+    });
+  }
+
+  /**
+   * Settles a change a killed agent left behind, from the journal and the
+   * kernel (the kernel is the truth). Never loads anything. A journal from
+   * before a reboot whose change never completed quarantines that level.
+   */
+  async #reconcile(config: AgentConfig | undefined): Promise<void> {
+    const { entry, warning } = this.journal.read();
+    if (warning !== undefined) this.deps.log.log('warn', `journal: ${warning}`);
+    if (entry === undefined) return;
+    const log = this.deps.log;
+    if (entry.bootId !== readBootId(this.deps.procRoot)) {
+      if (entry.op !== 'unload' && entry.level > 0) {
+        this.#quarantine(entry.kernelId, entry.level, `the host went down (journal step "${entry.step}")`);
+      }
+      this.journal.clear();
+      return;
+    }
+    const k = this.#kernelOps(config);
+    const onStep = this.#journalHook({ ...entry });
+    const record = (ok: boolean, extra: Partial<ApplyResult> = {}): ApplyResult => ({
+      action: entry.op,
+      fromLevel: entry.fromLevel,
+      toLevel: entry.level,
+      ok,
+      durationMs: Math.max(0, this.deps.clock.now() - Date.parse(entry.startedAt)),
+      at: this.#nowIso(),
+      ...extra,
+    });
+    log.log('warn', `resuming an interrupted ${entry.op} of level ${entry.level} (journal step "${entry.step}")`);
+    try {
+      if (entry.op === 'unload') {
+        await removeRetiredModules(k);
+        this.journal.clear();
+        return;
+      }
+      const name = entry.module;
+      if (entry.step === 'intent' || entry.step === 'loaded') {
+        const p = this.sysfs.readPatch(name);
+        if (p?.enabled !== true) {
+          // Never loaded, refused, or reversed: take away what is left and report the change as not done.
+          if (p !== undefined) await waitFor(k.clock, () => !this.sysfs.patchExists(name), DISABLE_TIMEOUT_MS);
+          if (this.sysfs.moduleLoaded(name)) await removeModule(k, name);
+          this.journal.clear();
+          const apply = record(false, { code: 'INTERRUPTED', message: `the agent stopped before ${name} was enabled` });
+          this.store.update((s) => {
+            s.lastApply = apply;
+          });
+          log.log('warn', `the interrupted ${entry.op} of level ${entry.level} did not take effect; nothing to resume`);
+          return;
+        }
+        await finishInstall(k, name, onStep);
+      } else if (entry.step === 'transitioned') {
+        await removeRetiredModules(k, name);
+        await onStep('old-removed');
+      }
+      const apply = record(true);
+      this.store.update((s) => {
+        s.kernelId = entry.kernelId;
+        s.level = entry.level;
+        s.appliedAt = apply.at;
+        s.lastApply = apply;
+        s.lastError = null;
+        if (entry.level < entry.fromLevel) {
+          s.highestLevel = { ...s.highestLevel, [entry.kernelId]: entry.level };
+        } else {
+          this.#raiseHighest(s, entry.kernelId, entry.level);
+        }
+      });
+      this.journal.clear();
+      log.log('info', `finished the interrupted ${entry.op} of level ${entry.level}`);
+    } catch (err) {
+      const { code, message } = errorText(err);
+      if (err instanceof LivegraftError && code === 'TRANSITION_REVERSE_STALLED') this.#setAttention(err);
+      else this.journal.clear();
+      this.store.update((s) => {
+        s.lastApply = record(false, { code: code.slice(0, 64), message });
+        s.lastError = { code, message, at: this.#nowIso(), op: 'apply' };
+      });
+      log.log('error', `could not finish the interrupted ${entry.op}`, { code, message });
+    }
+  }
+
+  /** Refuses to change the kernel while a human must look at it. */
+  #assertNoAttention(state: AgentState): void {
+    if (state.attention) {
+      throw new LivegraftError(
+        'NEEDS_ATTENTION',
+        `patching is stopped since ${state.attention.at}: [${state.attention.code}] ` +
+          `${state.attention.message.split('\n')[0] ?? ''}. Investigate (a reboot clears a stuck transition), ` +
+          'then run "livegraft-agent clear-attention"',
+      );
+    }
+  }
+
+  #assertNotQuarantined(state: AgentState, kernelId: string, level: number): void {
+    if ((state.quarantined?.[kernelId] ?? []).includes(level)) {
+      throw new LivegraftError(
+        'LEVEL_QUARANTINED',
+        `level ${level} is quarantined: it was being applied when the host went down. ` +
+          `Run "livegraft-agent unquarantine ${level}" to allow it again`,
+      );
+    }
+  }
+
+  #assertEnabled(config: AgentConfig | undefined): void {
+    const ks = this.killSwitch(config);
+    if (ks !== undefined) {
+      throw new LivegraftError('AGENT_DISABLED', `livegraft is disabled (${ks.detail}); not loading anything`);
+    }
+  }
+
+  // ---- applying -------------------------------------------------------------------------------------------
+
   /**
    * Puts one cached-or-fetched module in place and records the ApplyResult.
-   * `obtain` runs inside the timing so download and verification failures are reported as the apply's result.
+   * `obtain` runs inside the timing so download and verification failures
+   * are reported as the apply's result; it may fill in target.sha256.
    */
   async #apply(
     action: ApplyResult['action'],
     config: AgentConfig | undefined,
     kernel: KernelIdentity,
-    target: { level: number; sha256: string },
+    target: { level: number; sha256: string; downgrade?: boolean },
     obtain: () => Promise<CachedModule>,
   ): Promise<OpOutcome> {
     const toLevel = target.level;
-    const sha256 = target.sha256;
     const started = this.deps.clock.now();
     const fromLevel = this.applied(kernel).level;
     const result = (ok: boolean, extra: Partial<ApplyResult> = {}): ApplyResult => ({
@@ -301,8 +664,13 @@ export class Agent {
       ...extra,
     });
     try {
+      this.#assertNotQuarantined(this.#readState(), kernel.id, toLevel);
       const cached = await obtain();
-      const outcome = await installPatch(this.#kernelOps(config), cached.manifest, cached.modulePath, kernel);
+      target.sha256 = cached.manifest.module.sha256;
+      const onStep = this.#journalHook(this.#journalBase(action, kernel, cached.manifest.name, toLevel, fromLevel));
+      const outcome = await this.#journalled(() =>
+        installPatch(this.#kernelOps(config), cached.manifest, cached.modulePath, kernel, onStep),
+      );
       const warnings = outcome.warnings;
       const apply = result(true, warnings.length > 0 ? { message: warnings.join('\n').slice(0, 4000) } : {});
       this.store.update((s) => {
@@ -312,6 +680,9 @@ export class Agent {
         s.lastApply = apply;
         s.lastError = null;
         if (s.blocked?.level === toLevel) s.blocked = null;
+        // An authorised downgrade resets the counter; anything else only raises it.
+        if (target.downgrade === true) s.highestLevel = { ...s.highestLevel, [kernel.id]: toLevel };
+        else this.#raiseHighest(s, kernel.id, toLevel);
       });
       for (const w of warnings) this.deps.log.log('warn', w);
       const summary = outcome.alreadyApplied
@@ -322,11 +693,17 @@ export class Agent {
     } catch (err) {
       const { code, message } = errorText(err);
       const apply = result(false, { code: code.slice(0, 64), message });
+      if (err instanceof LivegraftError && code === 'TRANSITION_REVERSE_STALLED') this.#setAttention(err);
       this.store.update((s) => {
         s.lastApply = apply;
         s.lastError = { code, message, at: apply.at, op: 'apply' };
-        if (!isTransient(err) && !RETRY_LATER_CODES.has(code)) {
-          s.blocked = { level: toLevel, sha256, code, at: apply.at };
+        const aboutTheModule =
+          !isTransient(err) &&
+          !RETRY_LATER_CODES.has(code) &&
+          !NOT_THE_MODULE_CODES.has(code) &&
+          !code.startsWith('TUF_');
+        if (aboutTheModule && target.sha256 !== '') {
+          s.blocked = { level: toLevel, sha256: target.sha256, code, at: apply.at };
         }
       });
       this.deps.log.log('error', `${action} to level ${toLevel} failed`, { code, message });
@@ -335,22 +712,66 @@ export class Agent {
   }
 
   /**
-   * check, then fetch and apply the newest level if it is above the applied one.
-   * Never goes down on its own. `manual` (the CLI) clears a hold and retries a
-   * blocked module; the daemon respects both.
+   * Fetches level `level` through TUF (the only way a module enters the
+   * cache online), checks the signed manifest, and applies it.
+   */
+  async #applySigned(
+    action: ApplyResult['action'],
+    config: AgentConfig | undefined,
+    kernel: KernelIdentity,
+    level: number,
+    openSession: () => Promise<TufSession>,
+    downgrade: boolean,
+  ): Promise<OpOutcome> {
+    const target = { level, sha256: '', downgrade };
+    return this.#apply(action, config, kernel, target, async () => {
+      const session = await openSession();
+      try {
+        const path = tufTargetPath(kernel.id, level, moduleNameFor(kernel.id, level));
+        const signed = await session.target(path);
+        if (signed === undefined) {
+          throw new LivegraftError(
+            'TUF_TARGET_MISSING',
+            `the signed repository has no target ${path}: the server offered a level it has not signed`,
+          );
+        }
+        target.sha256 = signed.manifest.module.sha256;
+        checkSignedTarget(signed.info, signed.manifest, kernel, level);
+        return await this.cache.ensure(signed.manifest, kernel, (tmp) => session.download(signed.info, tmp));
+      } finally {
+        session.close();
+      }
+    });
+  }
+
+  /** Downgrade and unload policy shared by update and update --from. */
+  #downgradeRefused(level: number, applied: number, highest: number, source: string): LivegraftError {
+    return new LivegraftError(
+      'DOWNGRADE_REFUSED',
+      `${source} offers level ${level}, below ${applied > 0 ? `the applied level ${applied}` : ''}` +
+        `${applied > 0 && highest > applied ? ' and ' : ''}${highest > applied ? `the highest level this host ran (${highest})` : ''}; ` +
+        'refusing to go down without an operator asking for it (rollback, apply --allow-downgrade, or a fleet rollback)',
+      { details: { offered: level, applied, highest } },
+    );
+  }
+
+  /**
+   * check, then fetch through TUF and apply the level the server wants
+   * (its `desired`, else its latest). Never goes down unless the server's
+   * desired level says an operator authorised it. `manual` (the CLI) clears
+   * a hold and retries a blocked module; the daemon respects both.
    */
   async update(opts: { manual: boolean }): Promise<UpdateOutcome> {
     const config = loadConfig(this.deps.configPath);
-    return this.#locked(async () => {
+    return this.#mutating(config, async () => {
       const check = await this.#check(config);
-      const state = this.#readState();
+      let state = this.#readState();
       if (opts.manual && (state.hold || state.blocked)) {
-        this.store.update((s) => {
+        state = this.store.update((s) => {
           s.hold = null;
           s.blocked = null;
         });
       }
-      const latest = check.latest;
       if (!check.kernelSupported) {
         return {
           exit: StatusExit.KERNEL_UNSUPPORTED,
@@ -358,35 +779,60 @@ export class Agent {
           check,
         };
       }
-      if (latest === undefined || latest.level <= check.appliedLevel) {
-        const summary =
-          latest === undefined
-            ? check.appliedLevel === 0
-              ? 'no patches available for this kernel'
-              : `up to date at level ${check.appliedLevel}`
-            : latest.level === check.appliedLevel
-              ? `up to date at level ${check.appliedLevel}`
-              : `server offers level ${latest.level}, below the applied ${check.appliedLevel}; not downgrading`;
+      const disabled = this.killSwitch(config);
+      if (disabled !== undefined) {
+        return {
+          exit: 0,
+          summary: `livegraft is disabled (${disabled.detail}); not applying anything`,
+          check,
+          disabled,
+        };
+      }
+      this.#assertNoAttention(state);
+      const kernel = check.kernel;
+      const applied = check.appliedLevel;
+      const desired = check.desired;
+      const level = desired?.level ?? check.latestLevel;
+      const allowDowngrade = desired?.allowDowngrade === true;
+      const highest = Math.max(state.highestLevel?.[kernel.id] ?? 0, applied);
+      if (desired === undefined && check.latest === undefined) {
+        const summary = applied === 0 ? 'no patches available for this kernel' : `up to date at level ${applied}`;
         return { exit: 0, summary, check };
       }
-      if (!opts.manual && state.hold && latest.level > state.hold.maxLevel) {
-        const summary = `level ${latest.level} available but held at ${state.hold.maxLevel} since ${state.hold.reason} (${state.hold.at}); run "livegraft-agent update" to resume`;
+      if (level === applied) return { exit: 0, summary: `up to date at level ${applied}`, check };
+      const downgrade = level < applied || level < highest;
+      if (downgrade && !allowDowngrade) {
+        const err = this.#downgradeRefused(level, applied, highest, 'the server');
+        this.#recordError(err);
+        throw err;
+      }
+      if (level === 0) {
+        const op = await this.#unloadNow(config, kernel);
+        await this.#report(config);
+        return { exit: 0, ...op, check };
+      }
+      if (!downgrade && !opts.manual && state.hold && level > state.hold.maxLevel) {
+        const summary = `level ${level} available but held at ${state.hold.maxLevel} since ${state.hold.reason} (${state.hold.at}); run "livegraft-agent update" to resume`;
         return { exit: 0, summary, check };
       }
-      if (!opts.manual && state.blocked?.level === latest.level && state.blocked.sha256 === latest.module.sha256) {
-        const summary = `level ${latest.level} failed before with ${state.blocked.code}; not retrying automatically (run "livegraft-agent update")`;
+      if ((state.quarantined?.[kernel.id] ?? []).includes(level)) {
+        const summary = `level ${level} is quarantined (it was being applied when the host went down); not applying it. "livegraft-agent unquarantine ${level}" allows it again`;
+        this.deps.log.log('error', summary, { code: 'LEVEL_QUARANTINED' });
         return { exit: StatusExit.ERROR, summary, check };
       }
-      const kernel = check.kernel;
-      const client = this.#client(config);
+      const blocked = state.blocked;
+      if (
+        !opts.manual &&
+        blocked?.level === level &&
+        (check.latest === undefined || check.latest.level !== level || check.latest.module.sha256 === blocked.sha256)
+      ) {
+        const summary = `level ${level} failed before with ${blocked.code}; not retrying automatically (run "livegraft-agent update")`;
+        return { exit: StatusExit.ERROR, summary, check };
+      }
+      const action = downgrade ? 'rollback' : 'apply';
+      const tuf = this.#tuf(config, this.#deliveryBase(config));
       try {
-        const op = await this.#apply(
-          'apply',
-          config,
-          kernel,
-          { level: latest.level, sha256: latest.module.sha256 },
-          () => this.cache.ensure(latest, kernel, (tmp, max) => client.downloadModule(latest.module.sha256, tmp, max)),
-        );
+        const op = await this.#applySigned(action, config, kernel, level, () => tuf.open(), downgrade);
         return { exit: 0, ...op, check };
       } finally {
         // Tell the server the outcome now rather than at the next interval.
@@ -396,29 +842,84 @@ export class Agent {
   }
 
   /**
+   * Applies the highest level for this kernel from a bundle directory laid
+   * out like the server's TUF repository (tuf/metadata, tuf/targets), for
+   * hosts without network. Verified against the pinned root like online.
+   */
+  async updateFrom(dir: string, opts: { allowDowngrade?: boolean } = {}): Promise<UpdateOutcome> {
+    const config = loadConfigIfPresent(this.deps.configPath);
+    const base = pathToFileURL(resolve(dir)).href;
+    return this.#mutating(config, async () => {
+      const state = this.#readState();
+      const disabled = this.killSwitch(config);
+      if (disabled !== undefined) {
+        return { exit: 0, summary: `livegraft is disabled (${disabled.detail}); not applying anything`, disabled };
+      }
+      this.#assertNoAttention(state);
+      const kernel = this.identity();
+      const applied = this.applied(kernel).level;
+      const highest = Math.max(state.highestLevel?.[kernel.id] ?? 0, applied);
+      const session = await this.#tuf(config, base).open();
+      try {
+        const quarantined = state.quarantined?.[kernel.id] ?? [];
+        const levels = levelsInTargets(session.listTargets(`${kernel.id}/`), kernel.id);
+        const level = levels.filter((l) => !quarantined.includes(l)).at(-1);
+        if (level === undefined) {
+          return {
+            exit: 0,
+            summary:
+              levels.length === 0
+                ? `${dir} has no signed patches for this kernel`
+                : `every level in ${dir} for this kernel is quarantined (${levels.join(', ')})`,
+          };
+        }
+        if (level === applied) return { exit: 0, summary: `up to date at level ${applied}` };
+        const downgrade = level < applied || level < highest;
+        if (downgrade && opts.allowDowngrade !== true) throw this.#downgradeRefused(level, applied, highest, dir);
+        const op = await this.#applySigned(
+          downgrade ? 'rollback' : 'apply',
+          config,
+          kernel,
+          level,
+          () => Promise.resolve(session),
+          downgrade,
+        );
+        return { exit: 0, ...op };
+      } finally {
+        session.close();
+      }
+    });
+  }
+
+  /**
    * Applies a module from a local manifest (air-gapped hosts, or a module
    * fetched by other means). The module file named in the manifest must sit
    * beside it. The given file itself is verified first, then cached, then
-   * applied; going below the applied level needs `allowDowngrade`.
+   * applied; going below the applied (or highest) level needs `allowDowngrade`.
    */
   async applyLocal(manifestPath: string, opts: { allowDowngrade?: boolean } = {}): Promise<OpOutcome> {
     const config = loadConfigIfPresent(this.deps.configPath);
     const manifest = readManifestFile(manifestPath);
     const modulePath = join(dirname(manifestPath), manifest.module.file);
-    return this.#locked(async () => {
+    return this.#mutating(config, async () => {
+      this.#assertEnabled(config);
+      const state = this.#readState();
+      this.#assertNoAttention(state);
       const kernel = this.identity();
       const applied = this.applied(kernel).level;
-      const target = { level: manifest.level, sha256: manifest.module.sha256 };
+      const highest = Math.max(state.highestLevel?.[kernel.id] ?? 0, applied);
+      const downgrade = manifest.level < applied || manifest.level < highest;
+      const target = { level: manifest.level, sha256: manifest.module.sha256, downgrade };
       return this.#apply('apply', config, kernel, target, async () => {
         verifyModuleFile(manifest, modulePath, kernel);
         const cached = await this.cache.ensure(manifest, kernel, (tmp) => {
           copyFileSync(modulePath, tmp);
           return Promise.resolve();
         });
-        if (manifest.level < applied && opts.allowDowngrade !== true) {
+        if (downgrade && opts.allowDowngrade !== true) {
           throw new LivegraftError(
             'DOWNGRADE_REFUSED',
-            `${manifestPath} is level ${manifest.level}, below the applied level ${applied}; ` +
+            `${manifestPath} is level ${manifest.level}, below the ${manifest.level < applied ? `applied level ${applied}` : `highest level this host ran (${highest})`}; ` +
               'use rollback, or pass --allow-downgrade',
           );
         }
@@ -429,7 +930,9 @@ export class Agent {
 
   async rollback(to?: number): Promise<OpOutcome> {
     const config = loadConfigIfPresent(this.deps.configPath);
-    return this.#locked(async () => {
+    return this.#mutating(config, async () => {
+      this.#assertEnabled(config);
+      this.#assertNoAttention(this.#readState());
       const kernel = this.identity();
       const applied = this.applied(kernel).level;
       const levels = this.cache.levels(kernel.id);
@@ -450,7 +953,7 @@ export class Agent {
         'rollback',
         config,
         kernel,
-        { level: target, sha256: cached.manifest.module.sha256 },
+        { level: target, sha256: cached.manifest.module.sha256, downgrade: target < applied },
         () => Promise.resolve(cached),
       );
       this.store.update((s) => {
@@ -460,55 +963,67 @@ export class Agent {
     });
   }
 
+  async #unloadNow(config: AgentConfig | undefined, kernel: KernelIdentity): Promise<OpOutcome> {
+    const fromLevel = this.applied(kernel).level;
+    const started = this.deps.clock.now();
+    const mk = (ok: boolean, extra: Partial<ApplyResult> = {}): ApplyResult => ({
+      action: 'unload',
+      fromLevel,
+      toLevel: 0,
+      ok,
+      durationMs: Math.max(0, this.deps.clock.now() - started),
+      at: this.#nowIso(),
+      ...extra,
+    });
+    try {
+      const onStep = this.#journalHook(this.#journalBase('unload', kernel, '', 0, fromLevel));
+      const { disabled, removed } = await this.#journalled(async () => {
+        await onStep('intent');
+        return uninstallAll(this.#kernelOps(config));
+      });
+      const apply = mk(true);
+      this.store.update((s) => {
+        s.kernelId = kernel.id;
+        s.level = 0;
+        s.appliedAt = null;
+        s.lastApply = apply;
+        s.lastError = null;
+        s.hold = { maxLevel: 0, reason: 'unload', at: apply.at };
+      });
+      const summary =
+        disabled.length + removed.length === 0
+          ? 'no livegraft patches were loaded'
+          : `disabled ${disabled.join(', ') || 'nothing'}; removed ${removed.join(', ') || 'nothing'}`;
+      return { summary, apply, removed };
+    } catch (err) {
+      const { code, message } = errorText(err);
+      const apply = mk(false, { code: code.slice(0, 64), message });
+      if (err instanceof LivegraftError && code === 'UNLOAD_STALLED') this.#setAttention(err);
+      this.store.update((s) => {
+        s.lastApply = apply;
+        s.lastError = { code, message, at: apply.at, op: 'apply' };
+      });
+      throw err;
+    }
+  }
+
+  /** Unloading is the safe direction: allowed even when disabled or needing attention. */
   async unload(): Promise<OpOutcome> {
     const config = loadConfigIfPresent(this.deps.configPath);
-    return this.#locked(async () => {
-      const kernel = this.identity();
-      const fromLevel = this.applied(kernel).level;
-      const started = this.deps.clock.now();
-      const mk = (ok: boolean, extra: Partial<ApplyResult> = {}): ApplyResult => ({
-        action: 'unload',
-        fromLevel,
-        toLevel: 0,
-        ok,
-        durationMs: Math.max(0, this.deps.clock.now() - started),
-        at: this.#nowIso(),
-        ...extra,
-      });
-      try {
-        const { disabled, removed } = await uninstallAll(this.#kernelOps(config));
-        const apply = mk(true);
-        this.store.update((s) => {
-          s.kernelId = kernel.id;
-          s.level = 0;
-          s.appliedAt = null;
-          s.lastApply = apply;
-          s.lastError = null;
-          s.hold = { maxLevel: 0, reason: 'unload', at: apply.at };
-        });
-        const summary =
-          disabled.length + removed.length === 0
-            ? 'no livegraft patches were loaded'
-            : `disabled ${disabled.join(', ') || 'nothing'}; removed ${removed.join(', ') || 'nothing'}`;
-        return { summary, apply, removed };
-      } catch (err) {
-        const { code, message } = errorText(err);
-        const apply = mk(false, { code: code.slice(0, 64), message });
-        this.store.update((s) => {
-          s.lastApply = apply;
-          s.lastError = { code, message, at: apply.at, op: 'apply' };
-        });
-        throw err;
-      }
-    });
+    return this.#mutating(config, () => this.#unloadNow(config, this.identity()));
   }
 
   /** Re-applies the recorded level from the local cache, offline. For a boot-time unit. */
   async boot(): Promise<OpOutcome> {
     const config = loadConfigIfPresent(this.deps.configPath);
-    return this.#locked(async () => {
+    return this.#mutating(config, async () => {
       const kernel = this.identity();
       const state = this.#readState();
+      const disabled = this.killSwitch(config);
+      if (disabled !== undefined) {
+        return { summary: `livegraft is disabled (${disabled.detail}); not re-applying anything`, disabled };
+      }
+      this.#assertNoAttention(state);
       if (state.kernelId !== kernel.id || state.level === 0) {
         return { summary: 'nothing recorded to re-apply for this kernel' };
       }
@@ -516,6 +1031,11 @@ export class Agent {
       if (applied === state.level) return { summary: `level ${applied} is already applied` };
       if (applied > 0)
         return { summary: `kernel already runs level ${applied}; leaving it (state says ${state.level})` };
+      if ((state.quarantined?.[kernel.id] ?? []).includes(state.level)) {
+        const summary = `level ${state.level} is quarantined; not re-applying it ("livegraft-agent unquarantine ${state.level}" allows it again)`;
+        this.deps.log.log('error', summary, { code: 'LEVEL_QUARANTINED' });
+        return { summary };
+      }
       const cached = this.cache.get(kernel.id, state.level);
       const target = { level: state.level, sha256: cached?.manifest.module.sha256 ?? '' };
       return this.#apply('boot', config, kernel, target, () => {
@@ -526,6 +1046,37 @@ export class Agent {
         }
         return Promise.resolve(cached);
       });
+    });
+  }
+
+  /** The operator has dealt with a stuck transition: allow patching again. */
+  async clearAttention(): Promise<OpOutcome> {
+    return this.#locked(() => {
+      const before = this.#readState().attention;
+      this.store.update((s) => {
+        s.attention = null;
+        if (s.lastError?.code === before?.code) s.lastError = null;
+      });
+      return Promise.resolve({
+        summary: before ? `cleared [${before.code}] from ${before.at}; patching is allowed again` : 'nothing to clear',
+      });
+    });
+  }
+
+  async unquarantine(level: number): Promise<OpOutcome> {
+    return this.#locked(() => {
+      const kernel = this.identity();
+      const list = this.#readState().quarantined?.[kernel.id] ?? [];
+      if (!list.includes(level)) {
+        return Promise.resolve({
+          summary: `level ${level} is not quarantined for this kernel (quarantined: ${list.join(', ') || 'none'})`,
+        });
+      }
+      this.store.update((s) => {
+        s.quarantined = { ...s.quarantined, [kernel.id]: list.filter((l) => l !== level) };
+        if (s.lastError?.code === 'LEVEL_QUARANTINED') s.lastError = null;
+      });
+      return Promise.resolve({ summary: `level ${level} may be applied again` });
     });
   }
 
@@ -541,6 +1092,7 @@ export class Agent {
     const kernel = this.identity();
     const applied = this.applied(kernel);
     const { state, warning } = this.store.read();
+    const { entry: journal, warning: journalWarning } = this.journal.read();
     const cachedLevels = this.cache.levels(kernel.id);
     const manifest = applied.level > 0 ? this.cache.get(kernel.id, applied.level)?.manifest : undefined;
     const lastCheck = state.lastCheck?.kernelId === kernel.id ? state.lastCheck : null;
@@ -548,6 +1100,7 @@ export class Agent {
     const lastCheckAgeSec =
       state.lastCheckAt && lastCheck ? Math.max(0, Math.round((now - Date.parse(state.lastCheckAt)) / 1000)) : null;
     const interval = config?.checkinIntervalSec ?? lastCheck?.checkinIntervalSec ?? DEFAULT_CHECKIN_INTERVAL_SEC;
+    const disabled = this.killSwitch(config);
     return {
       exit: lastCheck
         ? statusExitFor(lastCheck.kernelSupported, lastCheck.latestLevel, applied.level)
@@ -571,8 +1124,15 @@ export class Agent {
       lastApply: state.lastApply ?? null,
       hold: state.hold ?? null,
       server: config?.server ?? null,
+      mirror: config?.mirror ?? null,
       hostId: config?.hostId ?? null,
-      stateWarning: warning ?? null,
+      trustedRootVersion: TufClient.trustedRootVersion(this.deps.stateDir) ?? null,
+      highestLevel: Math.max(state.highestLevel?.[kernel.id] ?? 0, applied.level),
+      quarantined: state.quarantined?.[kernel.id] ?? [],
+      attention: state.attention ?? null,
+      disabled: disabled ?? null,
+      journal: journal ? { op: journal.op, level: journal.level, step: journal.step, at: journal.updatedAt } : null,
+      stateWarning: [warning, journalWarning].filter((w) => w !== undefined).join('; ') || null,
     };
   }
 }
@@ -598,6 +1158,16 @@ export interface StatusReport {
   lastApply: ApplyResult | null;
   hold: AgentState['hold'] | null;
   server: string | null;
+  mirror: string | null;
   hostId: string | null;
+  /** Version of the pinned TUF root; null = none usable (updates fail closed). */
+  trustedRootVersion: number | null;
+  /** The release counter for this kernel build. */
+  highestLevel: number;
+  quarantined: number[];
+  attention: { code: string; message: string; at: string } | null;
+  disabled: KillSwitch | null;
+  /** An interrupted change not yet reconciled. */
+  journal: { op: string; level: number; step: string; at: string } | null;
   stateWarning: string | null;
 }

@@ -5,11 +5,15 @@ import type { Logger } from './log.ts';
 import { MODULE_PREFIX, type LivepatchSysfs } from './sysfs.ts';
 import { collectStalledTasks, formatStalledTasks } from './tasks.ts';
 import { verifyModuleFile } from './verify.ts';
+import type { JournalStep } from './journal.ts';
 
 /** insmod returns after klp_enable_patch(), so the directory is normally there at once. */
 export const PATCH_DIR_APPEAR_TIMEOUT_MS = 10_000;
-/** Spans several of the kernel's 15 s fake-signal rounds before we give up and reverse. */
-export const TRANSITION_TIMEOUT_MS = 60_000;
+/**
+ * Spans five of the kernel's 15 s fake-signal rounds (kpatch waits 15 s,
+ * signals, then 60 s more) before we give up and reverse.
+ */
+export const TRANSITION_TIMEOUT_MS = 75_000;
 /** For a reverse or an unpatch transition to finish and the sysfs dir to vanish. */
 export const DISABLE_TIMEOUT_MS = 60_000;
 /** For a retired module's last reference to drop before rmmod. */
@@ -26,6 +30,9 @@ export interface KernelOps {
   log: Logger;
   transitionTimeoutMs: number;
 }
+
+/** Called when a journal step is reached; the agent persists it before the procedure moves on. */
+export type StepHook = (step: JournalStep) => void | Promise<void>;
 
 export interface InstallOutcome {
   /** True when the kernel already had this exact patch enabled. */
@@ -135,6 +142,7 @@ export async function installPatch(
   manifest: PatchManifest,
   modulePath: string,
   kernel: KernelIdentity,
+  onStep: StepHook = () => undefined,
 ): Promise<InstallOutcome> {
   // (1) Nothing reaches the kernel unverified, even from our own cache.
   verifyModuleFile(manifest, modulePath, kernel);
@@ -174,9 +182,11 @@ export async function installPatch(
       k.log.log('info', 'removing stale module before load', { module: name });
       await removeModule(k, name);
     }
-    // (3)
+    // (3) The intent is on disk before the kernel is touched.
+    await onStep('intent');
     await loadWithBusyRetry(k, modulePath);
     k.log.log('info', 'module loaded', { module: name });
+    await onStep('loaded');
     // (4)
     const appeared = await waitFor(k.clock, () => k.sysfs.patchExists(name), PATCH_DIR_APPEAR_TIMEOUT_MS);
     if (!appeared) {
@@ -190,6 +200,15 @@ export async function installPatch(
     // Enabled and in transition: our own patching left running by an interrupted agent; resume waiting.
     k.log.log('info', 'resuming wait for a running transition', { module: name });
   }
+  return finishInstall(k, name, onStep);
+}
+
+/**
+ * The second half of an install, from a loaded module on: wait for the
+ * transition (reversing it if it stalls), then rmmod the replaced modules.
+ * Also what a restarted agent runs to finish an install it was killed in.
+ */
+export async function finishInstall(k: KernelOps, name: string, onStep: StepHook): Promise<InstallOutcome> {
   const settled = await waitFor(k.clock, () => k.sysfs.readPatch(name)?.transition === false, k.transitionTimeoutMs);
   if (!settled) await reverseStalled(k, name);
   // (5)
@@ -198,8 +217,10 @@ export async function installPatch(
     await removeModule(k, name).catch(() => undefined);
     throw new LivegraftError('PATCH_NOT_ENABLED', `${name} finished its transition but enabled is not 1`);
   }
+  await onStep('transitioned');
   // (6) Atomic replace disabled the previous patches; their modules stay loaded until rmmod.
   const { removed, warnings } = await removeRetiredModules(k, name);
+  await onStep('old-removed');
   return { alreadyApplied: false, removed, warnings };
 }
 

@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import {
   API_PREFIX,
   LivegraftError,
-  MAX_MODULE_BYTES,
   checkinResponseValidator,
   enrollResponseValidator,
   type CheckinRequest,
@@ -15,8 +12,6 @@ import { AGENT_VERSION } from './version.ts';
 
 /** Per API request (enrol, check-in). */
 export const REQUEST_TIMEOUT_MS = 30_000;
-/** Whole module download, including a slow trickle. */
-export const DOWNLOAD_TIMEOUT_MS = 300_000;
 /** JSON answers are small; a manifest with 500 fixes is well under this. */
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
@@ -27,6 +22,10 @@ export const TRANSIENT_CODES: ReadonlySet<string> = new Set([
   'SERVER_ERROR',
   'SERVER_BAD_ANSWER',
   'RATE_LIMITED',
+  // Signed delivery: the download was cut off by a deadline, or the disk was full.
+  'DOWNLOAD_TIMEOUT',
+  'DOWNLOAD_STALLED',
+  'DISK_FULL',
 ]);
 
 /** Whether waiting and retrying may help: network trouble, 5xx and 429, whatever the server's code. */
@@ -144,59 +143,5 @@ export class ServerClient {
 
   async checkin(req: CheckinRequest): Promise<CheckinResponse> {
     return checkinResponseValidator.parse(await this.#postJson('/hosts/checkin', req));
-  }
-
-  /**
-   * Streams a module into `destPath`, hashing as it arrives and aborting as
-   * soon as it passes `maxBytes` (the manifest's size). The caller verifies.
-   */
-  async downloadModule(sha256: string, destPath: string, maxBytes: number): Promise<{ size: number; sha256: string }> {
-    const cap = Math.min(maxBytes, MAX_MODULE_BYTES);
-    const url = `${this.#server}${API_PREFIX}/modules/${sha256}`;
-    const controller = new AbortController();
-    const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS)]);
-    const fd = openSync(destPath, 'wx', 0o600);
-    let ok = false;
-    try {
-      let res: Response;
-      try {
-        res = await this.#fetch(url, { headers: this.#headers(false), signal });
-      } catch (err) {
-        throw networkError(url, err, DOWNLOAD_TIMEOUT_MS);
-      }
-      if (!res.ok) throw await httpError(res, url);
-      const declared = Number(res.headers.get('content-length') ?? NaN);
-      if (declared > cap) {
-        controller.abort();
-        throw new LivegraftError('DOWNLOAD_TOO_LARGE', `${url}: server announces ${declared} bytes, expected ${cap}`);
-      }
-      const hash = createHash('sha256');
-      let size = 0;
-      if (res.body !== null) {
-        try {
-          for await (const chunk of res.body) {
-            size += chunk.byteLength;
-            if (size > cap) {
-              controller.abort();
-              throw new LivegraftError(
-                'DOWNLOAD_TOO_LARGE',
-                `${url}: module is larger than the ${cap} bytes the manifest states; download aborted`,
-              );
-            }
-            hash.update(chunk);
-            let off = 0;
-            while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
-          }
-        } catch (err) {
-          if (err instanceof LivegraftError) throw err;
-          throw networkError(url, err, DOWNLOAD_TIMEOUT_MS);
-        }
-      }
-      ok = true;
-      return { size, sha256: hash.digest('hex') };
-    } finally {
-      closeSync(fd);
-      if (!ok) rmSync(destPath, { force: true });
-    }
   }
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Type, type Static } from 'typebox';
 import { LivegraftError, ValidationError, parseJson, validator } from '@livegraft/protocol';
 import { writeFileAtomic } from './fs-atomic.ts';
@@ -17,6 +18,22 @@ export const AgentConfig = Type.Object(
     token: Type.String({ minLength: 1, maxLength: 4096 }),
     checkinIntervalSec: Type.Optional(Type.Integer({ minimum: 10, maximum: 7 * 24 * 3600 })),
     transitionTimeoutSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+    /** Base URL of a TUF mirror (metadata under /tuf/metadata, targets under /tuf/targets); default: server. */
+    mirror: Type.Optional(Type.String({ pattern: '^(https?|file)://[^\\s]+$', maxLength: 2048 })),
+    /** The kill-switch file; default: `disable` beside this config file. */
+    disableFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** Bounds on one signed update (metadata + module download). */
+    delivery: Type.Optional(
+      Type.Object(
+        {
+          requestTimeoutSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+          totalTimeoutSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 6 * 3600 })),
+          stallTimeoutSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+          minBytesPerSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 * 1024 * 1024 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -47,6 +64,11 @@ export function loadConfig(path: string): AgentConfig {
     if (err instanceof ValidationError) throw new ValidationError(`agent config ${path}`, err.problems);
     throw err;
   }
+}
+
+/** The kill-switch file: `disableFile` from the config, else `disable` beside the config file. */
+export function disableFilePath(configPath: string, config: AgentConfig | undefined): string {
+  return config?.disableFile ?? join(dirname(configPath), 'disable');
 }
 
 /** Like loadConfig, but a missing file is `undefined` (status, boot and uname work unenrolled). */

@@ -74,16 +74,17 @@ export class Daemon {
         this.#opts.intervalSec ?? config.checkinIntervalSec ?? serverIntervalSec ?? DEFAULT_CHECKIN_INTERVAL_SEC;
       try {
         const outcome = await this.#agent.update({ manual: false });
-        serverIntervalSec = outcome.check.checkinIntervalSec;
+        serverIntervalSec = outcome.check?.checkinIntervalSec ?? serverIntervalSec;
         failures = 0;
         lastExit = outcome.exit;
-        log.log('info', outcome.summary, {
-          applied: outcome.check.appliedLevel,
-          latest: outcome.check.latestLevel,
-          kernelSupported: outcome.check.kernelSupported,
+        log.log(outcome.exit === StatusExit.ERROR ? 'error' : 'info', outcome.summary, {
+          applied: outcome.check?.appliedLevel,
+          latest: outcome.check?.latestLevel,
+          kernelSupported: outcome.check?.kernelSupported,
+          ...(outcome.disabled ? { disabled: outcome.disabled.detail } : {}),
         });
         delayMs = jitteredIntervalMs(
-          this.#opts.intervalSec ?? config.checkinIntervalSec ?? serverIntervalSec,
+          this.#opts.intervalSec ?? config.checkinIntervalSec ?? serverIntervalSec ?? DEFAULT_CHECKIN_INTERVAL_SEC,
           this.#random,
         );
       } catch (err) {

@@ -50,6 +50,9 @@ const LOAD_HINTS: Record<string, string> = {
   ENODEV: 'a pre-patch callback refused the patch',
 };
 
+/** Load errnos that mean "this kernel will not run modules signed like this one". */
+export const SIGNATURE_ERRNOS: ReadonlySet<string> = new Set(['EKEYREJECTED', 'ENOKEY', 'EPERM']);
+
 export function errnoFromToolOutput(text: string): string | undefined {
   for (const [re, errno] of ERRNO_PATTERNS) if (re.test(text)) return errno;
   return undefined;
@@ -72,8 +75,20 @@ export function moduleToolError(
     );
   }
   const errno = errnoFromToolOutput(stderr);
-  const code = errno === undefined ? `KERNEL_${verb}_FAILED` : `KERNEL_${verb}_${errno}`;
-  const hint = op === 'load' && errno !== undefined ? LOAD_HINTS[errno] : undefined;
+  // Signature enforcement and lockdown refuse every module signed with this key: terminal, never retried.
+  const rejected = op === 'load' && errno !== undefined && SIGNATURE_ERRNOS.has(errno);
+  const code = rejected
+    ? 'KERNEL_REJECTED_SIGNATURE'
+    : errno === undefined
+      ? `KERNEL_${verb}_FAILED`
+      : `KERNEL_${verb}_${errno}`;
+  const hint = rejected
+    ? `the kernel does not trust the module's signing key (module.sig_enforce or lockdown)` +
+      (errno === 'EPERM' ? '; or module loading is disabled (kernel.modules_disabled=1)' : '') +
+      `. Sign modules with a key the kernel trusts (e.g. an enrolled MOK); retrying cannot help`
+    : op === 'load' && errno !== undefined
+      ? LOAD_HINTS[errno]
+      : undefined;
   const exit = result.exitCode === null ? `signal ${result.signal ?? '?'}` : `exit ${result.exitCode}`;
   let message = `${op === 'load' ? 'loading' : 'unloading'} ${target} failed (${exit})`;
   if (hint !== undefined) message += `: ${hint}`;

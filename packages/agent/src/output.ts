@@ -42,6 +42,7 @@ export function checkJson(c: CheckOutcome): unknown {
     appliedLevel: c.appliedLevel,
     latestLevel: c.latestLevel,
     latest: c.latest === undefined ? null : { name: c.latest.name, level: c.latest.level, cves: c.latest.cves },
+    desired: c.desired ?? null,
     checkinIntervalSec: c.checkinIntervalSec,
   };
 }
@@ -54,9 +55,17 @@ export function formatOp(o: OpOutcome | UpdateOutcome): string {
 }
 
 export function opJson(o: OpOutcome | UpdateOutcome): unknown {
-  const { summary, apply, removed, warnings } = o;
-  const check = 'check' in o ? checkJson(o.check) : undefined;
-  return { ok: true, summary, apply: apply ?? null, removed: removed ?? [], warnings: warnings ?? [], check };
+  const { summary, apply, removed, warnings, disabled } = o;
+  const check = 'check' in o && o.check !== undefined ? checkJson(o.check) : undefined;
+  return {
+    ok: true,
+    summary,
+    apply: apply ?? null,
+    removed: removed ?? [],
+    warnings: warnings ?? [],
+    disabled: disabled ?? null,
+    check,
+  };
 }
 
 export function formatStatus(s: StatusReport): string {
@@ -100,7 +109,18 @@ export function formatStatus(s: StatusReport): string {
   } else {
     row('last apply', 'never');
   }
+  if (s.disabled) row('DISABLED', `${s.disabled.detail}: nothing will be applied`);
+  if (s.attention) {
+    row('NEEDS ATTENTION', `[${s.attention.code}] since ${s.attention.at}; patching stopped until "clear-attention"`);
+  }
+  if (s.quarantined.length > 0) {
+    row('quarantined', `${s.quarantined.join(', ')} (never auto-applied; "unquarantine N" to allow)`);
+  }
+  row('release counter', `highest level run: ${s.highestLevel}`);
+  if (s.journal) row('interrupted', `${s.journal.op} of level ${s.journal.level} at step "${s.journal.step}"`);
+  row('trusted root', s.trustedRootVersion === null ? 'NONE (updates fail closed)' : `version ${s.trustedRootVersion}`);
   row('server', s.server ?? 'not enrolled');
+  if (s.mirror) row('mirror', s.mirror);
   row('host id', s.hostId ?? 'not enrolled');
   if (s.stateWarning) row('state warning', s.stateWarning);
   return `${lines.join('\n')}\n`;

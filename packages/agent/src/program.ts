@@ -1,6 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { LivegraftError, StatusExit } from '@livegraft/protocol';
-import { Agent } from './agent.ts';
+import { Agent, type AgentDeps } from './agent.ts';
 import type { FetchFn } from './client.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR } from './config.ts';
@@ -21,6 +21,8 @@ export interface CliOverrides {
   loader?: ModuleLoader;
   clock?: Clock;
   fetch?: FetchFn;
+  /** Agent dependencies tests replace (delivery bounds, a full disk, a stop at a journal step). */
+  agent?: Pick<AgentDeps, 'deliveryLimits' | 'writeChunk' | 'journalHook'>;
   /** Registers SIGUSR1/SIGTERM/SIGINT handlers for `run`; returns an unregister function. */
   onSignals?: (handlers: { wake: () => void; stop: () => void }) => () => void;
 }
@@ -80,27 +82,41 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
       clock,
       log: log ?? textLogger(io.stderr),
       fetch: overrides.fetch,
+      ...overrides.agent,
     });
   };
   const print = (value: unknown, human: string): void => io.stdout(json ? toJson(value) : human);
 
   program
     .command('enroll')
-    .description('register this host with a server and write the config file')
+    .description('register this host with a server, pin its TUF root, and write the config file')
     .requiredOption('--server <url>', 'server base URL, e.g. https://livegraft.example.com')
     .requiredOption('--key <key>', 'registration key from the server admin')
     .option('--hostname <name>', 'name to register (default: this host name)')
+    .option('--root <file>', 'pin this TUF root (obtained out of band) instead of the one the server sends')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { server: string; key: string; hostname?: string; json?: boolean }, cmd: Command) => {
-      json = opts.json === true;
-      const agent = makeAgent(cmd);
-      const config = await agent.enroll(opts);
-      print(
-        { ok: true, hostId: config.hostId, server: config.server, config: agent.deps.configPath },
-        `enrolled as host ${config.hostId} with ${config.server}; config written to ${agent.deps.configPath}\n`,
-      );
-      exitCode = 0;
-    });
+    .action(
+      async (opts: { server: string; key: string; hostname?: string; root?: string; json?: boolean }, cmd: Command) => {
+        json = opts.json === true;
+        const agent = makeAgent(cmd);
+        const r = await agent.enroll({ ...opts, rootFile: opts.root });
+        const rootLine =
+          r.rootVersion === undefined
+            ? 'warning: the server sent no TUF root and none was given (--root FILE); updates will fail closed until one is pinned (pin-root FILE)\n'
+            : `pinned TUF root version ${r.rootVersion} from ${r.rootSource ?? '?'}\n`;
+        print(
+          {
+            ok: true,
+            hostId: r.config.hostId,
+            server: r.config.server,
+            config: agent.deps.configPath,
+            rootVersion: r.rootVersion ?? null,
+          },
+          `enrolled as host ${r.config.hostId} with ${r.config.server}; config written to ${agent.deps.configPath}\n${rootLine}`,
+        );
+        exitCode = 0;
+      },
+    );
 
   program
     .command('check')
@@ -117,11 +133,19 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
 
   program
     .command('update')
-    .description('check, then download, verify and apply the newest level (never downgrades)')
+    .description(
+      'check, then fetch through signed metadata (TUF), verify and apply the level the server wants (never downgrades on its own)',
+    )
+    .option('--from <dir>', 'apply the newest level from a bundle directory with the tuf/ layout (no server)')
+    .option('--allow-downgrade', 'with --from: allow a level below the applied or highest one')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .action(async (opts: { from?: string; allowDowngrade?: boolean; json?: boolean }, cmd: Command) => {
       json = opts.json === true;
-      const u = await makeAgent(cmd).update({ manual: true });
+      const agent = makeAgent(cmd);
+      const u =
+        opts.from === undefined
+          ? await agent.update({ manual: true })
+          : await agent.updateFrom(opts.from, { allowDowngrade: opts.allowDowngrade === true });
       print(opJson(u), formatOp(u));
       exitCode = u.exit;
     });
@@ -194,6 +218,41 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       json = opts.json === true;
       const o = await makeAgent(cmd).boot();
+      print(opJson(o), formatOp(o));
+      exitCode = 0;
+    });
+
+  program
+    .command('pin-root')
+    .description('trust this TUF root from now on (obtained out of band); drops cached metadata')
+    .argument('<file>', 'root metadata JSON (N.root.json)')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, opts: { json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const o = await makeAgent(cmd).pinRoot(file);
+      print(opJson(o), formatOp(o));
+      exitCode = 0;
+    });
+
+  program
+    .command('clear-attention')
+    .description('after a stuck transition was dealt with (usually by a reboot), allow patching again')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const o = await makeAgent(cmd).clearAttention();
+      print(opJson(o), formatOp(o));
+      exitCode = 0;
+    });
+
+  program
+    .command('unquarantine')
+    .description('allow a quarantined level (one that was being applied when the host went down) again')
+    .argument('<level>', 'patch level', positiveInt('level'))
+    .option('--json', 'machine-readable output')
+    .action(async (level: number, opts: { json?: boolean }, cmd: Command) => {
+      json = opts.json === true;
+      const o = await makeAgent(cmd).unquarantine(level);
       print(opJson(o), formatOp(o));
       exitCode = 0;
     });

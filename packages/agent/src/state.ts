@@ -53,6 +53,16 @@ export const AgentState = Type.Object({
   blocked: Type.Optional(
     Nullable(Type.Object({ level: Type.Integer(), sha256: Type.String(), code: Type.String(), at: Type.String() })),
   ),
+  /**
+   * The monotonic release counter per kernel build: the highest level this
+   * host has run (seeded from what the kernel has loaded). Signed metadata
+   * offering less is refused unless an operator authorised the downgrade.
+   */
+  highestLevel: Type.Optional(Type.Record(Type.String(), Type.Integer({ minimum: 0 }))),
+  /** Levels per kernel build that were being applied when the host went down; never auto-applied again. */
+  quarantined: Type.Optional(Type.Record(Type.String(), Type.Array(Type.Integer({ minimum: 1 })))),
+  /** Set when the kernel was left in a state a human must look at (a reverse that stalled); blocks patching. */
+  attention: Type.Optional(Nullable(Type.Object({ code: Type.String(), message: Type.String(), at: Type.String() }))),
 });
 export type AgentState = Static<typeof AgentState>;
 const stateValidator = validator(AgentState, 'agent state');

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernelIdFromProcVersion, modinfoValue, parseModinfo } from '@livegraft/protocol';
 import type { Clock } from '../../src/clock.ts';
@@ -42,12 +43,20 @@ export class FakeKernel {
   #transition: Transition | undefined;
   #enabledSeen = new Map<string, boolean>();
 
-  constructor(root: string, opts: { procVersion?: string; release?: string } = {}) {
+  /**
+   * `attach: true` takes over a tree another FakeKernel (possibly in another
+   * process) created, rebuilding the in-memory transition state from sysfs.
+   */
+  constructor(root: string, opts: { procVersion?: string; release?: string; attach?: boolean } = {}) {
     this.sys = join(root, 'sys');
     this.proc = join(root, 'proc');
     this.release = opts.release ?? RELEASE;
     this.procVersion = opts.procVersion ?? PROC_VERSION;
     this.id = kernelIdFromProcVersion(this.procVersion);
+    if (opts.attach === true && existsSync(join(this.proc, 'version'))) {
+      this.#adopt();
+      return;
+    }
     mkdirSync(join(this.sys, 'kernel/livepatch'), { recursive: true });
     mkdirSync(join(this.sys, 'module/ext4'), { recursive: true });
     mkdirSync(join(this.proc, 'sys/kernel'), { recursive: true });
@@ -55,6 +64,9 @@ export class FakeKernel {
     writeFileSync(join(this.proc, 'sys/kernel/osrelease'), `${this.release}\n`);
     writeFileSync(join(this.proc, 'sys/kernel/version'), '#1 SMP PREEMPT_DYNAMIC Debian 6.1.999-1 (2025-01-01)\n');
     writeFileSync(join(this.proc, 'uptime'), '1234.56 4000.00\n');
+    mkdirSync(join(this.proc, 'sys/kernel/random'), { recursive: true });
+    writeFileSync(join(this.proc, 'sys/kernel/random/boot_id'), `${randomUUID()}\n`);
+    writeFileSync(join(this.proc, 'cmdline'), 'BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro quiet\n');
     writeFileSync(
       join(this.sys, 'kernel/notes'),
       Buffer.concat([
@@ -71,6 +83,33 @@ export class FakeKernel {
       writeFileSync(join(this.proc, String(pid), 'patch_state'), '-1\n');
       writeFileSync(join(this.proc, String(pid), 'comm'), `${comm}\n`);
     }
+  }
+
+  #adopt(): void {
+    const dir = join(this.sys, 'kernel/livepatch');
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      // none
+    }
+    const enabled = names.filter((n) => this.#read(join(dir, n, 'enabled')) === '1');
+    for (const n of names) this.#enabledSeen.set(n, enabled.includes(n));
+    const moving = names.find((n) => this.#read(join(dir, n, 'transition')) === '1');
+    if (moving !== undefined) {
+      this.#transition = enabled.includes(moving)
+        ? { name: moving, target: 'patched', replaces: enabled.filter((n) => n !== moving) }
+        : { name: moving, target: 'unpatched', replaces: [] };
+    }
+  }
+
+  /** Appends words to the kernel command line (kill switch tests). */
+  setCmdline(line: string): void {
+    writeFileSync(join(this.proc, 'cmdline'), `${line}\n`);
+  }
+
+  get bootId(): string {
+    return readFileSync(join(this.proc, 'sys/kernel/random/boot_id'), 'utf8').trim();
   }
 
   get env(): Record<string, string> {

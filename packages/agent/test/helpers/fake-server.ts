@@ -1,21 +1,26 @@
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   checkinRequestValidator,
+  moduleNameFor,
+  tufTargetPath,
   enrollRequestValidator,
   type CheckinRequest,
   type CheckinResponse,
   type EnrollRequest,
 } from '@livegraft/protocol';
 import type { TestPatch } from './patches.ts';
+import { TestRepo } from './tuf-repo.ts';
 
 export const REGISTRATION_KEY = 'reg-key-0123456789';
 export const HOST_TOKEN = 'host-token-abcdef';
 
 /**
- * A small real HTTP server answering like the Livegraft server: enrol,
- * check-in (validating the agent's body against the protocol schema), and
- * module download with Bearer auth.
+ * A small real HTTP server answering like the Livegraft server: enrol (with
+ * the TUF root), check-in (validating the agent's body against the protocol
+ * schema), and a TUF repository (consistent snapshots) over the published
+ * patches, re-signed whenever `published` changes.
  */
 export class FakeServer {
   readonly #server: Server;
@@ -32,6 +37,16 @@ export class FakeServer {
   oversizeBy = 0;
   /** Serve these bytes instead of the published ones. */
   overrideModuleBytes: Buffer | undefined;
+  readonly repo = new TestRepo();
+  /** Every TUF file requested, by served name (e.g. "timestamp.json", "targets/<kid>/2/<sha>.<name>.ko"). */
+  readonly tufRequests: string[] = [];
+  /** Takes over the answer for a TUF file when it returns true (faults: slow, truncated, swapped files). */
+  tufHook: ((file: string, res: ServerResponse) => boolean) | undefined;
+  /** Sent as `desired` in check-in answers when set. */
+  desired: unknown;
+  /** Sent as `root` in the enrol answer; default: the repository's current root. */
+  enrollRoot: unknown;
+  #fingerprint = '';
 
   constructor() {
     this.#server = createServer((req, res) => {
@@ -80,7 +95,8 @@ export class FakeServer {
         return this.#send(res, 403, { code: 'REGISTRATION_KEY_INVALID', message: 'the registration key is wrong' });
       }
       this.enrolls.push(body);
-      return this.#send(res, 201, { hostId: 'host-1', token: HOST_TOKEN });
+      const root = this.enrollRoot ?? (JSON.parse(this.repo.rootBytes(1).toString('utf8')) as unknown);
+      return this.#send(res, 201, { hostId: 'host-1', token: HOST_TOKEN, ...(root === null ? {} : { root }) });
     }
     if (req.method === 'POST' && url === '/api/v1/hosts/checkin') {
       if (!this.#authorized(req)) return this.#send(res, 401, { code: 'UNAUTHORIZED', message: 'bad token' });
@@ -93,6 +109,7 @@ export class FakeServer {
       if (this.mode === 'unsupported-404') {
         return this.#send(res, 404, { code: 'KERNEL_UNSUPPORTED', message: 'no patches for this kernel' });
       }
+      this.sync();
       const report = this.checkins.at(-1) as CheckinRequest;
       const list = this.published.get(report.kernel.id) ?? [];
       const top = [...list].sort((a, b) => b.manifest.level - a.manifest.level)[0];
@@ -103,29 +120,55 @@ export class FakeServer {
             ? null
             : { kernelId: report.kernel.id, level: top.manifest.level, manifest: top.manifest },
         checkinIntervalSec: this.checkinIntervalSec,
-      };
+        ...(this.desired === undefined ? {} : { desired: this.desired }),
+      } as CheckinResponse;
       return this.#send(res, 200, answer);
     }
-    const m = /^\/api\/v1\/modules\/([0-9a-f]{64})$/.exec(url);
-    if (req.method === 'GET' && m !== null) {
-      if (!this.#authorized(req)) return this.#send(res, 401, { code: 'UNAUTHORIZED', message: 'bad token' });
-      const sha = m[1] ?? '';
-      this.downloads.push(sha);
-      const patch = [...this.published.values()].flat().find((p) => p.manifest.module.sha256 === sha);
-      if (patch === undefined) return this.#send(res, 404, { code: 'MODULE_NOT_FOUND', message: `no module ${sha}` });
-      const bytes = this.overrideModuleBytes ?? patch.bytes;
-      if (this.oversizeBy > 0) {
-        // Chunked, so only the streaming cap can catch it.
-        res.writeHead(200, { 'content-type': 'application/octet-stream' });
-        res.write(bytes);
-        res.write(Buffer.alloc(this.oversizeBy, 0x41));
-        res.end();
-        return;
+    if (req.method === 'GET' && url.startsWith('/tuf/')) {
+      this.sync();
+      const file = url.startsWith('/tuf/metadata/') ? url.slice('/tuf/metadata/'.length) : url.slice('/tuf/'.length);
+      this.tufRequests.push(file);
+      if (this.tufHook?.(file, res) === true) return;
+      let bytes = this.repo.files.get(file);
+      if (bytes === undefined) return this.#send(res, 404, { code: 'NOT_FOUND', message: file });
+      if (file.startsWith('targets/')) {
+        this.downloads.push(file);
+        bytes = this.overrideModuleBytes ?? bytes;
+        if (this.oversizeBy > 0) {
+          // Chunked, so only the streaming cap can catch it.
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          res.write(bytes);
+          res.write(Buffer.alloc(this.oversizeBy, 0x41));
+          res.end();
+          return;
+        }
       }
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length });
       res.end(bytes);
       return;
     }
     this.#send(res, 404, { code: 'NOT_FOUND', message: `${req.method} ${url}` });
+  }
+
+  /** Re-signs the repository when the published set changed (the server does this on publish). */
+  sync(): void {
+    const all: { path: string; patch: TestPatch }[] = [];
+    for (const [kernelId, list] of this.published) {
+      for (const patch of list) {
+        const level = patch.manifest.level;
+        all.push({ path: tufTargetPath(kernelId, level, moduleNameFor(kernelId, level)), patch });
+      }
+    }
+    const fp = all
+      .map(
+        (a) =>
+          `${a.path}:${createHash('sha256').update(a.patch.bytes).digest('hex')}:${JSON.stringify(a.patch.manifest)}`,
+      )
+      .join('|');
+    if (fp === this.#fingerprint) return;
+    this.#fingerprint = fp;
+    this.repo.targets.clear();
+    for (const a of all) this.repo.setTarget(a.path, a.patch.bytes, a.patch.manifest);
+    this.repo.publish();
   }
 }

@@ -1,0 +1,291 @@
+import { closeSync, createReadStream, fsyncSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { LivegraftError } from '@livegraft/protocol';
+import { BaseFetcher } from 'tuf-js';
+import { DownloadHTTPError } from 'tuf-js/dist/error.js';
+import type { FetchFn } from './client.ts';
+import { AGENT_VERSION } from './version.ts';
+
+/**
+ * TUF dropped slow retrieval from its guarantees, so every byte the agent
+ * fetches for an update is bounded here: size, per request, whole update,
+ * and a minimum rate (a server trickling 1 byte/s is cut off).
+ */
+export interface DeliveryLimits {
+  /** One request, headers and body. */
+  requestTimeoutMs: number;
+  /** Everything fetched for one update: root chain, timestamp, snapshot, targets, module. */
+  totalTimeoutMs: number;
+  /** No byte for this long aborts; it is also the grace period before the rate is judged. */
+  stallTimeoutMs: number;
+  /** After the grace period a request must average at least this rate. */
+  minBytesPerSec: number;
+}
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
+export const DEFAULT_TOTAL_TIMEOUT_MS = 600_000;
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+/** 64 MB (the largest module) at this rate takes ~17 min: beyond the total deadline, which caps it anyway. */
+export const DEFAULT_MIN_BYTES_PER_SEC = 1024;
+
+export const DEFAULT_DELIVERY_LIMITS: DeliveryLimits = {
+  requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+  totalTimeoutMs: DEFAULT_TOTAL_TIMEOUT_MS,
+  stallTimeoutMs: DEFAULT_STALL_TIMEOUT_MS,
+  minBytesPerSec: DEFAULT_MIN_BYTES_PER_SEC,
+};
+
+/** Writes a chunk to a file descriptor; injectable so tests can fill the disk. */
+export type WriteChunk = (fd: number, chunk: Uint8Array) => void;
+
+const writeAll: WriteChunk = (fd, chunk) => {
+  let off = 0;
+  while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
+};
+
+export interface GuardedFetcherOptions {
+  limits: DeliveryLimits;
+  /** Downloads land here (on the state filesystem, not /tmp) before tuf-js verifies them. */
+  stagingDir: string;
+  fetch?: FetchFn;
+  writeChunk?: WriteChunk;
+  now?: () => number;
+}
+
+/** Turns a write failure into a stable code; a full disk is the common one. */
+export function fsWriteError(what: string, err: unknown): LivegraftError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new LivegraftError('DISK_FULL', `${what}: no space left on the state filesystem`, { cause: err });
+  }
+  return new LivegraftError('STAGING_WRITE_FAILED', `${what}: ${(err as Error).message}`, { cause: err });
+}
+
+/**
+ * The tuf-js fetcher the agent uses for both HTTP(S) and file:// (a bundle
+ * directory for air-gapped hosts). Overrides downloadFile so the size cap,
+ * deadlines and staging location are ours; tuf-js still verifies lengths,
+ * hashes and signatures of what it gets.
+ */
+export class GuardedFetcher extends BaseFetcher {
+  readonly #limits: DeliveryLimits;
+  readonly #stagingDir: string;
+  readonly #fetch: FetchFn;
+  readonly #write: WriteChunk;
+  readonly #now: () => number;
+  /** The absolute deadline of the whole update, fixed when the fetcher is created. */
+  readonly deadline: number;
+  /**
+   * tuf-js wraps some failures in a RuntimeError that keeps only the text;
+   * the last download failure is kept here so the agent can report its code.
+   */
+  lastFailure: LivegraftError | undefined;
+  /** URLs requested, in order (diagnostics and tests). */
+  readonly requested: string[] = [];
+
+  constructor(opts: GuardedFetcherOptions) {
+    super();
+    this.#limits = opts.limits;
+    this.#stagingDir = opts.stagingDir;
+    this.#fetch = opts.fetch ?? globalThis.fetch;
+    this.#write = opts.writeChunk ?? writeAll;
+    this.#now = opts.now ?? Date.now;
+    this.deadline = this.#now() + opts.limits.totalTimeoutMs;
+  }
+
+  #remainingTotal(url: string): number {
+    const left = this.deadline - this.#now();
+    if (left <= 0) {
+      throw new LivegraftError(
+        'DOWNLOAD_TIMEOUT',
+        `${url}: the update did not finish within ${this.#limits.totalTimeoutMs} ms; aborted`,
+      );
+    }
+    return left;
+  }
+
+  /** Opens the URL and returns its body; 403/404 become DownloadHTTPError, which tuf-js understands. */
+  async #open(url: string, maxLength: number, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    if (url.startsWith('file:')) {
+      const path = fileURLToPath(url);
+      let size: number;
+      try {
+        size = statSync(path).size;
+      } catch {
+        throw new DownloadHTTPError(`${path} does not exist`, 404);
+      }
+      if (size > maxLength) {
+        throw new LivegraftError('DOWNLOAD_TOO_LARGE', `${path} is ${size} bytes, more than the ${maxLength} allowed`);
+      }
+      return Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>;
+    }
+    let res: Response;
+    try {
+      res = await this.#fetch(url, { headers: { 'user-agent': `livegraft-agent/${AGENT_VERSION}` }, signal });
+    } catch (err) {
+      throw this.#networkError(url, err, signal);
+    }
+    if (res.status === 403 || res.status === 404) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new DownloadHTTPError(`${url}: HTTP ${res.status}`, res.status);
+    }
+    if (!res.ok || res.body === null) {
+      await res.body?.cancel().catch(() => undefined);
+      const code = res.status === 429 ? 'RATE_LIMITED' : res.status >= 500 ? 'SERVER_ERROR' : `HTTP_${res.status}`;
+      throw new LivegraftError(code, `${url}: HTTP ${res.status}`, { details: { status: res.status } });
+    }
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (declared > maxLength) {
+      await res.body.cancel().catch(() => undefined);
+      throw new LivegraftError(
+        'DOWNLOAD_TOO_LARGE',
+        `${url}: server announces ${declared} bytes, more than the ${maxLength} allowed`,
+      );
+    }
+    return res.body;
+  }
+
+  #networkError(url: string, err: unknown, signal: AbortSignal): LivegraftError {
+    if (err instanceof LivegraftError) return err;
+    const reason: unknown = signal.reason;
+    if (signal.aborted && reason instanceof LivegraftError) return reason;
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    return new LivegraftError('SERVER_UNREACHABLE', `cannot fetch ${url}: ${why}`, { cause: err });
+  }
+
+  /** BaseFetcher's contract; downloadFile below is what tuf-js actually calls. */
+  override async fetch(url: string): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
+    const signal = AbortSignal.timeout(Math.min(this.#limits.requestTimeoutMs, this.#remainingTotal(url)));
+    return (await this.#open(url, Number.MAX_SAFE_INTEGER, signal)) as ReadableStream<Uint8Array<ArrayBuffer>>;
+  }
+
+  override async downloadFile<T>(url: string, maxLength: number, handler: (file: string) => Promise<T>): Promise<T> {
+    this.requested.push(url);
+    mkdirSync(this.#stagingDir, { recursive: true, mode: 0o700 });
+    const file = join(this.#stagingDir, `download.${process.pid}.${randomBytes(4).toString('hex')}`);
+    try {
+      await this.#download(url, maxLength, file);
+      const out = await handler(file);
+      this.lastFailure = undefined;
+      return out;
+    } catch (err) {
+      if (err instanceof LivegraftError) this.lastFailure = err;
+      throw err;
+    } finally {
+      rmSync(file, { force: true });
+    }
+  }
+
+  async #download(url: string, maxLength: number, file: string): Promise<void> {
+    const started = this.#now();
+    const requestDeadline = started + Math.min(this.#limits.requestTimeoutMs, this.#remainingTotal(url));
+    const controller = new AbortController();
+    const abortWith = (err: LivegraftError): LivegraftError => {
+      controller.abort(err);
+      return err;
+    };
+    const timeoutError = (): LivegraftError =>
+      this.#now() >= this.deadline
+        ? new LivegraftError(
+            'DOWNLOAD_TIMEOUT',
+            `${url}: the update did not finish within ${this.#limits.totalTimeoutMs} ms; aborted`,
+          )
+        : new LivegraftError(
+            'DOWNLOAD_TIMEOUT',
+            `${url}: no complete answer within ${this.#limits.requestTimeoutMs} ms; aborted`,
+          );
+    // The headers wait is bounded by the request deadline too.
+    const headerTimer = setTimeout(() => abortWith(timeoutError()), Math.max(1, requestDeadline - this.#now()));
+    let body: ReadableStream<Uint8Array>;
+    try {
+      body = await this.#open(url, maxLength, controller.signal);
+    } finally {
+      clearTimeout(headerTimer);
+    }
+    const reader = body.getReader();
+    let fd: number;
+    try {
+      fd = openSync(file, 'wx', 0o600);
+    } catch (err) {
+      await reader.cancel().catch(() => undefined);
+      throw fsWriteError(`cannot create ${file}`, err);
+    }
+    let received = 0;
+    try {
+      for (;;) {
+        const now = this.#now();
+        // The rate is judged once the grace period is over: by then `received` must reach minBytesPerSec * elapsed.
+        const rateDeadline =
+          started + Math.max(this.#limits.stallTimeoutMs, (received / this.#limits.minBytesPerSec) * 1000);
+        const stallDeadline = now + this.#limits.stallTimeoutMs;
+        const until = Math.min(requestDeadline, this.deadline, rateDeadline, stallDeadline);
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => {
+              const t = this.#now();
+              if (t >= requestDeadline || t >= this.deadline) reject(abortWith(timeoutError()));
+              else if (t >= stallDeadline)
+                reject(
+                  abortWith(
+                    new LivegraftError(
+                      'DOWNLOAD_STALLED',
+                      `${url}: no data for ${this.#limits.stallTimeoutMs} ms; aborted`,
+                    ),
+                  ),
+                );
+              else
+                reject(
+                  abortWith(
+                    new LivegraftError(
+                      'DOWNLOAD_STALLED',
+                      `${url}: ${received} bytes in ${t - started} ms is below the minimum of ` +
+                        `${this.#limits.minBytesPerSec} bytes/s; aborted`,
+                    ),
+                  ),
+                );
+            },
+            Math.max(1, until - now),
+          );
+        });
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await Promise.race([reader.read(), timeout]);
+        } catch (err) {
+          throw this.#networkError(url, err, controller.signal);
+        } finally {
+          clearTimeout(timer);
+        }
+        if (chunk.done) break;
+        received += chunk.value.byteLength;
+        if (received > maxLength) {
+          throw abortWith(
+            new LivegraftError(
+              'DOWNLOAD_TOO_LARGE',
+              `${url}: more than the ${maxLength} bytes allowed; download aborted`,
+            ),
+          );
+        }
+        try {
+          this.#write(fd, chunk.value);
+        } catch (err) {
+          throw fsWriteError(`cannot stage ${url}`, err);
+        }
+      }
+      try {
+        fsyncSync(fd);
+      } catch (err) {
+        throw fsWriteError(`cannot stage ${url}`, err);
+      }
+    } catch (err) {
+      await reader.cancel().catch(() => undefined);
+      throw err;
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
