@@ -32,6 +32,20 @@ export const ConfigSchema = Type.Object(
     logLevel: LogLevel,
     adminToken: Type.Optional(Secret),
     registrationKey: Type.Optional(Secret),
+    /** postgres://user@host/db selects PostgreSQL (several server nodes may share it); absent = SQLite in dataDir. */
+    database: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', maxLength: 4096 })),
+    dbPoolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
+    tlsCert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    tlsKey: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** Pushed events carry a random delay within this window so hosts do not download at once. */
+    pushSpreadSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400 })),
+    /** How often promotion rules are evaluated (they are also evaluated on check-in reports). */
+    promotionIntervalSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+    /** Enrolment rate limit per client IP: burst size and sustained rate. */
+    enrollBurst: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    enrollPerMinute: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    /** A livepatch transition reported running longer than this halts the level's rollout. */
+    stallSec: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400 })),
     /** Directory of the online TUF keys (targets/snapshot/timestamp .json); default <dataDir>/keys. */
     tufKeysDir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     /** N.root.json files to import at start, besides those in <dataDir>/tuf/roots. */

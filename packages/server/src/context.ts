@@ -11,6 +11,10 @@ import type { Authenticator } from './auth.ts';
 import type { HostRepository } from './db/hosts.ts';
 import type { PatchRepository } from './db/patches.ts';
 import type { ModuleStore } from './store.ts';
+import type { Fleet } from './fleet/service.ts';
+import type { PushHub } from './fleet/push.ts';
+import type { ServerMetrics } from './metrics.ts';
+import type { RateLimiter } from './rate-limit.ts';
 import type { TufRepository } from './tuf/repository.ts';
 
 export type App = FastifyInstance<
@@ -34,4 +38,10 @@ export interface RouteContext {
   registrationKeyHash: string;
   /** Signed delivery: publishing re-signs targets -> snapshot -> timestamp. */
   tuf: TufRepository;
+  /** Feeds, pins, rollbacks, tokens, audit; announces changes to every node. */
+  fleet: Fleet;
+  /** This node's open push streams. */
+  push: PushHub;
+  metrics: ServerMetrics;
+  enrollLimit: RateLimiter;
 }

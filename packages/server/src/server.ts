@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyHttpOptions } from 'fastify';
+import type { Server } from 'node:http';
 import { pino, type Logger } from 'pino';
 import { API_PREFIX } from '@livegraft/protocol';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -27,6 +28,8 @@ import { RequestLogController } from './request-log.ts';
 import { ModuleStore } from './store.ts';
 import { typeboxValidatorCompiler } from './validation.ts';
 import { tufRoutes } from './routes/tuf.ts';
+import { createFleetRuntime, fleetRoutes, tlsOptions, type FleetDeps, type FleetRuntime } from './fleet/runtime.ts';
+import { opsRoutes } from './routes/ops.ts';
 import { TufRepository, type TufOptions } from './tuf/repository.ts';
 
 export const MODULES_DIR = 'modules';
@@ -45,7 +48,11 @@ export interface ServerDeps {
   randomId?: () => string;
   /** TUF expiry and refresh period overrides (tests shorten them). */
   tuf?: Pick<TufOptions, 'expirySec' | 'refreshIntervalMs'>;
+  /** Push heartbeat, spread randomness, rate-limit clock, promotion timer. */
+  fleet?: FleetDeps;
 }
+
+export const SERVER_VERSION = '0.1.0';
 
 export interface LivegraftServer {
   app: App;
@@ -53,6 +60,8 @@ export interface LivegraftServer {
   /** Absolute data directory. */
   dataDir: string;
   tuf: TufRepository;
+  /** Feeds, promotions, push streams, metrics. */
+  fleet: FleetRuntime;
   /** Stops the HTTP server and closes the database. */
   close(): Promise<void>;
 }
@@ -77,7 +86,8 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   logSecret(logger, 'registration key', registrationKey);
   const modules = new ModuleStore(join(dataDir, MODULES_DIR));
   await modules.init();
-  const db = await openDatabase(dataDir);
+  const database = await openDatabase(dataDir, { url: config.database, poolSize: config.dbPoolSize });
+  const db = database.db;
 
   let tuf: TufRepository;
   try {
@@ -96,17 +106,27 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   }
 
   const hosts = new HostRepository(db);
+  const patches = new PatchRepository(db);
+  const rt = createFleetRuntime({ config, database, hosts, patches, clock, randomId, log: logger, deps: deps.fleet });
+  const https = await tlsOptions(config).catch(async (err: unknown) => {
+    await db.destroy();
+    throw err;
+  });
   const ctx: RouteContext = {
     config,
     clock,
     randomToken,
     randomId,
-    auth: createAuthenticator(adminToken.value, hosts),
-    patches: new PatchRepository(db),
+    auth: createAuthenticator(adminToken.value, hosts, rt.fleet.tokens),
+    patches,
     hosts,
     modules,
     registrationKeyHash: hashToken(registrationKey.value),
     tuf,
+    fleet: rt.fleet,
+    push: rt.push,
+    metrics: rt.metrics,
+    enrollLimit: rt.enrollLimit,
   };
 
   const app = Fastify({
@@ -114,8 +134,16 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     bodyLimit: MAX_JSON_BODY_BYTES,
     requestTimeout: REQUEST_TIMEOUT_MS,
     logController: new RequestLogController(),
+    // The App type is the plain-HTTP one; with TLS Fastify serves HTTPS through the same interface.
+    ...((https === undefined ? {} : { https }) as FastifyHttpOptions<Server>),
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.addHook('onRoute', (route) => rt.openapi.onRoute(route));
+  app.addHook('preClose', (done) => {
+    rt.closeStreams();
+    done();
+  });
   app.addHook('onClose', async () => {
+    await rt.stop();
     await tuf.stop();
     await db.destroy();
   });
@@ -125,23 +153,26 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     installErrorHandling(app);
     healthRoutes(app);
     tufRoutes(app, ctx);
+    opsRoutes(app, ctx, rt.openapi, SERVER_VERSION);
     await app.register(
       (api, _opts, done) => {
         moduleRoutes(api, ctx);
         patchRoutes(api, ctx);
         hostRoutes(api, ctx);
+        fleetRoutes(api, ctx);
         done();
       },
       { prefix: API_PREFIX },
     );
     await app.ready();
     tuf.start();
+    await rt.start();
   } catch (err) {
     await app.close();
     throw err;
   }
 
-  return { app, config, dataDir, tuf, close: () => app.close() };
+  return { app, config, dataDir, tuf, fleet: rt, close: () => app.close() };
 }
 
 export interface RunningServer extends LivegraftServer {

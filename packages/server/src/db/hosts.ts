@@ -1,15 +1,23 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import {
   effectiveRelease,
   type ApplyResult,
+  type BlockingTask,
   type CheckinRequest,
   type HostRecord,
   type HostState,
+  type KernelEvent,
   type KernelIdentity,
+  type PatchState,
 } from '@livegraft/protocol';
 import type { Database, HostsTable } from './schema.ts';
 
 type HostRow = Selectable<HostsTable>;
+
+/** Kernel events kept per host (the newest); older ones are in the audit log if they halted a rollout. */
+const MAX_KERNEL_EVENTS_KEPT = 20;
+/** Ids per `IN (...)` list, well under SQLite's and PostgreSQL's parameter limits. */
+export const ID_CHUNK = 500;
 
 export interface NewHost {
   id: string;
@@ -17,6 +25,30 @@ export interface NewHost {
   tokenHash: string;
   kernel: KernelIdentity;
   agentVersion: string;
+  feed?: string;
+  tags?: string[];
+}
+
+/** What the fleet logic needs to know about a host to work out its desired level. */
+export interface FleetHost {
+  id: string;
+  feed: string;
+  kernelId: string;
+  tags: string[];
+  autoUpdate: boolean;
+  appliedLevel: number;
+}
+
+export interface HostFilter {
+  feed?: string;
+  tag?: string;
+  kernelId?: string;
+}
+
+export interface HostChanges {
+  feed?: string;
+  autoUpdate?: boolean;
+  tags?: string[];
 }
 
 export class HostRepository {
@@ -44,21 +76,40 @@ export class HostRepository {
         uptime_sec: null,
         enrolled_at: now.toISOString(),
         last_checkin_at: null,
+        ...(host.feed === undefined ? {} : { feed: host.feed }),
+        ...(host.tags === undefined ? {} : { tags_json: JSON.stringify(host.tags) }),
       })
       .execute();
   }
 
-  /** The host id whose token hashes to tokenHash, with the stored hash for a constant-time recheck. */
+  /** The live (not revoked) host whose token hashes to tokenHash, with the stored hash for a constant-time recheck. */
   async findByTokenHash(tokenHash: string): Promise<{ id: string; tokenHash: string } | undefined> {
     const row = await this.#db
       .selectFrom('hosts')
       .select(['id', 'token_hash'])
       .where('token_hash', '=', tokenHash)
+      .where('revoked_at', 'is', null)
       .executeTakeFirst();
     return row === undefined ? undefined : { id: row.id, tokenHash: row.token_hash };
   }
 
-  async checkin(id: string, report: CheckinRequest, now: Date): Promise<void> {
+  /** Stores a check-in; returns the host's previous applied level and last apply time for change detection. */
+  async checkin(
+    id: string,
+    report: CheckinRequest,
+    now: Date,
+  ): Promise<{ previousLevel: number; previousApplyAt: string | null; previousEventAt: string | null } | undefined> {
+    const before = await this.#db
+      .selectFrom('hosts')
+      .select(['applied_level', 'last_apply_json', 'kernel_events_json'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (before === undefined) return undefined;
+    const prevEvents = parseJson<KernelEvent[]>(before.kernel_events_json) ?? [];
+    const events =
+      report.kernelEvents === undefined
+        ? undefined
+        : mergeEvents(prevEvents, report.kernelEvents).slice(-MAX_KERNEL_EVENTS_KEPT);
     await this.#db
       .updateTable('hosts')
       .set({
@@ -73,9 +124,19 @@ export class HostRepository {
         agent_version: report.agentVersion,
         uptime_sec: report.uptimeSec,
         last_checkin_at: now.toISOString(),
+        ...(report.tags === undefined ? {} : { reported_tags_json: JSON.stringify(report.tags) }),
+        ...(report.blockingTasks === undefined ? {} : { blocking_json: JSON.stringify(report.blockingTasks) }),
+        ...(report.patchState === undefined ? {} : { patch_state_json: JSON.stringify(report.patchState) }),
+        ...(events === undefined ? {} : { kernel_events_json: JSON.stringify(events) }),
       })
       .where('id', '=', id)
       .execute();
+    const lastEvent = prevEvents.at(-1);
+    return {
+      previousLevel: before.applied_level,
+      previousApplyAt: parseJson<ApplyResult>(before.last_apply_json)?.at ?? null,
+      previousEventAt: lastEvent?.at ?? null,
+    };
   }
 
   async get(id: string): Promise<HostRecord | undefined> {
@@ -83,10 +144,144 @@ export class HostRepository {
     return row === undefined ? undefined : toHostRecord(row);
   }
 
-  async list(): Promise<HostRecord[]> {
-    const rows = await this.#db.selectFrom('hosts').selectAll().orderBy('hostname').orderBy('id').execute();
-    return rows.map(toHostRecord);
+  async list(filter: HostFilter = {}): Promise<HostRecord[]> {
+    let q = this.#db.selectFrom('hosts').selectAll();
+    if (filter.feed !== undefined) q = q.where('feed', '=', filter.feed);
+    if (filter.kernelId !== undefined) q = q.where('kernel_id', '=', filter.kernelId);
+    const rows = await q.orderBy('hostname').orderBy('id').execute();
+    const records = rows.map(toHostRecord);
+    return filter.tag === undefined ? records : records.filter((r) => r.tags?.includes(filter.tag ?? ''));
   }
+
+  async update(id: string, changes: HostChanges): Promise<boolean> {
+    const set = {
+      ...(changes.feed === undefined ? {} : { feed: changes.feed }),
+      ...(changes.autoUpdate === undefined ? {} : { auto_update: changes.autoUpdate ? 1 : 0 }),
+      ...(changes.tags === undefined ? {} : { tags_json: JSON.stringify(changes.tags) }),
+    };
+    if (Object.keys(set).length === 0) return (await this.get(id)) !== undefined;
+    const res = await this.#db.updateTable('hosts').set(set).where('id', '=', id).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Revokes the host's token; true if it was live. */
+  async revoke(id: string, now: Date): Promise<boolean> {
+    const res = await this.#db
+      .updateTable('hosts')
+      .set({ revoked_at: now.toISOString() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  async fleetHost(id: string): Promise<FleetHost | undefined> {
+    return (await this.fleetHosts([id]))[0];
+  }
+
+  /** Live hosts by id, for working out their desired levels. */
+  async fleetHosts(ids: string[]): Promise<FleetHost[]> {
+    const out: FleetHost[] = [];
+    for (let i = 0; i < ids.length; i += ID_CHUNK) {
+      const rows = await this.#db
+        .selectFrom('hosts')
+        .select(['id', 'feed', 'kernel_id', 'tags_json', 'reported_tags_json', 'auto_update', 'applied_level'])
+        .where('id', 'in', ids.slice(i, i + ID_CHUNK))
+        .where('revoked_at', 'is', null)
+        .execute();
+      for (const r of rows) out.push(toFleetHost(r));
+    }
+    return out;
+  }
+
+  /** Live hosts of a feed on a kernel: how many, and how many run `level` or later without error. */
+  async appliedStats(feed: string, kernelId: string, level: number): Promise<{ total: number; applied: number }> {
+    const row = await this.#db
+      .selectFrom('hosts')
+      .select((eb) => [
+        eb.fn.countAll().as('total'),
+        eb.fn
+          .sum<number>(
+            eb
+              .case()
+              .when(eb.and([eb('applied_level', '>=', level), eb('state', '=', 'patched')]))
+              .then(1)
+              .else(0)
+              .end(),
+          )
+          .as('applied'),
+      ])
+      .where('feed', '=', feed)
+      .where('kernel_id', '=', kernelId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return { total: Number(row?.total ?? 0), applied: Number(row?.applied ?? 0) };
+  }
+
+  /** Host counts by (feed, state) for metrics. */
+  async countsByFeedAndState(): Promise<{ feed: string; state: string; count: number }[]> {
+    const rows = await this.#db
+      .selectFrom('hosts')
+      .select(['feed', 'state', (eb) => eb.fn.countAll().as('n')])
+      .where('revoked_at', 'is', null)
+      .groupBy(['feed', 'state'])
+      .execute();
+    return rows.map((r) => ({ feed: r.feed, state: r.state, count: Number(r.n) }));
+  }
+
+  async countByFeed(): Promise<Map<string, number>> {
+    const rows = await this.#db
+      .selectFrom('hosts')
+      .select(['feed', (eb) => eb.fn.countAll().as('n')])
+      .where('revoked_at', 'is', null)
+      .groupBy('feed')
+      .execute();
+    return new Map(rows.map((r) => [r.feed, Number(r.n)]));
+  }
+
+  /** Hosts in a feed, revoked or not (a feed that still has hosts cannot be deleted). */
+  async countInFeed(feed: string): Promise<number> {
+    const row = await this.#db
+      .selectFrom('hosts')
+      .select(sql<number>`count(*)`.as('n'))
+      .where('feed', '=', feed)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+}
+
+function parseJson<T>(text: string | null): T | undefined {
+  // Written by this repository from validated values; the database is ours.
+  return text === null ? undefined : (JSON.parse(text) as T);
+}
+
+function mergeEvents(prev: KernelEvent[], next: KernelEvent[]): KernelEvent[] {
+  const seen = new Set(prev.map((e) => `${e.at}\u0000${e.message}`));
+  return [...prev, ...next.filter((e) => !seen.has(`${e.at}\u0000${e.message}`))];
+}
+
+export function effectiveTags(tagsJson: string, reportedJson: string): string[] {
+  const all = new Set([...(JSON.parse(tagsJson) as string[]), ...(JSON.parse(reportedJson) as string[])]);
+  return [...all].sort();
+}
+
+function toFleetHost(r: {
+  id: string;
+  feed: string;
+  kernel_id: string;
+  tags_json: string;
+  reported_tags_json: string;
+  auto_update: number;
+  applied_level: number;
+}): FleetHost {
+  return {
+    id: r.id,
+    feed: r.feed,
+    kernelId: r.kernel_id,
+    tags: effectiveTags(r.tags_json, r.reported_tags_json),
+    autoUpdate: Number(r.auto_update) !== 0,
+    appliedLevel: r.applied_level,
+  };
 }
 
 function toHostRecord(row: HostRow): HostRecord {
@@ -99,9 +294,17 @@ function toHostRecord(row: HostRow): HostRecord {
     appliedLevel: row.applied_level,
     state: row.state as HostState,
     lastError: row.last_error,
-    lastApply: row.last_apply_json === null ? null : (JSON.parse(row.last_apply_json) as ApplyResult),
+    lastApply: parseJson<ApplyResult>(row.last_apply_json) ?? null,
     agentVersion: row.agent_version,
     enrolledAt: row.enrolled_at,
     lastCheckinAt: row.last_checkin_at,
+    feed: row.feed,
+    tags: effectiveTags(row.tags_json, row.reported_tags_json),
+    autoUpdate: Number(row.auto_update) !== 0,
+    revokedAt: row.revoked_at,
+    uptimeSec: row.uptime_sec === null ? null : Number(row.uptime_sec),
+    blockingTasks: parseJson<BlockingTask[]>(row.blocking_json) ?? [],
+    patchState: parseJson<PatchState>(row.patch_state_json) ?? null,
+    kernelEvents: parseJson<KernelEvent[]>(row.kernel_events_json) ?? [],
   };
 }

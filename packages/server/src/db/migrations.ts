@@ -1,6 +1,7 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { LivegraftError } from '@livegraft/protocol';
 import { tufMigration } from '../tuf/migration.ts';
+import { fleetMigration } from './fleet-migration.ts';
 
 /**
  * Numbered, append-only. Written with the schema builder only (no SQLite-only
@@ -47,6 +48,7 @@ export const migrations: Record<string, Migration> = {
     },
   },
   '0002_tuf': tufMigration,
+  '0003_fleet': fleetMigration,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

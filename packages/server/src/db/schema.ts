@@ -1,3 +1,5 @@
+import type { FleetTables, HostFleetColumns } from './fleet-schema.ts';
+
 /**
  * Table shapes as Kysely sees them. Timestamps are ISO-8601 text and JSON
  * columns are text, so the same schema runs on SQLite and PostgreSQL.
@@ -15,7 +17,7 @@ export interface PatchesTable {
   published_at: string | null;
 }
 
-export interface HostsTable {
+export interface HostsTable extends HostFleetColumns {
   id: string;
   hostname: string;
   /** sha256 (hex) of the host's bearer token; the token itself is never stored. */
@@ -33,7 +35,7 @@ export interface HostsTable {
   last_checkin_at: string | null;
 }
 
-export interface Database {
+export interface Database extends FleetTables {
   patches: PatchesTable;
   hosts: HostsTable;
 }

@@ -2,32 +2,76 @@ import { Type } from 'typebox';
 import {
   CheckinRequest,
   EnrollRequest,
+  FeedName,
+  HostTag,
+  KernelId,
   LivegraftError,
   type CheckinResponse,
   type EnrollResponse,
   type HostRecord,
+  type PinRecord,
 } from '@livegraft/protocol';
 import { guard, hashToken, sameHash } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
+import { DEFAULT_FEED } from '../db/fleet-migration.ts';
 
 const HostParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+const HostQuery = Type.Object(
+  { feed: Type.Optional(FeedName), tag: Type.Optional(HostTag), kernelId: Type.Optional(KernelId) },
+  { additionalProperties: false },
+);
+
+/** The default key enrols into the production feed; other keys carry their own feed and tags. */
+async function enrolmentOf(
+  ctx: RouteContext,
+  key: string,
+): Promise<{ feed: string; tags: string[]; keyId: string; keyName: string } | undefined> {
+  const presented = hashToken(key);
+  if (sameHash(presented, ctx.registrationKeyHash)) {
+    return { feed: DEFAULT_FEED, tags: [], keyId: 'default', keyName: 'default registration key' };
+  }
+  const found = await ctx.fleet.registrationKeys.findLiveByHash(presented);
+  if (found === undefined || !sameHash(presented, found.keyHash)) return undefined;
+  return { feed: found.feed, tags: found.tags, keyId: found.id, keyName: found.name };
+}
 
 export function hostRoutes(app: App, ctx: RouteContext): void {
-  app.post('/hosts/enroll', { schema: { body: EnrollRequest } }, async (req, reply): Promise<EnrollResponse> => {
-    const { registrationKey, hostname, kernel, agentVersion } = req.body;
-    if (!sameHash(hashToken(registrationKey), ctx.registrationKeyHash)) {
-      throw new LivegraftError(
-        'REGISTRATION_KEY_INVALID',
-        'the registration key is wrong; see <data-dir>/registration-key on the server',
+  const enrollLimit = ctx.enrollLimit.hook();
+  app.post(
+    '/hosts/enroll',
+    { schema: { body: EnrollRequest }, onRequest: enrollLimit },
+    async (req, reply): Promise<EnrollResponse> => {
+      const { registrationKey, hostname, kernel, agentVersion } = req.body;
+      const enrolment = await enrolmentOf(ctx, registrationKey);
+      if (enrolment === undefined) {
+        throw new LivegraftError(
+          'REGISTRATION_KEY_INVALID',
+          'the registration key is wrong; see <data-dir>/registration-key on the server',
+        );
+      }
+      const hostId = ctx.randomId();
+      const token = ctx.randomToken();
+      const { feed, tags, keyId, keyName } = enrolment;
+      await ctx.hosts.enroll(
+        { id: hostId, hostname, tokenHash: hashToken(token), kernel, agentVersion, feed, tags },
+        ctx.clock(),
       );
-    }
-    const hostId = ctx.randomId();
-    const token = ctx.randomToken();
-    await ctx.hosts.enroll({ id: hostId, hostname, tokenHash: hashToken(token), kernel, agentVersion }, ctx.clock());
-    req.log.info({ hostId, hostname, kernelId: kernel.id }, 'host enrolled');
-    void reply.status(201);
-    return { hostId, token, root: await ctx.tuf.rootJson() };
-  });
+      await ctx.fleet.record(
+        { id: keyId, name: keyName, role: 'registration-key', ip: req.ip },
+        'host.enroll',
+        hostId,
+        {
+          hostname,
+          feed,
+          tags,
+          kernelId: kernel.id,
+        },
+      );
+      req.log.info({ hostId, hostname, kernelId: kernel.id, feed }, 'host enrolled');
+      void reply.status(201);
+      return { hostId, token, root: await ctx.tuf.rootJson() };
+    },
+  );
 
   app.post(
     '/hosts/checkin',
@@ -35,22 +79,75 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
     async (req): Promise<CheckinResponse> => {
       const who = req.principal;
       if (who?.kind !== 'host') throw new LivegraftError('FORBIDDEN', 'check-in needs a host token');
+      const started = process.hrtime.bigint();
       const report = req.body;
-      await ctx.hosts.checkin(who.hostId, report, ctx.clock());
-      const latest = (await ctx.patches.latestPublished(report.kernel.id)) ?? null;
-      return { kernelSupported: latest !== null, latest, checkinIntervalSec: ctx.config.checkinIntervalSec };
+      const before = await ctx.hosts.checkin(who.hostId, report, ctx.clock());
+      const host = await ctx.hosts.fleetHost(who.hostId);
+      if (before === undefined || host === undefined)
+        throw new LivegraftError('AUTH_INVALID', 'the host token was revoked');
+      const newApply = report.lastApply !== undefined && report.lastApply.at !== before.previousApplyAt;
+      if (newApply && report.lastApply !== undefined) ctx.metrics.countApply(report.lastApply);
+      const halts = await ctx.fleet.reviewCheckin(who.hostId, report, before);
+      const desired = (await ctx.fleet.desiredFor([host])).get(host.id) ?? null;
+      const latest = await ctx.fleet.manifestFor(host.kernelId, desired);
+      const supported = latest !== null || (await ctx.patches.latestPublished(report.kernel.id)) !== undefined;
+      ctx.push.noteDesired(host, desired);
+      if (newApply || before.previousLevel !== report.appliedLevel || halts.length > 0) {
+        // Promotion rules that count hosts may now hold; the answer does not wait for them.
+        ctx.fleet
+          .evaluatePromotions(host.feed)
+          .catch((err: unknown) => req.log.error({ err }, 'promotion check failed'));
+      }
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      ctx.metrics.checkinSeconds.observe({ outcome: desired === null ? 'none' : desired.reason }, seconds);
+      return {
+        kernelSupported: supported,
+        latest,
+        checkinIntervalSec: ctx.config.checkinIntervalSec,
+        ...(desired === null ? {} : { desired }),
+      };
     },
   );
 
-  app.get('/hosts', { onRequest: guard(ctx.auth, 'admin') }, async (): Promise<HostRecord[]> => ctx.hosts.list());
+  app.get(
+    '/hosts',
+    { schema: { querystring: HostQuery }, onRequest: guard(ctx.auth, 'viewer') },
+    async (req): Promise<HostRecord[]> => withFleet(ctx, await ctx.hosts.list(req.query)),
+  );
 
   app.get(
     '/hosts/:id',
-    { schema: { params: HostParams }, onRequest: guard(ctx.auth, 'admin') },
+    { schema: { params: HostParams }, onRequest: guard(ctx.auth, 'viewer') },
     async (req): Promise<HostRecord> => {
       const host = await ctx.hosts.get(req.params.id);
       if (host === undefined) throw new LivegraftError('HOST_NOT_FOUND', `no host with id ${req.params.id}`);
-      return host;
+      const [withDesired] = await withFleet(ctx, [host]);
+      return withDesired ?? host;
     },
   );
+}
+
+/** Adds each host's pins and desired level (one snapshot for the whole list). */
+async function withFleet(ctx: RouteContext, hosts: HostRecord[]): Promise<HostRecord[]> {
+  const fleetHosts = hosts.map((h) => ({
+    id: h.id,
+    feed: h.feed ?? DEFAULT_FEED,
+    kernelId: h.kernelId,
+    tags: h.tags ?? [],
+    autoUpdate: h.autoUpdate ?? true,
+    appliedLevel: h.appliedLevel,
+  }));
+  const desired = await ctx.fleet.desiredFor(fleetHosts);
+  const pins = await ctx.fleet.pins.list();
+  // Every pin that bears on the host: its own, its tags', its feed's.
+  const bears = (h: HostRecord, p: PinRecord): boolean =>
+    (p.kernelId === null || p.kernelId === h.kernelId) &&
+    ((p.scope === 'host' && p.subject === h.id) ||
+      (p.scope === 'tag' && (h.tags ?? []).includes(p.subject)) ||
+      (p.scope === 'feed' && p.subject === h.feed));
+  return hosts.map((h) => ({
+    ...h,
+    pins: pins.filter((p) => bears(h, p)),
+    desired: h.revokedAt === null ? (desired.get(h.id) ?? null) : null,
+  }));
 }

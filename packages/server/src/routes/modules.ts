@@ -51,7 +51,7 @@ export function moduleRoutes(app: App, ctx: RouteContext): void {
     {
       schema: { params: ModuleParams },
       bodyLimit: MAX_MODULE_BYTES,
-      onRequest: [guard(ctx.auth, 'admin'), requireOctetStream],
+      onRequest: [guard(ctx.auth, 'operator'), requireOctetStream],
     },
     async (req, reply): Promise<ModuleUploadResponse> => {
       const { sha256 } = req.params;

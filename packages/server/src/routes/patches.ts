@@ -13,6 +13,7 @@ import {
 import { guard } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
 import { toPatchRecord } from '../db/patches.ts';
+import { actorOf } from './actor.ts';
 import { assertLivepatchModule } from './modules.ts';
 
 const KernelParams = Type.Object({ kernelId: KernelId }, { additionalProperties: false });
@@ -69,7 +70,7 @@ async function checkManifest(ctx: RouteContext, m: PatchManifest): Promise<void>
 export function patchRoutes(app: App, ctx: RouteContext): void {
   app.post(
     '/patches',
-    { schema: { body: PublishRequest }, onRequest: guard(ctx.auth, 'admin') },
+    { schema: { body: PublishRequest }, onRequest: guard(ctx.auth, 'operator') },
     async (req, reply): Promise<PatchRecord> => {
       const { manifest, publish = false } = req.body;
       await checkManifest(ctx, manifest);
@@ -90,6 +91,9 @@ export function patchRoutes(app: App, ctx: RouteContext): void {
       }
       // Signed before answering, so a published level is a TUF target by the time the publisher hears back.
       if (record.published) await ctx.tuf.sync();
+      const actor = actorOf(req);
+      if (outcome.inserted) await ctx.fleet.record(actor, 'patch.record', record.kernelId, { level: record.level });
+      if (record.published) await ctx.fleet.onPublished(record.kernelId, record.level, actor);
       req.log.info({ kernelId: record.kernelId, level: record.level, published: record.published }, 'patch recorded');
       void reply.status(outcome.inserted ? 201 : 200);
       return record;
@@ -98,12 +102,13 @@ export function patchRoutes(app: App, ctx: RouteContext): void {
 
   app.post(
     '/kernels/:kernelId/levels/:level/publish',
-    { schema: { params: LevelParams }, onRequest: guard(ctx.auth, 'admin') },
+    { schema: { params: LevelParams }, onRequest: guard(ctx.auth, 'operator') },
     async (req): Promise<PatchRecord> => {
       const { kernelId, level } = req.params;
       const record = await ctx.patches.publish(kernelId, level, ctx.clock());
       if (record === undefined) throw new LivegraftError('LEVEL_NOT_FOUND', `kernel ${kernelId} has no level ${level}`);
       await ctx.tuf.sync();
+      await ctx.fleet.onPublished(kernelId, level, actorOf(req));
       req.log.info({ kernelId, level }, 'patch published');
       return record;
     },
@@ -111,7 +116,7 @@ export function patchRoutes(app: App, ctx: RouteContext): void {
 
   app.get(
     '/patches',
-    { schema: { querystring: ListQuery }, onRequest: guard(ctx.auth, 'admin') },
+    { schema: { querystring: ListQuery }, onRequest: guard(ctx.auth, 'viewer') },
     async (req): Promise<PatchRecord[]> => ctx.patches.list(req.query.kernelId),
   );
 
