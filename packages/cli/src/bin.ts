@@ -7,6 +7,9 @@ import { publishPatch } from './publish.ts';
 import { forward } from './forward.ts';
 import { inspectCommands } from './inspect.ts';
 import { ago, table } from './format.ts';
+import { keysCommand } from './keys-command.ts';
+import { mirrorCommand } from './mirror-command.ts';
+import { exportCommand } from './export-command.ts';
 
 interface AdminOpts {
   server: string;
@@ -118,6 +121,10 @@ program.addCommand(
 );
 
 for (const c of inspectCommands()) program.addCommand(c);
+
+program.addCommand(keysCommand());
+program.addCommand(mirrorCommand());
+program.addCommand(exportCommand(DEFAULT_SERVER));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isLivegraftError(err)) console.error(`error [${err.code}]: ${err.message}`);
