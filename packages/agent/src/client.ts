@@ -1,6 +1,7 @@
 import {
   API_PREFIX,
   LivegraftError,
+  ValidationError,
   checkinResponseValidator,
   enrollResponseValidator,
   type CheckinRequest,
@@ -94,6 +95,18 @@ async function httpError(res: Response, url: string): Promise<LivegraftError> {
   });
 }
 
+/** A 2xx answer that does not match the protocol is the server's fault: transient, with the problems named. */
+function parseAnswer<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof ValidationError) {
+      throw new LivegraftError('SERVER_BAD_ANSWER', err.message, { cause: err, details: { problems: err.problems } });
+    }
+    throw err;
+  }
+}
+
 /** The agent's side of the server API. No retries here: the daemon owns retry policy. */
 export class ServerClient {
   readonly #server: string;
@@ -138,10 +151,12 @@ export class ServerClient {
   }
 
   async enroll(req: EnrollRequest): Promise<EnrollResponse> {
-    return enrollResponseValidator.parse(await this.#postJson('/hosts/enroll', req));
+    const body = await this.#postJson('/hosts/enroll', req);
+    return parseAnswer(() => enrollResponseValidator.parse(body));
   }
 
   async checkin(req: CheckinRequest): Promise<CheckinResponse> {
-    return checkinResponseValidator.parse(await this.#postJson('/hosts/checkin', req));
+    const body = await this.#postJson('/hosts/checkin', req);
+    return parseAnswer(() => checkinResponseValidator.parse(body));
   }
 }

@@ -52,7 +52,7 @@ export function tufError(err: unknown, fetcher?: GuardedFetcher): LivegraftError
     return wrapped('TUF_METADATA_ROLLBACK', 'signed metadata went backwards or skipped a version');
   if (/LengthOrHashMismatchError|hash|length/i.test(text))
     return wrapped('TUF_HASH_MISMATCH', 'a file does not match its signed hash or length');
-  if (/UnsignedMetadataError|signature|threshold/i.test(text))
+  if (/UnsignedMetadataError|signature|threshold|signed by \d+\/\d+ keys/i.test(text))
     return wrapped('TUF_SIGNATURE_INVALID', 'signed metadata failed verification');
   return wrapped('TUF_VERIFY_FAILED', 'signed metadata was refused');
 }

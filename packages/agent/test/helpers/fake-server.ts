@@ -95,7 +95,10 @@ export class FakeServer {
         return this.#send(res, 403, { code: 'REGISTRATION_KEY_INVALID', message: 'the registration key is wrong' });
       }
       this.enrolls.push(body);
-      const root = this.enrollRoot ?? (JSON.parse(this.repo.rootBytes(1).toString('utf8')) as unknown);
+      const root =
+        this.enrollRoot === undefined
+          ? (JSON.parse(this.repo.rootBytes(1).toString('utf8')) as unknown)
+          : this.enrollRoot;
       return this.#send(res, 201, { hostId: 'host-1', token: HOST_TOKEN, ...(root === null ? {} : { root }) });
     }
     if (req.method === 'POST' && url === '/api/v1/hosts/checkin') {

@@ -100,8 +100,11 @@ export class TestRepo {
     this.targets.set(path, { path, bytes, manifest });
   }
 
-  /** Signs a new targets, snapshot and timestamp version over the current target set. */
-  publish(): void {
+  /**
+   * Signs a new targets, snapshot and timestamp version over the current
+   * target set; `targetsSigner` replaces the targets key (a forgery).
+   */
+  publish(opts: { targetsSigner?: SigningKey } = {}): void {
     this.targetsVersion++;
     const targets = new Targets({ version: this.targetsVersion, specVersion: SPEC_VERSION, expires: this.#expires() });
     for (const t of this.targets.values()) {
@@ -118,7 +121,7 @@ export class TestRepo {
       this.files.set(`targets/${t.path.slice(0, slash)}/${hash}.${t.path.slice(slash + 1)}`, t.bytes);
     }
     const tmd = new Metadata(targets);
-    tmd.sign(signer(this.targetsKey));
+    tmd.sign(signer(opts.targetsSigner ?? this.targetsKey));
     const tBytes = bytesOf(tmd);
     this.files.set(`${this.targetsVersion}.targets.json`, tBytes);
     this.#publishSnapshot(tBytes);
