@@ -73,7 +73,7 @@ export type TripwireReportResponse = Static<typeof TripwireReportResponse>;
 
 /** A stored tripwire event, as GET /api/v1/tripwires lists it. */
 export const TripwireRecord = Type.Object({
-  id: Type.Integer(),
+  id: Type.String(),
   hostId: Type.String(),
   hostname: Type.String(),
   cve: Type.String(),

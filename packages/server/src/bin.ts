@@ -26,6 +26,7 @@ const program = new Command('livegraft-server')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
   .option('--tuf-keys-dir <dir>', 'online TUF keys (targets.json, snapshot.json, timestamp.json); default <data-dir>/keys')
   .option('--tuf-root <file>', 'import a signed N.root.json at start (repeatable; also read from <data-dir>/tuf/roots/)', collect, [])
+  .option('--alert-webhook <url>', 'POST a JSON alert here for every tripwire report (exploit attempt blocked)')
   .addHelpText(
     'after',
     '\nEnvironment: LIVEGRAFT_ADMIN_TOKEN and LIVEGRAFT_REGISTRATION_KEY override the secrets\n' +
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
     logLevel: string;
     tufKeysDir?: string;
     tufRoot: string[];
+    alertWebhook?: string;
   }>();
   let config;
   try {
@@ -54,6 +56,7 @@ async function main(): Promise<void> {
       logLevel: opts.logLevel,
       tufKeysDir: opts.tufKeysDir,
       tufRoots: opts.tufRoot.length > 0 ? opts.tufRoot : undefined,
+      alertWebhook: opts.alertWebhook,
       adminToken: process.env['LIVEGRAFT_ADMIN_TOKEN'] || undefined,
       registrationKey: process.env['LIVEGRAFT_REGISTRATION_KEY'] || undefined,
     });

@@ -50,6 +50,8 @@ export const ConfigSchema = Type.Object(
     tufKeysDir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     /** N.root.json files to import at start, besides those in <dataDir>/tuf/roots. */
     tufRoots: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { maxItems: 1000 })),
+    /** Tripwire alerts (exploit attempts blocked by live patches) are POSTed here as JSON. */
+    alertWebhook: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048 })),
   },
   { additionalProperties: false },
 );

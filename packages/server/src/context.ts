@@ -16,6 +16,7 @@ import type { PushHub } from './fleet/push.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { TufRepository } from './tuf/repository.ts';
+import type { ComplianceService } from './compliance/service.ts';
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -44,4 +45,6 @@ export interface RouteContext {
   push: PushHub;
   metrics: ServerMetrics;
   enrollLimit: RateLimiter;
+  /** Exposure, SLA windows, OpenVEX, tripwires; check-ins feed its host history. */
+  compliance: ComplianceService;
 }

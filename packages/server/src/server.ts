@@ -30,6 +30,12 @@ import { typeboxValidatorCompiler } from './validation.ts';
 import { tufRoutes } from './routes/tuf.ts';
 import { createFleetRuntime, fleetRoutes, tlsOptions, type FleetDeps, type FleetRuntime } from './fleet/runtime.ts';
 import { opsRoutes } from './routes/ops.ts';
+import type { Kysely } from 'kysely';
+import { ComplianceService, type ComplianceOptions } from './compliance/service.ts';
+import { complianceRoutes } from './routes/compliance.ts';
+import { exposureRoutes } from './routes/exposure.ts';
+import { tripwireRoutes } from './routes/tripwires.ts';
+import { vexRoutes } from './routes/vex.ts';
 import { TufRepository, type TufOptions } from './tuf/repository.ts';
 
 export const MODULES_DIR = 'modules';
@@ -50,6 +56,8 @@ export interface ServerDeps {
   tuf?: Pick<TufOptions, 'expirySec' | 'refreshIntervalMs'>;
   /** Push heartbeat, spread randomness, rate-limit clock, promotion timer. */
   fleet?: FleetDeps;
+  /** CVE dataset, webhook fetch and retry timing overrides (tests). */
+  compliance?: Pick<ComplianceOptions, 'dataset' | 'fetch' | 'alertBackoffMs' | 'defaultPolicy'>;
 }
 
 export const SERVER_VERSION = '0.1.0';
@@ -112,6 +120,20 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     await db.destroy();
     throw err;
   });
+  const compliance = await ComplianceService.create({
+    db: db as unknown as Kysely<unknown>,
+    dataDir,
+    clock,
+    log: logger,
+    randomId,
+    listHosts: (filter) => hosts.list(filter),
+    alertWebhook: config.alertWebhook,
+    registry: rt.metrics.registry,
+    ...deps.compliance,
+  }).catch(async (err: unknown) => {
+    await db.destroy();
+    throw err;
+  });
   const ctx: RouteContext = {
     config,
     clock,
@@ -127,6 +149,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     push: rt.push,
     metrics: rt.metrics,
     enrollLimit: rt.enrollLimit,
+    compliance,
   };
 
   const app = Fastify({
@@ -145,6 +168,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   app.addHook('onClose', async () => {
     await rt.stop();
     await tuf.stop();
+    await compliance.close();
     await db.destroy();
   });
   try {
@@ -160,6 +184,10 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
         patchRoutes(api, ctx);
         hostRoutes(api, ctx);
         fleetRoutes(api, ctx);
+        exposureRoutes(api, ctx, compliance);
+        complianceRoutes(api, ctx, compliance);
+        vexRoutes(api, ctx, compliance);
+        tripwireRoutes(api, ctx, compliance);
         done();
       },
       { prefix: API_PREFIX },

@@ -2,6 +2,7 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'k
 import { LivegraftError } from '@livegraft/protocol';
 import { tufMigration } from '../tuf/migration.ts';
 import { fleetMigration } from './fleet-migration.ts';
+import { complianceMigration } from '../compliance/migration.ts';
 
 /**
  * Numbered, append-only. Written with the schema builder only (no SQLite-only
@@ -49,6 +50,7 @@ export const migrations: Record<string, Migration> = {
   },
   '0002_tuf': tufMigration,
   '0003_fleet': fleetMigration,
+  '0010_compliance': complianceMigration,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -87,6 +87,7 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
         throw new LivegraftError('AUTH_INVALID', 'the host token was revoked');
       const newApply = report.lastApply !== undefined && report.lastApply.at !== before.previousApplyAt;
       if (newApply && report.lastApply !== undefined) ctx.metrics.countApply(report.lastApply);
+      await ctx.compliance.recordCheckin(who.hostId, report, ctx.clock());
       const halts = await ctx.fleet.reviewCheckin(who.hostId, report, before);
       const desired = (await ctx.fleet.desiredFor([host])).get(host.id) ?? null;
       const latest = await ctx.fleet.manifestFor(host.kernelId, desired);

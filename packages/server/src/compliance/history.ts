@@ -1,0 +1,190 @@
+import type { Kysely } from 'kysely';
+import type { CheckinRequest } from '@livegraft/protocol';
+import type { ComplianceDatabase } from './schema.ts';
+
+export interface KernelSegment {
+  seq: number;
+  kernelId: string;
+  release: string;
+  procVersion: string;
+  firstSeen: string;
+  lastSeen: string;
+}
+
+export interface LevelSegment {
+  seq: number;
+  kernelId: string;
+  level: number;
+  cves: string[];
+  from: string;
+  to: string | null;
+}
+
+export interface HostHistory {
+  kernels: KernelSegment[];
+  levels: LevelSegment[];
+}
+
+/** Latest of two ISO timestamps. */
+function later(a: string, b: string): string {
+  return Date.parse(a) >= Date.parse(b) ? a : b;
+}
+
+/**
+ * When the level the host reports became live: the report's own apply time
+ * when it describes reaching this level, else the check-in time (which can be
+ * up to a check-in interval late, never early).
+ */
+function levelSince(report: CheckinRequest, now: Date, notBefore: string): string {
+  const a = report.lastApply;
+  const at = a?.at === undefined ? NaN : Date.parse(a.at);
+  if (a !== undefined && a.ok && a.toLevel === report.appliedLevel && at <= now.getTime()) {
+    return later(new Date(at).toISOString(), notBefore);
+  }
+  return now.toISOString();
+}
+
+/**
+ * Kernel and patch-level history of hosts, recorded at each check-in: the
+ * source of exposure windows. A kernel change is dated at the host's boot
+ * (now - uptime), since a kernel only changes by booting.
+ */
+export class HistoryRepository {
+  readonly #db: Kysely<ComplianceDatabase>;
+
+  constructor(db: Kysely<ComplianceDatabase>) {
+    this.#db = db;
+  }
+
+  async recordCheckin(hostId: string, report: CheckinRequest, now: Date, levelCves: readonly string[]): Promise<void> {
+    const nowIso = now.toISOString();
+    await this.#db.transaction().execute(async (tx) => {
+      const lastKernel = await tx
+        .selectFrom('host_kernel_history')
+        .selectAll()
+        .where('host_id', '=', hostId)
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      let kernelSince: string;
+      if (lastKernel !== undefined && lastKernel.kernel_id === report.kernel.id) {
+        kernelSince = lastKernel.first_seen;
+        await tx
+          .updateTable('host_kernel_history')
+          .set({ last_seen: nowIso })
+          .where('host_id', '=', hostId)
+          .where('seq', '=', lastKernel.seq)
+          .execute();
+      } else {
+        const booted = new Date(now.getTime() - Math.max(0, report.uptimeSec) * 1000).toISOString();
+        if (lastKernel === undefined) {
+          // The first report: first seen when it enrolled (the server knows nothing earlier).
+          const host = await tx.selectFrom('hosts').select('enrolled_at').where('id', '=', hostId).executeTakeFirst();
+          kernelSince = host === undefined ? nowIso : earlier(host.enrolled_at, nowIso);
+        } else {
+          kernelSince = later(booted, lastKernel.last_seen);
+        }
+        await tx
+          .insertInto('host_kernel_history')
+          .values({
+            host_id: hostId,
+            seq: (lastKernel?.seq ?? 0) + 1,
+            kernel_id: report.kernel.id,
+            release: report.kernel.release,
+            proc_version: report.kernel.procVersion,
+            first_seen: kernelSince,
+            last_seen: nowIso,
+          })
+          .execute();
+      }
+
+      const lastLevel = await tx
+        .selectFrom('host_level_history')
+        .selectAll()
+        .where('host_id', '=', hostId)
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      if (
+        lastLevel !== undefined &&
+        lastLevel.kernel_id === report.kernel.id &&
+        lastLevel.level === report.appliedLevel &&
+        lastLevel.to_at === null
+      ) {
+        return;
+      }
+      const from =
+        lastLevel === undefined ? kernelSince : levelSince(report, now, later(lastLevel.from_at, kernelSince));
+      if (lastLevel !== undefined && lastLevel.to_at === null) {
+        await tx
+          .updateTable('host_level_history')
+          .set({ to_at: from })
+          .where('host_id', '=', hostId)
+          .where('seq', '=', lastLevel.seq)
+          .execute();
+      }
+      await tx
+        .insertInto('host_level_history')
+        .values({
+          host_id: hostId,
+          seq: (lastLevel?.seq ?? 0) + 1,
+          kernel_id: report.kernel.id,
+          level: report.appliedLevel,
+          cves_json: JSON.stringify([...levelCves].sort()),
+          from_at: from,
+          to_at: null,
+        })
+        .execute();
+    });
+  }
+
+  async history(hostId: string): Promise<HostHistory> {
+    const map = await this.histories([hostId]);
+    return map.get(hostId) ?? { kernels: [], levels: [] };
+  }
+
+  /** Histories of many hosts in two queries (all hosts when ids is undefined). */
+  async histories(hostIds?: readonly string[]): Promise<Map<string, HostHistory>> {
+    const out = new Map<string, HostHistory>();
+    if (hostIds !== undefined && hostIds.length === 0) return out;
+    const get = (id: string): HostHistory => {
+      let h = out.get(id);
+      if (h === undefined) {
+        h = { kernels: [], levels: [] };
+        out.set(id, h);
+      }
+      return h;
+    };
+    let kq = this.#db.selectFrom('host_kernel_history').selectAll();
+    let lq = this.#db.selectFrom('host_level_history').selectAll();
+    if (hostIds !== undefined) {
+      kq = kq.where('host_id', 'in', hostIds);
+      lq = lq.where('host_id', 'in', hostIds);
+    }
+    for (const r of await kq.orderBy('host_id').orderBy('seq').execute()) {
+      get(r.host_id).kernels.push({
+        seq: r.seq,
+        kernelId: r.kernel_id,
+        release: r.release,
+        procVersion: r.proc_version,
+        firstSeen: r.first_seen,
+        lastSeen: r.last_seen,
+      });
+    }
+    for (const r of await lq.orderBy('host_id').orderBy('seq').execute()) {
+      get(r.host_id).levels.push({
+        seq: r.seq,
+        kernelId: r.kernel_id,
+        level: r.level,
+        cves: JSON.parse(r.cves_json) as string[],
+        from: r.from_at,
+        to: r.to_at,
+      });
+    }
+    return out;
+  }
+}
+
+function earlier(a: string, b: string): string {
+  return new Date(Math.min(Date.parse(a), Date.parse(b))).toISOString();
+}

@@ -1,0 +1,233 @@
+import type { ComplianceReport, ExposureWindow, SlaPolicy } from '@livegraft/protocol';
+import { fitText, PdfWriter, type TextStyle } from './pdf.ts';
+
+/** A4 landscape: wide enough for the window tables. */
+const PAGE_WIDTH = 842;
+const PAGE_HEIGHT = 595;
+const MARGIN = 40;
+const BODY: TextStyle = { size: 8.5 };
+const BODY_BOLD: TextStyle = { size: 8.5, bold: true };
+const ROW_HEIGHT = 12;
+/** Rows per table in the PDF; the CSV and JSON forms carry all of them. */
+export const MAX_PDF_TABLE_ROWS = 5_000;
+
+interface Column {
+  title: string;
+  /** Share of the usable width. */
+  weight: number;
+}
+
+/** Flowing layout on top of PdfWriter: a cursor that starts new pages as needed. */
+class Layout {
+  readonly pdf: PdfWriter;
+  page = -1;
+  y = 0;
+  readonly #footer: string;
+
+  constructor(pdf: PdfWriter, footer: string) {
+    this.pdf = pdf;
+    this.#footer = footer;
+    this.newPage();
+  }
+
+  get usable(): number {
+    return this.pdf.width - 2 * MARGIN;
+  }
+
+  newPage(): void {
+    this.page = this.pdf.addPage();
+    this.y = this.pdf.height - MARGIN;
+  }
+
+  /** Starts a new page unless `height` more points fit above the footer. */
+  need(height: number): void {
+    if (this.y - height < MARGIN + 20) this.newPage();
+  }
+
+  line(text: string, style: TextStyle = BODY, gapAfter = 3): void {
+    this.need(style.size + gapAfter);
+    this.y -= style.size;
+    this.pdf.text(this.page, MARGIN, this.y, fitText(text, this.usable, style), style);
+    this.y -= gapAfter;
+  }
+
+  heading(text: string): void {
+    this.need(40);
+    this.y -= 10;
+    this.line(text, { size: 12, bold: true }, 6);
+  }
+
+  table(columns: Column[], rows: string[][], empty: string): void {
+    if (rows.length === 0) {
+      this.line(empty);
+      return;
+    }
+    const total = columns.reduce((s, c) => s + c.weight, 0);
+    const widths = columns.map((c) => (c.weight / total) * this.usable);
+    const drawRow = (cells: string[], style: TextStyle, shade: boolean): void => {
+      this.need(ROW_HEIGHT);
+      const top = this.y;
+      if (shade) this.pdf.box(this.page, MARGIN, top - ROW_HEIGHT, this.usable, ROW_HEIGHT, 0.9);
+      let x = MARGIN;
+      cells.forEach((cell, i) => {
+        const w = widths[i] ?? 0;
+        this.pdf.text(this.page, x + 2, top - ROW_HEIGHT + 3.2, fitText(cell, w - 4, style), style);
+        x += w;
+      });
+      this.y -= ROW_HEIGHT;
+      this.pdf.line(this.page, MARGIN, this.y, MARGIN + this.usable, this.y, shade ? 0.8 : 0.25);
+    };
+    const header = (): void =>
+      drawRow(
+        columns.map((c) => c.title),
+        BODY_BOLD,
+        true,
+      );
+    this.need(ROW_HEIGHT * 3);
+    header();
+    const shown = rows.slice(0, MAX_PDF_TABLE_ROWS);
+    for (const r of shown) {
+      const before = this.page;
+      this.need(ROW_HEIGHT);
+      if (this.page !== before) header();
+      drawRow(r, BODY, false);
+    }
+    if (rows.length > shown.length) {
+      this.line(`... ${rows.length - shown.length} more rows; the CSV report has all of them.`);
+    }
+    this.y -= 4;
+  }
+
+  footers(): void {
+    const n = this.pdf.pageCount;
+    for (let p = 0; p < n; p++) {
+      this.pdf.text(p, MARGIN, MARGIN - 14, fitText(this.#footer, this.usable - 80, { size: 7 }), { size: 7 });
+      this.pdf.text(p, this.pdf.width - MARGIN - 60, MARGIN - 14, `page ${p + 1} of ${n}`, { size: 7 });
+    }
+  }
+}
+
+export function policyText(policy: SlaPolicy): string {
+  const parts = (Object.entries(policy) as [string, number | null][]).map(
+    ([sev, days]) => `${sev}: ${days === null ? 'no SLA' : `${days} days`}`,
+  );
+  return parts.join(', ');
+}
+
+const day = (iso: string | null): string => (iso === null ? '-' : iso.slice(0, 10));
+
+function windowRow(w: ExposureWindow): string[] {
+  const status = w.end === null ? (w.breached ? 'OPEN, PAST DUE' : 'open') : w.breached ? 'closed late' : 'closed';
+  const fixed =
+    w.end === null
+      ? '-'
+      : `${day(w.end)} ${w.closedBy === 'live-patch' ? `live patch L${w.fixedByLevel ?? '?'}` : 'kernel upgrade'}`;
+  return [
+    w.hostname,
+    w.cve,
+    w.severity,
+    w.cvssScore === null ? '-' : w.cvssScore.toFixed(1),
+    w.release,
+    day(w.start),
+    day(w.dueAt),
+    fixed,
+    w.days.toFixed(1),
+    status,
+  ];
+}
+
+const WINDOW_COLUMNS: Column[] = [
+  { title: 'Host', weight: 14 },
+  { title: 'CVE', weight: 11 },
+  { title: 'Severity', weight: 7 },
+  { title: 'CVSS', weight: 4.5 },
+  { title: 'Kernel', weight: 12 },
+  { title: 'Exposed since', weight: 8.5 },
+  { title: 'Due', weight: 8 },
+  { title: 'Fixed', weight: 15 },
+  { title: 'Days', weight: 5 },
+  { title: 'Status', weight: 10 },
+];
+
+/** The compliance report as a PDF an auditor can read. */
+export function complianceReportPdf(report: ComplianceReport, producer: string): Buffer {
+  const title = 'Livegraft kernel vulnerability compliance report';
+  const pdf = new PdfWriter({
+    width: PAGE_WIDTH,
+    height: PAGE_HEIGHT,
+    title,
+    createdAt: new Date(report.generatedAt),
+    producer,
+  });
+  const s = report.summary;
+  const filters = [
+    report.filters.feed === undefined ? undefined : `feed ${report.filters.feed}`,
+    report.filters.tag === undefined ? undefined : `tag ${report.filters.tag}`,
+  ].filter((x) => x !== undefined);
+  const L = new Layout(pdf, `${title}, generated ${report.generatedAt}`);
+  L.line(title, { size: 18, bold: true }, 10);
+  L.line(`Generated at: ${report.generatedAt}`);
+  L.line(`Scope: ${filters.length === 0 ? 'all enrolled hosts' : filters.join(', ')}`);
+  L.line(`CVE data: ${report.dataset.cves} kernel CVEs, dataset generated ${report.dataset.generatedAt}`);
+  L.line(`SLA policy (days from exposure start to remediation): ${policyText(report.policy)}`);
+  L.line(
+    'Exposure starts at the later of the CVE publication and the host first running the affected kernel; it ends when a live patch fixing the CVE is applied or the host boots an unaffected kernel.',
+  );
+
+  L.heading('Summary');
+  L.table(
+    [
+      { title: 'Measure', weight: 3 },
+      { title: 'Value', weight: 1 },
+    ],
+    [
+      ['Hosts', String(s.hosts)],
+      ['Compliant hosts (no breach)', String(s.compliantHosts)],
+      ['Open exposure windows', String(s.openWindows)],
+      ['Open breaches (past due)', String(s.openBreaches)],
+      ['Windows closed late', String(s.closedLate)],
+      ['Upcoming deadlines (open, within SLA)', String(s.upcoming)],
+      ['Closed windows', String(s.closedWindows)],
+      [
+        'Mean days to remediate (closed windows)',
+        s.meanDaysToRemediate === null ? '-' : s.meanDaysToRemediate.toFixed(1),
+      ],
+    ],
+    '',
+  );
+
+  L.heading(`Breaches (${report.breaches.length})`);
+  L.table(WINDOW_COLUMNS, report.breaches.map(windowRow), 'No breaches.');
+
+  L.heading(`Upcoming deadlines (${report.upcoming.length})`);
+  L.table(WINDOW_COLUMNS, report.upcoming.map(windowRow), 'No open exposure within an SLA.');
+
+  L.heading(`Hosts (${report.hosts.length})`);
+  L.table(
+    [
+      { title: 'Host', weight: 16 },
+      { title: 'Kernel', weight: 14 },
+      { title: 'Level', weight: 5 },
+      { title: 'Last check-in', weight: 12 },
+      { title: 'Open', weight: 6 },
+      { title: 'Open breaches', weight: 9 },
+      { title: 'Closed late', weight: 8 },
+      { title: 'Next due', weight: 9 },
+      { title: 'Compliant', weight: 7 },
+    ],
+    report.hosts.map((h) => [
+      h.hostname,
+      h.release,
+      String(h.appliedLevel),
+      h.lastCheckinAt === null ? 'never' : h.lastCheckinAt.replace('T', ' ').slice(0, 16),
+      String(h.openWindows),
+      String(h.openBreaches),
+      String(h.closedLate),
+      day(h.nextDueAt),
+      h.compliant ? 'yes' : 'NO',
+    ]),
+    'No hosts.',
+  );
+  L.footers();
+  return pdf.toBuffer();
+}

@@ -1,0 +1,230 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { affected, type CveDatabase } from '@livegraft/inspector';
+import {
+  LivegraftError,
+  type CheckinRequest,
+  type ComplianceReport,
+  type CveHosts,
+  type ExposureWindow,
+  type FleetExposure,
+  type HostExposure,
+  type HostRecord,
+  type SlaPolicy,
+  type TripwireEvent,
+  type TripwireRecord,
+} from '@livegraft/protocol';
+import { AlertSender, tripwireAlert } from './alerts.ts';
+import { loadServerDataset } from './dataset.ts';
+import { ExposureService, kernelString, type ComplianceHost } from './exposure.ts';
+import { HistoryRepository } from './history.ts';
+import { LevelCatalog } from './levels.ts';
+import { complianceMetrics, type ComplianceMetrics } from './metrics.ts';
+import { PolicyRepository } from './policy.ts';
+import { allWindows, buildReport } from './report.ts';
+import type { ComplianceDatabase } from './schema.ts';
+import { TripwireRepository, type TripwireQuery } from './tripwires.ts';
+import { vexDocument, vexStatements, type VexDocument, type VexHostInput } from './vex.ts';
+
+export const COMPLIANCE_TOOLING = 'livegraft-server/0.1.0';
+
+export interface ComplianceOptions {
+  /** The server's database (migrated, including 0010). */
+  db: Kysely<unknown>;
+  dataDir: string;
+  clock: () => Date;
+  log: Logger;
+  randomId: () => string;
+  /** All hosts as the API shows them (feed and tags, when the server has fleet support), for report filters. */
+  listHosts: (filter: { feed?: string; tag?: string }) => Promise<HostRecord[]>;
+  /** Defaults to <dataDir>/cves.json.gz or the shipped dataset, loaded once. */
+  dataset?: CveDatabase;
+  alertWebhook?: string | undefined;
+  /** Policy until one is set through the API. */
+  defaultPolicy?: SlaPolicy;
+  vexAuthor?: string;
+  fetch?: typeof fetch;
+  /** The server's metrics registry; a private one otherwise. */
+  registry?: Registry;
+  alertBackoffMs?: (attempt: number) => number;
+}
+
+export interface ReportFilters {
+  feed?: string | undefined;
+  tag?: string | undefined;
+}
+
+/** Exposure, SLA compliance, OpenVEX and tripwires: everything the compliance routes need. */
+export class ComplianceService {
+  readonly metrics: ComplianceMetrics;
+  readonly exposure: ExposureService;
+  readonly #o: ComplianceOptions;
+  readonly #history: HistoryRepository;
+  readonly #levels: LevelCatalog;
+  readonly #policy: PolicyRepository;
+  readonly #tripwires: TripwireRepository;
+  readonly #alerts: AlertSender | undefined;
+
+  private constructor(o: ComplianceOptions, dataset: CveDatabase) {
+    const db = o.db as Kysely<ComplianceDatabase>;
+    this.#o = o;
+    this.#history = new HistoryRepository(db);
+    this.#levels = new LevelCatalog(db);
+    this.#policy = new PolicyRepository(db, o.defaultPolicy);
+    this.#tripwires = new TripwireRepository(db);
+    this.exposure = new ExposureService(db, dataset, this.#levels, this.#history);
+    this.metrics = complianceMetrics(o.registry);
+    this.#alerts =
+      o.alertWebhook === undefined
+        ? undefined
+        : new AlertSender({
+            url: o.alertWebhook,
+            log: o.log.child({ component: 'alerts' }),
+            ...(o.fetch === undefined ? {} : { fetch: o.fetch }),
+            ...(o.alertBackoffMs === undefined ? {} : { backoffMs: o.alertBackoffMs }),
+          });
+  }
+
+  static async create(o: ComplianceOptions): Promise<ComplianceService> {
+    const dataset = o.dataset ?? (await loadServerDataset(o.dataDir));
+    o.log.info({ cves: dataset.entries.size, generatedAt: dataset.generatedAt }, 'CVE dataset loaded');
+    return new ComplianceService(o, dataset);
+  }
+
+  /** Called by the check-in route after the host row is updated. */
+  async recordCheckin(hostId: string, report: CheckinRequest, now: Date): Promise<void> {
+    const cves = await this.#levels.cves(report.kernel.id, report.appliedLevel);
+    await this.#history.recordCheckin(hostId, report, now, cves);
+  }
+
+  async #host(id: string): Promise<ComplianceHost> {
+    const [host] = await this.exposure.hosts([id]);
+    if (host === undefined) throw new LivegraftError('HOST_NOT_FOUND', `no host with id ${id}`);
+    return host;
+  }
+
+  /** Hosts in scope of the filters, ordered by hostname. */
+  async #scope(filters: ReportFilters): Promise<ComplianceHost[]> {
+    if (filters.feed === undefined && filters.tag === undefined) return this.exposure.hosts();
+    const records = await this.#o.listHosts({
+      ...(filters.feed === undefined ? {} : { feed: filters.feed }),
+      ...(filters.tag === undefined ? {} : { tag: filters.tag }),
+    });
+    const ids = records.filter((h) => h.revokedAt === undefined || h.revokedAt === null).map((h) => h.id);
+    return this.exposure.hosts(ids);
+  }
+
+  async hostExposure(id: string): Promise<HostExposure> {
+    return this.exposure.hostExposure(await this.#host(id));
+  }
+
+  async fleetExposure(filters: ReportFilters = {}): Promise<FleetExposure> {
+    return this.exposure.fleet(await this.#scope(filters), this.#o.clock());
+  }
+
+  async cve(id: string): Promise<CveHosts> {
+    return this.exposure.cveHosts(id, await this.exposure.hosts());
+  }
+
+  policy(): Promise<SlaPolicy> {
+    return this.#policy.get();
+  }
+
+  setPolicy(p: SlaPolicy): Promise<SlaPolicy> {
+    return this.#policy.set(p, this.#o.clock());
+  }
+
+  /** The report and every window behind it (the CSV form lists the windows). */
+  async report(filters: ReportFilters = {}): Promise<{ report: ComplianceReport; windows: ExposureWindow[] }> {
+    const hosts = await this.#scope(filters);
+    const input = {
+      hosts,
+      histories: await this.#history.histories(hosts.map((h) => h.id)),
+      levelCves: (h: ComplianceHost) => this.#levels.cves(h.kernelId, h.appliedLevel),
+      affectedOf: this.exposure.affectedOfSegment,
+      policy: await this.#policy.get(),
+      now: this.#o.clock(),
+      filters: {
+        ...(filters.feed === undefined ? {} : { feed: filters.feed }),
+        ...(filters.tag === undefined ? {} : { tag: filters.tag }),
+      },
+      dataset: this.exposure.datasetInfo(),
+    };
+    const windows = await allWindows(input);
+    return { report: buildReport(input, windows), windows };
+  }
+
+  /** Windows of one host (open and closed) under the current policy. */
+  async hostWindows(id: string): Promise<ExposureWindow[]> {
+    const host = await this.#host(id);
+    return allWindows({
+      hosts: [host],
+      histories: await this.#history.histories([id]),
+      levelCves: (h) => this.#levels.cves(h.kernelId, h.appliedLevel),
+      affectedOf: this.exposure.affectedOfSegment,
+      policy: await this.#policy.get(),
+      now: this.#o.clock(),
+      filters: {},
+      dataset: this.exposure.datasetInfo(),
+    });
+  }
+
+  async #vexInput(host: ComplianceHost): Promise<VexHostInput> {
+    const exposure = await this.exposure.hostExposure(host);
+    let debianPackageVersion: string | null = null;
+    try {
+      debianPackageVersion = affected(this.exposure.dataset, kernelString(host.procVersion, host.release)).kernel
+        .debianPackageVersion;
+    } catch {
+      /* an unplaceable kernel has no package version; its exposure says why */
+    }
+    return {
+      exposure,
+      machine: host.machine,
+      debianPackageVersion,
+      applied: await this.#levels.get(host.kernelId, host.appliedLevel),
+      published: await this.#levels.publishedLevels(host.kernelId),
+    };
+  }
+
+  async vex(hostId?: string): Promise<VexDocument> {
+    const hosts = hostId === undefined ? await this.exposure.hosts() : [await this.#host(hostId)];
+    const inputs: VexHostInput[] = [];
+    for (const h of hosts) inputs.push(await this.#vexInput(h));
+    return vexDocument(vexStatements(inputs), {
+      id: `urn:uuid:${this.#o.randomId()}`,
+      author: this.#o.vexAuthor ?? 'Livegraft patch server',
+      now: this.#o.clock(),
+      tooling: COMPLIANCE_TOOLING,
+    });
+  }
+
+  /** Stores a host's tripwire events, counts them and raises one alert for the new ones. */
+  async recordTripwires(hostId: string, events: readonly TripwireEvent[]): Promise<TripwireRecord[]> {
+    const now = this.#o.clock();
+    const fresh = await this.#tripwires.record(hostId, events, now);
+    for (const e of fresh) this.metrics.tripwireEvents.inc({ cve: e.cve });
+    if (fresh.length > 0) {
+      this.#o.log.warn(
+        { hostId, cves: [...new Set(fresh.map((e) => e.cve))], events: fresh.length },
+        'tripwire: exploit attempt blocked by a live patch',
+      );
+      this.#alerts?.send(tripwireAlert(fresh, now));
+    }
+    return fresh;
+  }
+
+  listTripwires(q: TripwireQuery): Promise<TripwireRecord[]> {
+    return this.#tripwires.list(q);
+  }
+
+  /** Resolves when queued alerts were delivered or given up (tests). */
+  async alertsIdle(): Promise<void> {
+    await this.#alerts?.idle();
+  }
+
+  async close(): Promise<void> {
+    await this.#alerts?.close();
+  }
+}
