@@ -27,6 +27,8 @@ export function exportCommand(defaultServer: string): Command {
       console.log(
         `exported ${r.targets} module(s) and TUF metadata (root ${r.rootVersion}, targets ${r.targetsVersion}) to ${o.out}`,
       );
-      console.log(`the bundle's timestamp expires at ${r.timestampExpires}: import it before then (see ${o.out}/README.txt)`);
+      console.log(
+        `the bundle's timestamp expires at ${r.timestampExpires}: import it before then (see ${o.out}/README.txt)`,
+      );
     });
 }

@@ -47,7 +47,12 @@ export function keysCommand(): Command {
     .description('new key for a role and root version N+1 naming it, signed with the given root keys')
     .requiredOption('--role <role>', 'root | targets | snapshot | timestamp', role)
     .requiredOption('--root <file>', 'the current root (N.root.json)')
-    .option('--key <file>', 'a root key file to sign the new root with (repeatable); a new root key signs by itself', collect, [])
+    .option(
+      '--key <file>',
+      'a root key file to sign the new root with (repeatable); a new root key signs by itself',
+      collect,
+      [],
+    )
     .option('--out <dir>', 'where to write <role>-<N+1>.json and <N+1>.root.json', '.')
     .option('--replace <keyid>', 'replace only this key of the role (default: all of its keys)')
     .option('--threshold <n>', 'new threshold for the role', count)
@@ -81,7 +86,9 @@ export function keysCommand(): Command {
               : `Install ${r.keyPath} as <data-dir>/keys/${o.role}.json and ${r.rootPath} in <data-dir>/tuf/roots/, then restart the server.`,
           );
         } else {
-          console.log('Clients will refuse this root until it has enough signatures: add them with "livegraft keys sign-root".');
+          console.log(
+            'Clients will refuse this root until it has enough signatures: add them with "livegraft keys sign-root".',
+          );
         }
       },
     );

@@ -27,7 +27,10 @@ export function newRoot(roles: Record<TufRole, RoleKeys>, version: number, expir
   for (const role of ROLES) {
     const r = roles[role];
     if (r.threshold < 1 || r.threshold > r.keys.length) {
-      throw new LivegraftError('TUF_THRESHOLD_INVALID', `${role}: threshold ${r.threshold} with ${r.keys.length} key(s)`);
+      throw new LivegraftError(
+        'TUF_THRESHOLD_INVALID',
+        `${role}: threshold ${r.threshold} with ${r.keys.length} key(s)`,
+      );
     }
     for (const k of r.keys) keys[k.keyid] = keyJson(k);
     roleJson[role] = { keyids: r.keys.map((k) => k.keyid), threshold: r.threshold };
@@ -74,7 +77,11 @@ export interface ThresholdStatus {
 }
 
 /** How many valid signatures `md` carries from `signer`'s root keys. */
-export function rootThreshold(signer: Metadata<Root>, md: Metadata<Root>, against: 'self' | 'previous'): ThresholdStatus {
+export function rootThreshold(
+  signer: Metadata<Root>,
+  md: Metadata<Root>,
+  against: 'self' | 'previous',
+): ThresholdStatus {
   const role = signer.signed.roles['root'];
   const threshold = role?.threshold ?? 1;
   let valid = 0;

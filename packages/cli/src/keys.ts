@@ -205,7 +205,10 @@ export async function keysRotate(o: RotateOptions): Promise<RotateResult> {
   const rootIds = new Set([...(old.signed.roles['root']?.keyIDs ?? []), ...roles.root.keys.map((k) => k.keyid)]);
   for (const s of signers) {
     if (!rootIds.has(s.keyid)) {
-      throw new LivegraftError('TUF_KEY_NOT_ROOT', `${s.keyid.slice(0, 12)} is not a root key of version ${version - 1} or ${version}`);
+      throw new LivegraftError(
+        'TUF_KEY_NOT_ROOT',
+        `${s.keyid.slice(0, 12)} is not a root key of version ${version - 1} or ${version}`,
+      );
     }
   }
   signRoot(md, o.role === 'root' ? [...signers, fresh] : signers);
@@ -235,7 +238,7 @@ export function describeStatus(status: readonly ThresholdStatus[]): string {
   return status
     .map(
       (s) =>
-        `${s.against === 'self' ? "its own root keys" : 'the previous root keys'}: ${s.valid}/${s.threshold} ${s.ok ? 'ok' : 'NOT ENOUGH'}`,
+        `${s.against === 'self' ? 'its own root keys' : 'the previous root keys'}: ${s.valid}/${s.threshold} ${s.ok ? 'ok' : 'NOT ENOUGH'}`,
     )
     .join('; ');
 }

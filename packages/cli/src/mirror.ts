@@ -101,7 +101,10 @@ function sha256(bytes: Buffer): string {
 
 function checkMeta(bytes: Buffer, meta: { length?: number; hashes?: Record<string, string> }, what: string): void {
   if (meta.length !== undefined && bytes.length !== meta.length) {
-    throw new LivegraftError('TUF_METADATA_INVALID', `${what}: ${bytes.length} bytes, the signed length is ${meta.length}`);
+    throw new LivegraftError(
+      'TUF_METADATA_INVALID',
+      `${what}: ${bytes.length} bytes, the signed length is ${meta.length}`,
+    );
   }
   const want = meta.hashes?.['sha256'];
   if (want !== undefined && sha256(bytes) !== want) {
@@ -109,7 +112,12 @@ function checkMeta(bytes: Buffer, meta: { length?: number; hashes?: Record<strin
   }
 }
 
-function verifySigned(root: Metadata<Root>, role: string, md: Metadata<Timestamp | Snapshot | Targets>, what: string): void {
+function verifySigned(
+  root: Metadata<Root>,
+  role: string,
+  md: Metadata<Timestamp | Snapshot | Targets>,
+  what: string,
+): void {
   try {
     root.verifyDelegate(role, md);
   } catch (err) {
@@ -146,7 +154,8 @@ export async function syncMirror(o: SyncOptions): Promise<SyncResult> {
     const bytes = local ?? (await dl.get(`${TUF_METADATA_PATH}/${name}`, MAX_BYTES.root));
     if (bytes === undefined) break;
     const md = parse('root', bytes, name) as Metadata<Root>;
-    if (md.signed.version !== v) throw new LivegraftError('TUF_METADATA_INVALID', `${name} says version ${md.signed.version}`);
+    if (md.signed.version !== v)
+      throw new LivegraftError('TUF_METADATA_INVALID', `${name} says version ${md.signed.version}`);
     try {
       if (trusted !== undefined) trusted.verifyDelegate('root', md);
       md.verifyDelegate('root', md);

@@ -74,7 +74,9 @@ export function tufPublicKey(publicHex: string): TufPublicKey {
 }
 
 export function tufKeyId(publicHex: string): string {
-  return createHash('sha256').update(tufCanonicalJson(tufPublicKey(publicHex))).digest('hex');
+  return createHash('sha256')
+    .update(tufCanonicalJson(tufPublicKey(publicHex)))
+    .digest('hex');
 }
 
 function rawPublicHex(key: KeyObject): string {

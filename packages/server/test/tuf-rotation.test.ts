@@ -95,7 +95,11 @@ describe('TUF with an offline root and key rotation', () => {
       await rm(join(dir, 'keys', 'targets.json'));
       await writeJson(join(dir, 'keys', 'targets.json'), k2.targets);
       await h.restart();
-      assert.deepEqual(signerOf(latestMetadata(h, 'targets').json), [k2.targets.keyid], 'targets re-signed with the new key');
+      assert.deepEqual(
+        signerOf(latestMetadata(h, 'targets').json),
+        [k2.targets.keyid],
+        'targets re-signed with the new key',
+      );
       client.base = h.server.url;
       const got = await client.fetchLevel(KERNEL_ID, 1, p.manifest.name);
       assert.ok(got);
@@ -163,7 +167,13 @@ describe('TUF with an offline root and key rotation', () => {
         await rm(join(dir, 'keys', `${role}.json`));
         await writeJson(join(keysDir, `${role}.json`), k[role]);
       }
-      const config = parseConfig({ dataDir: dir, port: 0, logLevel: 'silent', tufKeysDir: keysDir, tufRoots: [rootPath] });
+      const config = parseConfig({
+        dataDir: dir,
+        port: 0,
+        logLevel: 'silent',
+        tufKeysDir: keysDir,
+        tufRoots: [rootPath],
+      });
       const server = await startServer(config, { logger: silent });
       try {
         const res = await fetch(`${server.url}/tuf/metadata/1.root.json`);

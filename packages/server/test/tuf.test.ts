@@ -105,7 +105,11 @@ describe('TUF signed delivery', () => {
         version: cur.version + 1,
         specVersion: SPEC_VERSION,
         expires: tufExpires(new Date(Date.now() + 3600_000)),
-        snapshotMeta: new MetaFile({ version: snap.version, length: snap.json.length, hashes: { sha256: '0'.repeat(64) } }),
+        snapshotMeta: new MetaFile({
+          version: snap.version,
+          length: snap.json.length,
+          hashes: { sha256: '0'.repeat(64) },
+        }),
       }),
     );
     signWith(forged, [key]);
@@ -116,10 +120,15 @@ describe('TUF signed delivery', () => {
     );
     const fresh = await TestClient.create(h.server.url, JSON.parse(latestMetadata(h, 'root').json));
     try {
-      await assert.rejects(fresh.fetchLevel(KERNEL_ID, 1, p1.manifest.name), /snapshot metadata error.*Expected hash 0{64}/);
+      await assert.rejects(
+        fresh.fetchLevel(KERNEL_ID, 1, p1.manifest.name),
+        /snapshot metadata error.*Expected hash 0{64}/,
+      );
     } finally {
       await fresh.remove();
-      withDb(h, (db) => db.prepare("DELETE FROM tuf_metadata WHERE role = 'timestamp' AND version = ?").run(cur.version + 1));
+      withDb(h, (db) =>
+        db.prepare("DELETE FROM tuf_metadata WHERE role = 'timestamp' AND version = ?").run(cur.version + 1),
+      );
     }
   });
 
@@ -127,13 +136,17 @@ describe('TUF signed delivery', () => {
     const t = latestMetadata(h, 'targets');
     const edited = t.json.replace('"level":1', '"level":7');
     assert.notEqual(edited, t.json);
-    withDb(h, (db) => db.prepare("UPDATE tuf_metadata SET json = ? WHERE role = 'targets' AND version = ?").run(edited, t.version));
+    withDb(h, (db) =>
+      db.prepare("UPDATE tuf_metadata SET json = ? WHERE role = 'targets' AND version = ?").run(edited, t.version),
+    );
     const fresh = await TestClient.create(h.server.url, JSON.parse(latestMetadata(h, 'root').json));
     try {
       await assert.rejects(fresh.fetchLevel(KERNEL_ID, 1, p1.manifest.name), /Unable to load targets.*Expected hash/);
     } finally {
       await fresh.remove();
-      withDb(h, (db) => db.prepare("UPDATE tuf_metadata SET json = ? WHERE role = 'targets' AND version = ?").run(t.json, t.version));
+      withDb(h, (db) =>
+        db.prepare("UPDATE tuf_metadata SET json = ? WHERE role = 'targets' AND version = ?").run(t.json, t.version),
+      );
     }
     assert.ok(await client.fetchLevel(KERNEL_ID, 1, p1.manifest.name), 'restored, the client is fine again');
   });
@@ -141,11 +154,19 @@ describe('TUF signed delivery', () => {
   it('a rolled-back timestamp (an older signed version served again) is refused by a client that saw the newer one', async () => {
     assert.ok(await client.fetchLevel(KERNEL_ID, 2, p2.manifest.name));
     const cur = latestMetadata(h, 'timestamp');
-    withDb(h, (db) => db.prepare("UPDATE tuf_metadata SET version = -version WHERE role = 'timestamp' AND version = ?").run(cur.version));
+    withDb(h, (db) =>
+      db
+        .prepare("UPDATE tuf_metadata SET version = -version WHERE role = 'timestamp' AND version = ?")
+        .run(cur.version),
+    );
     try {
       await assert.rejects(client.fetchLevel(KERNEL_ID, 2, p2.manifest.name), /less than current version/);
     } finally {
-      withDb(h, (db) => db.prepare("UPDATE tuf_metadata SET version = -version WHERE role = 'timestamp' AND version = ?").run(-cur.version));
+      withDb(h, (db) =>
+        db
+          .prepare("UPDATE tuf_metadata SET version = -version WHERE role = 'timestamp' AND version = ?")
+          .run(-cur.version),
+      );
     }
   });
 
@@ -177,7 +198,10 @@ describe('TUF expiry refresh job', () => {
     const clock = adjustableClock();
     const DAY = 24 * 3600_000;
     clock.set(-2 * DAY);
-    const h = await startHarness({ clock: clock.clock, tuf: { refreshIntervalMs: 1000, expirySec: { timestamp: 3600 } } });
+    const h = await startHarness({
+      clock: clock.clock,
+      tuf: { refreshIntervalMs: 1000, expirySec: { timestamp: 3600 } },
+    });
     const client = await TestClient.create(h.server.url, await enrolRoot(h));
     try {
       const p = buildPatch({ level: 1 });

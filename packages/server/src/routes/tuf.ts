@@ -40,7 +40,8 @@ export function tufRoutes(app: App, ctx: TufRouteContext): void {
       throw new LivegraftError('NOT_FOUND', `no published TUF target ${kernelId}/${level}/${file}`);
     }
     const opened = await ctx.modules.open(sha256);
-    if (opened === undefined) throw new LivegraftError('MODULE_NOT_FOUND', `module ${sha256} is missing from the store`);
+    if (opened === undefined)
+      throw new LivegraftError('MODULE_NOT_FOUND', `module ${sha256} is missing from the store`);
     return reply
       .header('content-type', 'application/octet-stream')
       .header('content-length', opened.size)

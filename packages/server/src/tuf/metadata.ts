@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
-import { Key, Metadata, MetadataKind, Root, Signature, type Snapshot, type Targets, type Timestamp } from '@tufjs/models';
+import {
+  Key,
+  Metadata,
+  MetadataKind,
+  Root,
+  Signature,
+  type Snapshot,
+  type Targets,
+  type Timestamp,
+} from '@tufjs/models';
 import { tufSign, type TufKeyFile } from '@livegraft/protocol';
 
 /** The TUF specification version our metadata claims to follow. */

@@ -82,7 +82,10 @@ function checkedOptions(o: TufOptions): { expiry: Record<TufRole, number>; inter
   }
   // Re-signing starts at half the lifetime; a tick must come well before the end of it.
   if (intervalMs * 4 > expiry.timestamp * 1000) {
-    throw new LivegraftError('CONFIG_INVALID', 'the TUF refresh interval must be at most a quarter of the timestamp expiry');
+    throw new LivegraftError(
+      'CONFIG_INVALID',
+      'the TUF refresh interval must be at most a quarter of the timestamp expiry',
+    );
   }
   return { expiry, intervalMs };
 }
@@ -433,17 +436,18 @@ async function importRoots(
   }
   if (trusted !== undefined) return;
 
-  const anyKey = await Promise.all(['root', ...TUF_ONLINE_ROLES].map((r) => loadKeyFile(options.keysDir, r as TufRole)));
+  const anyKey = await Promise.all(
+    ['root', ...TUF_ONLINE_ROLES].map((r) => loadKeyFile(options.keysDir, r as TufRole)),
+  );
   if (anyKey.some((k) => k !== undefined)) {
     throw new LivegraftError(
       'TUF_ROOT_MISSING',
       `there are TUF keys in ${options.keysDir} but no root metadata: put N.root.json in ${options.rootsDir} or pass --tuf-root FILE`,
     );
   }
-  const keys = Object.fromEntries(['root', ...TUF_ONLINE_ROLES].map((r) => [r, generateTufKey(r as TufRole, now)])) as Record<
-    TufRole,
-    TufKeyFile
-  >;
+  const keys = Object.fromEntries(
+    ['root', ...TUF_ONLINE_ROLES].map((r) => [r, generateTufKey(r as TufRole, now)]),
+  ) as Record<TufRole, TufKeyFile>;
   for (const role of ['root', ...TUF_ONLINE_ROLES] as const) {
     await writeKeyFile(keyFilePath(options.keysDir, role), keys[role]);
   }
