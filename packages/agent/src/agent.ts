@@ -370,7 +370,11 @@ export class Agent {
       agentVersion: AGENT_VERSION,
       uptimeSec: readUptimeSec(this.deps.procRoot),
     };
+    const quarantined = state.quarantined?.[kernel.id] ?? [];
     if (state.lastError) req.lastError = `${state.lastError.code}: ${state.lastError.message}`.slice(0, MAX_ERROR_TEXT);
+    else if (quarantined.length > 0) {
+      req.lastError = `LEVEL_QUARANTINED: level(s) ${quarantined.join(', ')} were being applied when the host went down`;
+    }
     if (state.lastApply) req.lastApply = state.lastApply;
     return req;
   }
@@ -517,7 +521,7 @@ export class Agent {
       s.quarantined = { ...s.quarantined, [kernelId]: [...list].sort((a, b) => a - b) };
       s.lastError = { code: 'LEVEL_QUARANTINED', message, at: this.#nowIso(), op: 'apply' };
     });
-    this.deps.log.log('error', message, { code: 'LEVEL_QUARANTINED', level });
+    this.deps.log.log('warn', message, { code: 'LEVEL_QUARANTINED', level });
   }
 
   #setAttention(err: LivegraftError): void {
