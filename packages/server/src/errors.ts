@@ -23,6 +23,11 @@ export const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   LEVEL_EXISTS: 409,
   BODY_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  FEED_NOT_FOUND: 404,
+  FEED_EXISTS: 409,
+  FEED_IN_USE: 409,
+  DOWNGRADE_REFUSED: 409,
+  RATE_LIMITED: 429,
 };
 
 // Fastify's own request errors, renamed to our stable codes.

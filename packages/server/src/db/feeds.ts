@@ -62,7 +62,7 @@ export class FeedRepository {
         description: spec.description ?? '',
         promotes_to: spec.promotesTo ?? null,
         auto_publish: spec.autoPublish === true ? 1 : 0,
-        promotion_json: spec.promotion == null ? null : JSON.stringify(spec.promotion),
+        promotion_json: spec.promotion === undefined || spec.promotion === null ? null : JSON.stringify(spec.promotion),
         windows_json: JSON.stringify(spec.windows ?? []),
         created_at: now.toISOString(),
       })

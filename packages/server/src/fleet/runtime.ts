@@ -78,14 +78,15 @@ export function createFleetRuntime(o: {
     log,
     stallSec: config.stallSec ?? DEFAULT_STALL_SEC,
   });
-  let push: PushHub | undefined;
+  // The metrics read the hub's size lazily; the hub reports latencies into the metrics.
+  const hubRef: { hub?: PushHub } = {};
   const metrics = new ServerMetrics({
     hostsByState: () => o.hosts.countsByFeedAndState(),
     feedLevels: async () =>
       (await fleet.feeds.levels()).map((r) => ({ feed: r.feed, kernelId: r.kernel_id, level: r.level })),
-    sseConnections: () => push?.size ?? 0,
+    sseConnections: () => hubRef.hub?.size ?? 0,
   });
-  push = new PushHub({
+  const hub = new PushHub({
     spreadMs: (config.pushSpreadSec ?? DEFAULT_PUSH_SPREAD_SEC) * 1000,
     clock: o.clock,
     resolve: (ids) => fleet.resolve(ids),
@@ -94,7 +95,7 @@ export function createFleetRuntime(o: {
     ...(deps.heartbeatMs === undefined ? {} : { heartbeatMs: deps.heartbeatMs }),
     ...(deps.random === undefined ? {} : { random: deps.random }),
   });
-  const hub = push;
+  hubRef.hub = hub;
   bus.onNotice((n) => hub.handle(n));
   const enrollLimit = new RateLimiter({
     burst: config.enrollBurst ?? DEFAULT_ENROLL_BURST,

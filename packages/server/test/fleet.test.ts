@@ -1,0 +1,3 @@
+import { fleetSuite } from './fleet-suite.ts';
+
+fleetSuite('SQLite', () => Promise.resolve(undefined));
