@@ -24,8 +24,16 @@ const program = new Command('livegraft-server')
   .option('--port <port>', 'TCP port; 0 picks a free one', integer, DEFAULT_PORT)
   .option('--checkin-interval <sec>', 'seconds between agent check-ins', integer, DEFAULT_CHECKIN_INTERVAL_SEC)
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
-  .option('--tuf-keys-dir <dir>', 'online TUF keys (targets.json, snapshot.json, timestamp.json); default <data-dir>/keys')
-  .option('--tuf-root <file>', 'import a signed N.root.json at start (repeatable; also read from <data-dir>/tuf/roots/)', collect, [])
+  .option(
+    '--tuf-keys-dir <dir>',
+    'online TUF keys (targets.json, snapshot.json, timestamp.json); default <data-dir>/keys',
+  )
+  .option(
+    '--tuf-root <file>',
+    'import a signed N.root.json at start (repeatable; also read from <data-dir>/tuf/roots/)',
+    collect,
+    [],
+  )
   .option('--alert-webhook <url>', 'POST a JSON alert here for every tripwire report (exploit attempt blocked)')
   .addHelpText(
     'after',
