@@ -10,6 +10,9 @@ import { ago, table } from './format.ts';
 import { keysCommand } from './keys-command.ts';
 import { mirrorCommand } from './mirror-command.ts';
 import { exportCommand } from './export-command.ts';
+import { reportCommands } from './report.ts';
+import { tripwireCommand } from './tripwire.ts';
+import { vexCommand } from './vex.ts';
 
 interface AdminOpts {
   server: string;
@@ -125,6 +128,9 @@ for (const c of inspectCommands()) program.addCommand(c);
 program.addCommand(keysCommand());
 program.addCommand(mirrorCommand());
 program.addCommand(exportCommand(DEFAULT_SERVER));
+for (const c of reportCommands(DEFAULT_SERVER)) program.addCommand(c);
+program.addCommand(vexCommand(DEFAULT_SERVER));
+program.addCommand(tripwireCommand(DEFAULT_SERVER));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isLivegraftError(err)) console.error(`error [${err.code}]: ${err.message}`);
