@@ -94,7 +94,11 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   logSecret(logger, 'registration key', registrationKey);
   const modules = new ModuleStore(join(dataDir, MODULES_DIR));
   await modules.init();
-  const database = await openDatabase(dataDir, { url: config.database, poolSize: config.dbPoolSize });
+  const database = await openDatabase(dataDir, {
+    url: config.database,
+    poolSize: config.dbPoolSize,
+    onIdleError: (err) => logger.warn({ err }, 'an idle database connection broke'),
+  });
   const db = database.db;
 
   let tuf: TufRepository;

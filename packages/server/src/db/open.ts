@@ -17,6 +17,8 @@ export interface DatabaseOptions {
   /** postgres://... selects PostgreSQL; absent means SQLite in the data dir. */
   url?: string | undefined;
   poolSize?: number | undefined;
+  /** Told when an idle pooled PostgreSQL connection breaks. */
+  onIdleError?: (err: Error) => void;
 }
 
 export interface OpenedDatabase {
@@ -31,13 +33,20 @@ export function isPostgresUrl(url: string): boolean {
 }
 
 /** A Kysely instance for a PostgreSQL URL with a bounded pool; no migration. */
-export function postgresKysely(url: string, poolSize = DEFAULT_PG_POOL_SIZE): Kysely<Database> {
+export function postgresKysely(
+  url: string,
+  poolSize = DEFAULT_PG_POOL_SIZE,
+  onIdleError?: (err: Error) => void,
+): Kysely<Database> {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
     connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: PG_IDLE_TIMEOUT_MS,
   });
+  // An idle connection that dies (server restart, failover) is dropped by the pool; without a
+  // listener its 'error' event would crash the process. Queries on it fail and are reported there.
+  pool.on('error', (err) => onIdleError?.(err));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
@@ -51,7 +60,7 @@ export async function openDatabase(dataDir: string, opts: DatabaseOptions = {}):
     if (!isPostgresUrl(opts.url)) {
       throw new LivegraftError('CONFIG_INVALID', 'the database URL must start with postgres:// or postgresql://');
     }
-    opened = { db: postgresKysely(opts.url, opts.poolSize), kind: 'postgres', url: opts.url };
+    opened = { db: postgresKysely(opts.url, opts.poolSize, opts.onIdleError), kind: 'postgres', url: opts.url };
   } else {
     const database = openNodeSqlite(join(dataDir, DB_FILE));
     opened = { db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), kind: 'sqlite' };

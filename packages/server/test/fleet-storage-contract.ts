@@ -1,0 +1,354 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Kysely } from 'kysely';
+import { AuditRepository } from '../src/db/audit.ts';
+import { FeedRepository } from '../src/db/feeds.ts';
+import { HostRepository, ID_CHUNK } from '../src/db/hosts.ts';
+import { migrateToLatest } from '../src/db/migrations.ts';
+import { PatchRepository } from '../src/db/patches.ts';
+import { PinRepository } from '../src/db/pins.ts';
+import type { Database } from '../src/db/schema.ts';
+import { ApiTokenRepository, RegistrationKeyRepository } from '../src/db/tokens.ts';
+import { buildPatch, KERNEL_ID, kernelIdentity, OTHER_KERNEL_ID } from './helpers.ts';
+
+export interface ContractDb {
+  db: Kysely<Database>;
+  close(): Promise<void>;
+}
+
+const T0 = Date.parse('2026-03-01T00:00:00.000Z');
+const at = (sec: number): Date => new Date(T0 + sec * 1000);
+
+/**
+ * The storage contract every backend meets: the same migrations, and the
+ * same answers from every repository, including the conditional writes that
+ * keep concurrent server nodes consistent. Run once per backend.
+ */
+export function runStorageContract(
+  name: string,
+  makeDb: () => Promise<ContractDb>,
+  skip: string | false = false,
+): void {
+  describe(`storage contract (${name})`, { skip }, () => {
+    let c: ContractDb;
+    let hosts: HostRepository;
+    let feeds: FeedRepository;
+    before(async () => {
+      c = await makeDb();
+      hosts = new HostRepository(c.db);
+      feeds = new FeedRepository(c.db);
+    });
+    after(async () => c.close());
+
+    it('migrations create the default feeds and are idempotent', async () => {
+      await migrateToLatest(c.db as unknown as Kysely<unknown>);
+      const list = await feeds.list();
+      assert.deepEqual(
+        list.map((f) => [f.name, f.promotesTo, f.autoPublish, f.promotion]),
+        [
+          ['canary', 'staging', true, { afterSec: 86400 }],
+          ['production', null, true, null],
+          ['staging', 'production', false, { afterSec: 86400 }],
+        ],
+      );
+    });
+
+    it('patches: insert never overwrites; publish sets the time once', async () => {
+      const patches = new PatchRepository(c.db);
+      const p = buildPatch({ level: 1 });
+      assert.equal((await patches.insert(p.manifest, at(0), false)).inserted, true);
+      const again = await patches.insert(p.manifest, at(5), true);
+      assert.deepEqual([again.inserted, again.sameManifest, again.row.published_at], [false, true, null]);
+      assert.equal((await patches.publish(KERNEL_ID, 1, at(10)))?.publishedAt, at(10).toISOString());
+      assert.equal((await patches.publish(KERNEL_ID, 1, at(20)))?.publishedAt, at(10).toISOString());
+    });
+
+    it('hosts: enrol into a feed with tags, check in, revoke; fleet facts and counts', async () => {
+      await hosts.enroll(
+        {
+          id: 'h1',
+          hostname: 'a',
+          tokenHash: 'a'.repeat(64),
+          kernel: kernelIdentity(),
+          agentVersion: '1',
+          feed: 'canary',
+          tags: ['x'],
+        },
+        at(0),
+      );
+      await hosts.enroll(
+        { id: 'h2', hostname: 'b', tokenHash: 'b'.repeat(64), kernel: kernelIdentity(), agentVersion: '1' },
+        at(0),
+      );
+      assert.deepEqual(await hosts.findByTokenHash('a'.repeat(64)), { id: 'h1', tokenHash: 'a'.repeat(64) });
+      const report = {
+        kernel: kernelIdentity(),
+        appliedLevel: 1,
+        state: 'patched' as const,
+        agentVersion: '2',
+        uptimeSec: 5.5,
+        tags: ['y', 'x'],
+        lastApply: {
+          action: 'apply' as const,
+          fromLevel: 0,
+          toLevel: 1,
+          ok: true,
+          durationMs: 3,
+          at: at(1).toISOString(),
+        },
+        kernelEvents: [{ at: at(2).toISOString(), kind: 'warn' as const, message: 'w' }],
+      };
+      assert.deepEqual(await hosts.checkin('h1', report, at(3)), {
+        previousLevel: 0,
+        previousApplyAt: null,
+        previousEventAt: null,
+      });
+      // The same events again are not stored twice.
+      assert.deepEqual(await hosts.checkin('h1', report, at(4)), {
+        previousLevel: 1,
+        previousApplyAt: at(1).toISOString(),
+        previousEventAt: at(2).toISOString(),
+      });
+      const rec = await hosts.get('h1');
+      assert.deepEqual(
+        [rec?.feed, rec?.tags, rec?.kernelEvents?.length, rec?.uptimeSec],
+        ['canary', ['x', 'y'], 1, 5.5],
+      );
+      assert.deepEqual(await hosts.fleetHost('h1'), {
+        id: 'h1',
+        feed: 'canary',
+        kernelId: KERNEL_ID,
+        tags: ['x', 'y'],
+        autoUpdate: true,
+        appliedLevel: 1,
+      });
+      assert.equal((await hosts.get('h2'))?.feed, 'production', 'the default feed');
+      assert.deepEqual(await hosts.appliedStats('canary', KERNEL_ID, 1), { total: 1, applied: 1 });
+      assert.deepEqual(await hosts.appliedStats('canary', KERNEL_ID, 2), { total: 1, applied: 0 });
+      assert.deepEqual(await hosts.appliedStats('production', OTHER_KERNEL_ID, 1), { total: 0, applied: 0 });
+      assert.ok(await hosts.update('h2', { feed: 'staging', autoUpdate: false, tags: ['z'] }));
+      assert.equal(await hosts.update('nope', { feed: 'staging' }), false);
+      assert.deepEqual(
+        (await hosts.list({ tag: 'z' })).map((h) => h.id),
+        ['h2'],
+      );
+      assert.deepEqual(
+        (await hosts.countsByFeedAndState()).sort((a, b) => a.feed.localeCompare(b.feed)),
+        [
+          { feed: 'canary', state: 'patched', count: 1 },
+          { feed: 'staging', state: 'unpatched', count: 1 },
+        ],
+      );
+      assert.ok(await hosts.revoke('h2', at(9)));
+      assert.equal(await hosts.revoke('h2', at(9)), false);
+      assert.equal(await hosts.findByTokenHash('b'.repeat(64)), undefined);
+      assert.deepEqual(
+        (await hosts.fleetHosts(['h1', 'h2'])).map((h) => h.id),
+        ['h1'],
+        'revoked hosts are left out',
+      );
+    });
+
+    it('hosts: looks up more ids than one IN list holds', async () => {
+      const n = ID_CHUNK + 7;
+      await c.db.transaction().execute(async (tx) => {
+        const many = new HostRepository(tx);
+        for (let i = 0; i < n; i++) {
+          const id = `bulk-${String(i).padStart(4, '0')}`;
+          await many.enroll(
+            {
+              id,
+              hostname: id,
+              tokenHash: String(i).padStart(64, '0'),
+              kernel: kernelIdentity(),
+              agentVersion: '1',
+            },
+            at(0),
+          );
+        }
+      });
+      const ids = Array.from({ length: n }, (_, i) => `bulk-${String(i).padStart(4, '0')}`);
+      assert.equal((await hosts.fleetHosts(ids)).length, n);
+    });
+
+    it('feed levels: upward-only changes, rollbacks, previous level, and one winner among concurrent writers', async () => {
+      const up = (level: number) => ({
+        feed: 'canary',
+        kernelId: KERNEL_ID,
+        level,
+        source: 'publish' as const,
+        allowDowngrade: false,
+        onlyUpward: true,
+      });
+      assert.deepEqual(await feeds.setLevel(up(2), at(0)), { previous: 0 });
+      assert.equal(await feeds.setLevel(up(2), at(1)), undefined, 'same level: no change');
+      assert.equal(await feeds.setLevel(up(1), at(1)), undefined, 'publish never lowers');
+      assert.deepEqual(await feeds.setLevel(up(3), at(2)), { previous: 2 });
+      const rollback = { ...up(1), source: 'rollback' as const, allowDowngrade: true, onlyUpward: false };
+      assert.deepEqual(await feeds.setLevel(rollback, at(3)), { previous: 3 });
+      const row = await feeds.level('canary', KERNEL_ID);
+      assert.deepEqual(
+        [row?.level, row?.previous_level, row?.source, Number(row?.allow_downgrade), row?.set_at],
+        [1, 3, 'rollback', 1, at(3).toISOString()],
+      );
+      await feeds.setHealthySince('canary', KERNEL_ID, 1, at(4).toISOString());
+      assert.equal((await feeds.level('canary', KERNEL_ID))?.healthy_since, at(4).toISOString());
+
+      const racers = await Promise.all(
+        [5, 9, 7, 6, 8].map((level) =>
+          feeds.setLevel({ ...up(level), feed: 'staging', kernelId: OTHER_KERNEL_ID }, at(5)),
+        ),
+      );
+      assert.equal((await feeds.level('staging', OTHER_KERNEL_ID))?.level, 9);
+      assert.ok(racers.some((r) => r !== undefined));
+      assert.deepEqual(
+        (await feeds.levels({ kernelIds: [OTHER_KERNEL_ID] })).map((r) => r.feed),
+        ['staging'],
+      );
+      assert.deepEqual(await feeds.levels({ kernelIds: [] }), []);
+    });
+
+    it('feeds: create, update, refuse duplicates, delete with their levels and pins', async () => {
+      assert.ok(
+        await feeds.create(
+          {
+            name: 'ring1',
+            promotesTo: 'production',
+            promotion: { minPercent: 50 },
+            windows: [{ days: ['mon'], start: '01:00', end: '02:00' }],
+          },
+          at(0),
+        ),
+      );
+      assert.equal(await feeds.create({ name: 'ring1' }, at(0)), false);
+      assert.ok(await feeds.update('ring1', { autoPublish: true, promotion: null, description: 'd' }));
+      const f = await feeds.get('ring1');
+      assert.deepEqual([f?.autoPublish, f?.promotion, f?.description, f?.windows.length], [true, null, 'd', 1]);
+      await feeds.setLevel(
+        { feed: 'ring1', kernelId: KERNEL_ID, level: 1, source: 'manual', allowDowngrade: false, onlyUpward: false },
+        at(0),
+      );
+      await new PinRepository(c.db).set({
+        scope: 'feed',
+        subject: 'ring1',
+        kernelId: null,
+        level: null,
+        cutoff: at(0).toISOString(),
+        allowDowngrade: false,
+        reason: 'pin',
+        createdAt: at(0).toISOString(),
+        createdBy: 't',
+      });
+      await feeds.delete('ring1');
+      assert.equal(await feeds.get('ring1'), undefined);
+      assert.deepEqual(await feeds.levels({ feed: 'ring1' }), []);
+      assert.deepEqual(await new PinRepository(c.db).list({ subject: 'ring1' }), []);
+    });
+
+    it('halts: recorded once, listed, resumed', async () => {
+      const h = { kernelId: KERNEL_ID, level: 4, reason: 'r', hostId: 'h1', at: at(0).toISOString() };
+      assert.ok(await feeds.halt(h));
+      assert.equal(await feeds.halt({ ...h, reason: 'again' }), false);
+      assert.deepEqual(await feeds.halts([KERNEL_ID]), [h]);
+      assert.deepEqual(await feeds.halts([OTHER_KERNEL_ID]), []);
+      assert.ok(await feeds.resume(KERNEL_ID, 4));
+      assert.equal(await feeds.resume(KERNEL_ID, 4), false);
+    });
+
+    it('pins: one per subject and kernel, replaced in place, removed per kernel or all', async () => {
+      const pins = new PinRepository(c.db);
+      const base = {
+        scope: 'host' as const,
+        subject: 'h1',
+        cutoff: null,
+        allowDowngrade: false,
+        reason: 'pin' as const,
+        createdAt: at(0).toISOString(),
+        createdBy: 't',
+      };
+      await pins.set({ ...base, kernelId: KERNEL_ID, level: 1 });
+      await pins.set({ ...base, kernelId: KERNEL_ID, level: 2 });
+      await pins.set({ ...base, kernelId: null, level: null, cutoff: at(0).toISOString() });
+      await pins.set({ ...base, kernelId: OTHER_KERNEL_ID, level: 3 });
+      const mine = await pins.list({ scope: 'host', subject: 'h1' });
+      assert.deepEqual(
+        mine.map((p) => [p.kernelId, p.level]).sort(),
+        [
+          [KERNEL_ID, 2],
+          [OTHER_KERNEL_ID, 3],
+          [null, null],
+        ].sort(),
+      );
+      assert.equal(await pins.remove('host', 'h1', KERNEL_ID), 2, 'the kernel pin and the any-kernel cut-off');
+      assert.equal(await pins.remove('host', 'h1'), 1);
+      assert.deepEqual(await pins.list({ scope: 'host' }), []);
+    });
+
+    it('API tokens and registration keys: stored hashed, found while live, revoked once', async () => {
+      const tokens = new ApiTokenRepository(c.db);
+      await tokens.create({
+        id: 't1',
+        name: 'ci',
+        role: 'operator',
+        tokenHash: 'd'.repeat(64),
+        createdAt: at(0).toISOString(),
+        createdBy: 'x',
+      });
+      assert.equal((await tokens.findLiveByHash('d'.repeat(64)))?.role, 'operator');
+      assert.deepEqual(Object.keys((await tokens.list())[0] ?? {}).sort(), [
+        'createdAt',
+        'createdBy',
+        'id',
+        'name',
+        'revokedAt',
+        'role',
+      ]);
+      assert.ok(await tokens.revoke('t1', at(1)));
+      assert.equal(await tokens.revoke('t1', at(1)), false);
+      assert.equal(await tokens.findLiveByHash('d'.repeat(64)), undefined);
+
+      const keys = new RegistrationKeyRepository(c.db);
+      await keys.create({
+        id: 'k1',
+        name: 'dc1',
+        feed: 'canary',
+        tags: ['dc1'],
+        keyHash: 'e'.repeat(64),
+        createdAt: at(0).toISOString(),
+      });
+      assert.deepEqual((await keys.findLiveByHash('e'.repeat(64)))?.tags, ['dc1']);
+      assert.ok(await keys.revoke('k1', at(1)));
+      assert.equal(await keys.findLiveByHash('e'.repeat(64)), undefined);
+      assert.equal((await keys.list())[0]?.revokedAt, at(1).toISOString());
+    });
+
+    it('audit: newest first, filtered by action and time, limited', async () => {
+      const audit = new AuditRepository(c.db);
+      for (let i = 0; i < 5; i++) {
+        await audit.append({
+          id: `a${i}`,
+          at: at(i).toISOString(),
+          actor: { id: 'u', name: 'user', role: 'admin' },
+          ip: i % 2 === 0 ? '10.0.0.1' : null,
+          action: i % 2 === 0 ? 'even' : 'odd',
+          target: `t${i}`,
+          details: { i, nested: [i] },
+        });
+      }
+      assert.deepEqual(
+        (await audit.list()).map((e) => e.id),
+        ['a4', 'a3', 'a2', 'a1', 'a0'],
+      );
+      assert.deepEqual(
+        (await audit.list({ action: 'odd' })).map((e) => e.id),
+        ['a3', 'a1'],
+      );
+      assert.deepEqual(
+        (await audit.list({ since: at(3).toISOString() })).map((e) => e.id),
+        ['a4', 'a3'],
+      );
+      assert.deepEqual((await audit.list({ limit: 1 }))[0]?.details, { i: 4, nested: [4] });
+      assert.equal((await audit.list({ action: 'odd' }))[0]?.ip, null);
+    });
+  });
+}
