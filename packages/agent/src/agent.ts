@@ -44,7 +44,7 @@ import type { Logger } from './log.ts';
 import { StateStore, type AgentState } from './state.ts';
 import { LivepatchSysfs } from './sysfs.ts';
 import { TufClient, type TufSession } from './tuf-client.ts';
-import { DEFAULT_DELIVERY_LIMITS, type DeliveryLimits, type WriteChunk } from './tuf-fetcher.ts';
+import { DEFAULT_DELIVERY_LIMITS, fsWriteError, type DeliveryLimits, type WriteChunk } from './tuf-fetcher.ts';
 import { verifyManifestTarget, verifyModuleFile } from './verify.ts';
 import { AGENT_VERSION } from './version.ts';
 
@@ -355,9 +355,21 @@ export class Agent {
     return applied.level > 0 ? 'patched' : 'unpatched';
   }
 
+  /**
+   * State writes on failure paths are best effort: a full disk must not hide
+   * the failure being reported behind an ENOSPC from the state file.
+   */
+  #record(fn: (s: AgentState) => void): void {
+    try {
+      this.store.update(fn);
+    } catch (err) {
+      this.deps.log.log('warn', `cannot record state in ${this.store.path}: ${(err as Error).message}`);
+    }
+  }
+
   #recordError(err: unknown, op: 'check' | 'apply' = 'check'): void {
     const { code, message } = errorText(err);
-    this.store.update((s) => {
+    this.#record((s) => {
       s.lastError = { code, message, at: this.#nowIso(), op };
     });
   }
@@ -430,7 +442,7 @@ export class Agent {
       latest = undefined;
       desired = undefined;
     }
-    this.store.update((s) => {
+    this.#record((s) => {
       s.lastCheckAt = this.#nowIso();
       s.lastCheck = {
         kernelId: kernel.id,
@@ -476,7 +488,12 @@ export class Agent {
   /** A step hook that persists each step (temp + fsync + rename) before the procedure continues. */
   #journalHook(base: Omit<JournalEntry, 'step' | 'updatedAt'>): StepHook {
     return async (step) => {
-      this.journal.write({ ...base, step, updatedAt: this.#nowIso() });
+      try {
+        this.journal.write({ ...base, step, updatedAt: this.#nowIso() });
+      } catch (err) {
+        // No journal, no kernel change: the step cannot be recorded, so the procedure stops here.
+        throw fsWriteError(`cannot write the journal ${this.journal.path} (step "${step}")`, err);
+      }
       await this.deps.journalHook?.(step);
     };
   }
@@ -604,7 +621,7 @@ export class Agent {
       const { code, message } = errorText(err);
       if (err instanceof LivegraftError && code === 'TRANSITION_REVERSE_STALLED') this.#setAttention(err);
       else this.journal.clear();
-      this.store.update((s) => {
+      this.#record((s) => {
         s.lastApply = record(false, { code: code.slice(0, 64), message });
         s.lastError = { code, message, at: this.#nowIso(), op: 'apply' };
       });
@@ -677,7 +694,7 @@ export class Agent {
       );
       const warnings = outcome.warnings;
       const apply = result(true, warnings.length > 0 ? { message: warnings.join('\n').slice(0, 4000) } : {});
-      this.store.update((s) => {
+      this.#record((s) => {
         s.kernelId = kernel.id;
         s.level = toLevel;
         s.appliedAt = apply.at;
@@ -698,7 +715,7 @@ export class Agent {
       const { code, message } = errorText(err);
       const apply = result(false, { code: code.slice(0, 64), message });
       if (err instanceof LivegraftError && code === 'TRANSITION_REVERSE_STALLED') this.#setAttention(err);
-      this.store.update((s) => {
+      this.#record((s) => {
         s.lastApply = apply;
         s.lastError = { code, message, at: apply.at, op: 'apply' };
         const aboutTheModule =
@@ -1003,7 +1020,7 @@ export class Agent {
       const { code, message } = errorText(err);
       const apply = mk(false, { code: code.slice(0, 64), message });
       if (err instanceof LivegraftError && code === 'UNLOAD_STALLED') this.#setAttention(err);
-      this.store.update((s) => {
+      this.#record((s) => {
         s.lastApply = apply;
         s.lastError = { code, message, at: apply.at, op: 'apply' };
       });

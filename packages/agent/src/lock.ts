@@ -55,9 +55,18 @@ function tryCreate(path: string, content: string): boolean {
   }
   try {
     writeSync(fd, content);
-  } finally {
+  } catch (err) {
+    // An empty lock file would read as "being written" forever: never leave one behind.
     closeSync(fd);
+    rmSync(path, { force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new LivegraftError(
+      code === 'ENOSPC' || code === 'EDQUOT' ? 'DISK_FULL' : 'LOCK_FAILED',
+      `cannot write the lock ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
+  closeSync(fd);
   return true;
 }
 
