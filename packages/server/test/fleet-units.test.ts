@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { PinRecord } from '@livegraft/protocol';
+import type { FeedLevelRow } from '../src/db/feeds.ts';
+import type { FleetHost } from '../src/db/hosts.ts';
+import { desiredLevel, feedKey, haltKey, type FleetSnapshot } from '../src/fleet/desired.ts';
+import { inMaintenanceWindow } from '../src/fleet/windows.ts';
+import { RateLimiter } from '../src/rate-limit.ts';
+
+const K = 'a'.repeat(64);
+
+describe('maintenance windows (UTC)', () => {
+  const sat = [{ days: ['sat' as const], start: '22:00', end: '02:00' }];
+  it('no windows means always open', () => {
+    assert.equal(inMaintenanceWindow([], new Date('2026-03-04T12:00:00Z')), true);
+  });
+  it('a same-day window includes its start and excludes its end', () => {
+    const w = [{ days: ['mon' as const, 'wed' as const], start: '09:30', end: '11:00' }];
+    assert.equal(inMaintenanceWindow(w, new Date('2026-03-04T09:29:59Z')), false);
+    assert.equal(inMaintenanceWindow(w, new Date('2026-03-04T09:30:00Z')), true);
+    assert.equal(inMaintenanceWindow(w, new Date('2026-03-04T10:59:00Z')), true);
+    assert.equal(inMaintenanceWindow(w, new Date('2026-03-04T11:00:00Z')), false);
+    assert.equal(inMaintenanceWindow(w, new Date('2026-03-05T10:00:00Z')), false, 'Thursday');
+  });
+  it('a window past midnight belongs to the day it starts', () => {
+    assert.equal(inMaintenanceWindow(sat, new Date('2026-03-07T21:59:00Z')), false);
+    assert.equal(inMaintenanceWindow(sat, new Date('2026-03-07T23:00:00Z')), true);
+    assert.equal(inMaintenanceWindow(sat, new Date('2026-03-08T01:59:00Z')), true, 'Sunday early morning');
+    assert.equal(inMaintenanceWindow(sat, new Date('2026-03-08T02:00:00Z')), false);
+    assert.equal(inMaintenanceWindow(sat, new Date('2026-03-08T23:00:00Z')), false, 'Sunday night is not Saturday');
+  });
+  it('start equal to end is a whole day from that time', () => {
+    const w = [{ days: ['tue' as const], start: '06:00', end: '06:00' }];
+    assert.equal(inMaintenanceWindow(w, new Date('2026-03-03T06:00:00Z')), true);
+    assert.equal(inMaintenanceWindow(w, new Date('2026-03-04T05:59:00Z')), true);
+    assert.equal(inMaintenanceWindow(w, new Date('2026-03-04T06:00:00Z')), false);
+  });
+});
+
+describe('desired level', () => {
+  const host = (over: Partial<FleetHost> = {}): FleetHost => ({
+    id: 'h',
+    feed: 'prod',
+    kernelId: K,
+    tags: [],
+    autoUpdate: true,
+    appliedLevel: 0,
+    ...over,
+  });
+  const row = (level: number, over: Partial<FeedLevelRow> = {}): FeedLevelRow => ({
+    feed: 'prod',
+    kernel_id: K,
+    level,
+    previous_level: 0,
+    source: 'publish',
+    allow_downgrade: 0,
+    set_at: '2026-03-01T00:00:00.000Z',
+    healthy_since: null,
+    ...over,
+  });
+  const pin = (over: Partial<PinRecord>): PinRecord => ({
+    scope: 'host',
+    subject: 'h',
+    kernelId: K,
+    level: null,
+    cutoff: null,
+    allowDowngrade: false,
+    reason: 'pin',
+    createdAt: '',
+    createdBy: '',
+    ...over,
+  });
+  const snap = (over: Partial<FleetSnapshot> = {}): FleetSnapshot => ({
+    feedLevels: new Map([[feedKey('prod', K), row(4, { previous_level: 3 })]]),
+    halted: new Set(),
+    pins: [],
+    published: new Map([[K, [1, 2, 3, 4].map((level) => ({ level, publishedAt: `2026-03-0${level}T00:00:00.000Z` }))]]),
+    ...over,
+  });
+
+  it('follows the feed; nothing when the feed has no level for the kernel', () => {
+    assert.deepEqual(desiredLevel(host(), snap()), { level: 4, reason: 'feed', allowDowngrade: false, feed: 'prod' });
+    assert.equal(desiredLevel(host({ feed: 'other' }), snap()), null);
+  });
+  it('steps back to the previous level while the current one is halted', () => {
+    assert.equal(desiredLevel(host(), snap({ halted: new Set([haltKey(K, 4)]) }))?.level, 3);
+    assert.equal(desiredLevel(host(), snap({ halted: new Set([haltKey(K, 4), haltKey(K, 3)]) }))?.level, 2);
+  });
+  it('host pins beat tag pins beat feed pins; several tags give the lowest', () => {
+    const pins = [
+      pin({ scope: 'feed', subject: 'prod', level: 3 }),
+      pin({ scope: 'tag', subject: 'db', level: 2 }),
+      pin({ scope: 'tag', subject: 'eu', level: 1, reason: 'rollback', allowDowngrade: true }),
+    ];
+    assert.equal(desiredLevel(host(), snap({ pins }))?.level, 3);
+    assert.equal(desiredLevel(host({ tags: ['db'] }), snap({ pins }))?.level, 2);
+    assert.deepEqual(desiredLevel(host({ tags: ['db', 'eu'] }), snap({ pins })), {
+      level: 1,
+      reason: 'rollback',
+      allowDowngrade: true,
+      feed: 'prod',
+    });
+    const withHost = [...pins, pin({ level: 4 })];
+    assert.equal(desiredLevel(host({ tags: ['db', 'eu'] }), snap({ pins: withHost }))?.level, 4);
+  });
+  it('a cut-off takes the newest level published by then, never above the feed', () => {
+    const cut = (cutoff: string) => [pin({ kernelId: null, cutoff })];
+    assert.equal(desiredLevel(host(), snap({ pins: cut('2026-03-02T12:00:00.000Z') }))?.level, 2);
+    assert.equal(desiredLevel(host(), snap({ pins: cut('2020-01-01T00:00:00.000Z') }))?.level, 0);
+    assert.equal(desiredLevel(host(), snap({ pins: cut('2030-01-01T00:00:00.000Z') }))?.level, 4);
+    const lowFeed = new Map([[feedKey('prod', K), row(2)]]);
+    assert.equal(desiredLevel(host(), snap({ feedLevels: lowFeed, pins: cut('2030-01-01T00:00:00.000Z') }))?.level, 2);
+  });
+  it('pins for another kernel do not apply', () => {
+    assert.equal(desiredLevel(host(), snap({ pins: [pin({ kernelId: 'b'.repeat(64), level: 1 })] }))?.level, 4);
+  });
+  it('auto-update off turns feed and pin levels into manual ones, but not a rollback', () => {
+    assert.equal(desiredLevel(host({ autoUpdate: false }), snap())?.reason, 'manual');
+    const rb = new Map([[feedKey('prod', K), row(2, { source: 'rollback', allow_downgrade: 1 })]]);
+    assert.deepEqual(desiredLevel(host({ autoUpdate: false }), snap({ feedLevels: rb })), {
+      level: 2,
+      reason: 'rollback',
+      allowDowngrade: true,
+      feed: 'prod',
+    });
+  });
+});
+
+describe('enrolment rate limiter', () => {
+  it('allows a burst, then one request per refill interval, per key', () => {
+    let now = 0;
+    const rl = new RateLimiter({ burst: 3, perMinute: 2, now: () => now });
+    assert.deepEqual([rl.take('a'), rl.take('a'), rl.take('a')], [0, 0, 0]);
+    assert.equal(rl.take('a'), 30);
+    assert.equal(rl.take('b'), 0, 'another IP has its own bucket');
+    now += 29_000;
+    assert.ok(rl.take('a') > 0);
+    now += 1_000;
+    assert.equal(rl.take('a'), 0);
+    now += 3_600_000;
+    assert.deepEqual(
+      [rl.take('a'), rl.take('a'), rl.take('a'), rl.take('a') > 0],
+      [0, 0, 0, true],
+      'refills to the burst only',
+    );
+  });
+});
