@@ -35,11 +35,23 @@ const program = new Command('livegraft-server')
     [],
   )
   .option('--alert-webhook <url>', 'POST a JSON alert here for every tripwire report (exploit attempt blocked)')
+  .option(
+    '--database <url>',
+    'postgres://... to use PostgreSQL (several nodes may share it); default SQLite in <data-dir>',
+  )
+  .option('--db-pool-size <n>', 'PostgreSQL connections per node at most', integer)
+  .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key)')
+  .option('--tls-key <file>', 'PEM private key for --tls-cert')
+  .option('--push-spread <sec>', 'pushed events tell each host to wait a random delay up to this', integer)
+  .option('--promotion-interval <sec>', 'seconds between promotion-rule evaluations', integer)
+  .option('--enroll-burst <n>', 'enrolments allowed at once per client IP', integer)
+  .option('--enroll-per-minute <n>', 'sustained enrolments per minute per client IP', integer)
+  .option('--stall-sec <sec>', 'a reported livepatch transition running this long halts the rollout', integer)
   .addHelpText(
     'after',
     '\nEnvironment: LIVEGRAFT_ADMIN_TOKEN and LIVEGRAFT_REGISTRATION_KEY override the secrets\n' +
       'that are otherwise read from (or created at first start in) <data-dir>/admin-token and\n' +
-      '<data-dir>/registration-key.',
+      '<data-dir>/registration-key. LIVEGRAFT_DATABASE_URL is the default of --database.',
   );
 
 async function main(): Promise<void> {
@@ -53,6 +65,15 @@ async function main(): Promise<void> {
     tufKeysDir?: string;
     tufRoot: string[];
     alertWebhook?: string;
+    database?: string;
+    dbPoolSize?: number;
+    tlsCert?: string;
+    tlsKey?: string;
+    pushSpread?: number;
+    promotionInterval?: number;
+    enrollBurst?: number;
+    enrollPerMinute?: number;
+    stallSec?: number;
   }>();
   let config;
   try {
@@ -65,6 +86,15 @@ async function main(): Promise<void> {
       tufKeysDir: opts.tufKeysDir,
       tufRoots: opts.tufRoot.length > 0 ? opts.tufRoot : undefined,
       alertWebhook: opts.alertWebhook,
+      database: opts.database ?? (process.env['LIVEGRAFT_DATABASE_URL'] || undefined),
+      dbPoolSize: opts.dbPoolSize,
+      tlsCert: opts.tlsCert,
+      tlsKey: opts.tlsKey,
+      pushSpreadSec: opts.pushSpread,
+      promotionIntervalSec: opts.promotionInterval,
+      enrollBurst: opts.enrollBurst,
+      enrollPerMinute: opts.enrollPerMinute,
+      stallSec: opts.stallSec,
       adminToken: process.env['LIVEGRAFT_ADMIN_TOKEN'] || undefined,
       registrationKey: process.env['LIVEGRAFT_REGISTRATION_KEY'] || undefined,
     });
