@@ -72,6 +72,9 @@ export async function startFleetHarness(o: FleetHarnessOptions = {}): Promise<Fl
     logger: pino({ level: 'silent' }),
     ...o.deps,
     fleet: { promotionTimer: false, ...o.deps?.fleet },
+  }).catch(async (err: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
   });
   const adminToken = o.adminToken ?? (await readFile(join(dir, 'admin-token'), 'utf8')).trim();
   const registrationKey = o.registrationKey ?? (await readFile(join(dir, 'registration-key'), 'utf8')).trim();
