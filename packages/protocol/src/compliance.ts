@@ -259,7 +259,7 @@ export const ComplianceHostRow = Type.Object({
 });
 export type ComplianceHostRow = Static<typeof ComplianceHostRow>;
 
-/** GET /api/v1/reports/compliance?format=json and GET /api/v1/compliance */
+/** GET /api/v1/reports/compliance?format=json */
 export const ComplianceReport = Type.Object({
   generatedAt: Type.String(),
   policy: SlaPolicy,
