@@ -92,10 +92,17 @@ export class ComplianceService {
     return new ComplianceService(o, dataset);
   }
 
-  /** Called by the check-in route after the host row is updated. */
+  /**
+   * Called by the check-in route after the host row is updated. A failure is
+   * logged, not thrown: compliance history must never stop patch delivery.
+   */
   async recordCheckin(hostId: string, report: CheckinRequest, now: Date): Promise<void> {
-    const cves = await this.#levels.cves(report.kernel.id, report.appliedLevel);
-    await this.#history.recordCheckin(hostId, report, now, cves);
+    try {
+      const cves = await this.#levels.cves(report.kernel.id, report.appliedLevel);
+      await this.#history.recordCheckin(hostId, report, now, cves);
+    } catch (err) {
+      this.#o.log.error({ err, hostId }, 'could not record the check-in in the compliance history');
+    }
   }
 
   async #host(id: string): Promise<ComplianceHost> {
