@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { FakeKernel } from './helpers/fake-kernel.ts';
+import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';
+import { makePatch } from './helpers/patches.ts';
 
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Sanity bound on the single-file agent; it is ~300 KB minified today. */
@@ -53,5 +55,48 @@ describe('the bundled single-file agent', () => {
     const c = run(['check'], env);
     assert.equal(c.status, 4);
     assert.match(c.stderr, /^error \[CONFIG_MISSING\]/);
+  });
+
+  it('runs signed delivery (tuf-js bundled): enrol pins the root, update verifies and reaches insmod', async () => {
+    const server = await new FakeServer().start();
+    try {
+      const k = new FakeKernel(join(dir, 'k2'));
+      // A stand-in insmod first on PATH: the bundle must never touch the real kernel here.
+      const bin = join(dir, 'bin');
+      mkdirSync(bin, { recursive: true });
+      writeFileSync(
+        join(bin, 'insmod'),
+        '#!/bin/sh\necho "insmod: ERROR: could not insert module $1: Invalid module format" >&2\nexit 1\n',
+      );
+      chmodSync(join(bin, 'insmod'), 0o755);
+      const env = {
+        ...k.env,
+        PATH: `${bin}:${process.env['PATH'] ?? ''}`,
+        LIVEGRAFT_CONFIG: join(dir, 'agent2.json'),
+        LIVEGRAFT_STATE_DIR: join(dir, 'state2'),
+      };
+      const runAsync = (args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
+        new Promise((resolve) => {
+          const c = spawn(process.execPath, [bundle, ...args], { cwd: dir, env });
+          let stdout = '';
+          let stderr = '';
+          c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+          c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+          c.on('close', (status) => resolve({ status, stdout, stderr }));
+        });
+      const e = await runAsync(['enroll', '--server', server.url, '--key', REGISTRATION_KEY]);
+      assert.equal(e.status, 0, e.stderr);
+      assert.match(e.stdout, /pinned TUF root version 1/);
+      server.publish(k.id, makePatch(k, 1));
+      const u = await runAsync(['update']);
+      assert.equal(u.status, 4);
+      assert.match(u.stderr, /^error \[KERNEL_LOAD_ENOEXEC\]/);
+      assert.ok(
+        server.tufRequests.some((f) => f.startsWith('targets/')),
+        'module fetched through TUF',
+      );
+    } finally {
+      await server.stop();
+    }
   });
 });
