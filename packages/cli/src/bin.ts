@@ -1,18 +1,19 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { API_PREFIX, isLivegraftError, effectiveRelease, type HostRecord, type PatchRecord } from '@livegraft/protocol';
+import { API_PREFIX, isLivegraftError, type PatchRecord } from '@livegraft/protocol';
 import { ApiClient } from './api.ts';
 import { publishPatch } from './publish.ts';
 import { forward } from './forward.ts';
 import { inspectCommands } from './inspect.ts';
-import { ago, table } from './format.ts';
+import { table } from './format.ts';
 import { keysCommand } from './keys-command.ts';
 import { mirrorCommand } from './mirror-command.ts';
 import { exportCommand } from './export-command.ts';
 import { reportCommands } from './report.ts';
 import { tripwireCommand } from './tripwire.ts';
 import { vexCommand } from './vex.ts';
+import { fleetCommands, hostsCommand } from './fleet.ts';
 
 interface AdminOpts {
   server: string;
@@ -43,7 +44,9 @@ function adminCommand(name: string, description: string): Command {
 
 const program = new Command('livegraft')
   .description('Livegraft admin CLI: build, publish and watch live kernel patches')
-  .version('0.1.0');
+  .version('0.1.0')
+  // Lets command groups (feeds, hosts, tokens) and their subcommands each take --server/--token.
+  .enablePositionalOptions();
 
 program
   .command('build')
@@ -82,26 +85,7 @@ program.addCommand(
     }),
 );
 
-program.addCommand(
-  adminCommand('hosts', 'list enrolled hosts with their kernel and patch level').action(async (o: AdminOpts) => {
-    const hosts = await client(o).request<HostRecord[]>('GET', `${API_PREFIX}/hosts`);
-    if (o.json) return console.log(JSON.stringify(hosts, null, 2));
-    const now = new Date();
-    console.log(
-      table(
-        ['HOST', 'STATE', 'EFFECTIVE KERNEL', 'LEVEL', 'LAST CHECK-IN', 'LAST ERROR'],
-        hosts.map((h) => [
-          h.hostname,
-          h.state,
-          h.effectiveRelease || effectiveRelease(h.release, h.appliedLevel),
-          String(h.appliedLevel),
-          ago(h.lastCheckinAt, now),
-          h.lastError ?? '',
-        ]),
-      ),
-    );
-  }),
-);
+program.addCommand(hostsCommand(DEFAULT_SERVER));
 
 program.addCommand(
   adminCommand('patches', 'list uploaded patch levels per kernel build').action(async (o: AdminOpts) => {
@@ -131,6 +115,7 @@ program.addCommand(exportCommand(DEFAULT_SERVER));
 for (const c of reportCommands(DEFAULT_SERVER)) program.addCommand(c);
 program.addCommand(vexCommand(DEFAULT_SERVER));
 program.addCommand(tripwireCommand(DEFAULT_SERVER));
+for (const c of fleetCommands(DEFAULT_SERVER)) program.addCommand(c);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isLivegraftError(err)) console.error(`error [${err.code}]: ${err.message}`);
