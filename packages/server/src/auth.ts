@@ -36,28 +36,30 @@ export function sameHash(a: string, b: string): boolean {
 }
 
 export interface Authenticator {
-  /** Resolves the request's bearer token to a principal allowed for the role, or throws. */
+  /** Resolves the request's bearer token (or dashboard session) to a principal allowed for the role, or throws. */
   require(req: FastifyRequest, role: Role): Promise<Principal>;
+  /** The principal of a token given in a body (dashboard sign-in), or throws AUTH_INVALID. */
+  identifyToken(token: string): Promise<Principal>;
 }
+
+/** The dashboard's cookie sessions, as the authenticator sees them. */
+export interface CookieSessions {
+  /** The session behind the request's cookie: the API token hash it signed in with, and whether the CSRF header matches. */
+  lookup(req: FastifyRequest): Promise<{ tokenHash: string; csrfOk: boolean } | undefined>;
+}
+
+/** Methods a cross-site page could make a browser send are exactly the others; these change nothing. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function createAuthenticator(
   adminToken: string,
   hosts: HostRepository,
   tokens: ApiTokenRepository,
+  sessions?: CookieSessions,
 ): Authenticator {
   const adminHash = hashToken(adminToken);
 
-  async function identify(req: FastifyRequest): Promise<Principal> {
-    const header = req.headers.authorization;
-    if (header === undefined || header === '') {
-      throw new LivegraftError('AUTH_REQUIRED', 'this endpoint needs an "Authorization: Bearer <token>" header');
-    }
-    const match = /^Bearer ([\x21-\x7e]+)$/i.exec(header);
-    const token = match?.[1];
-    if (token === undefined || token.length > MAX_TOKEN_CHARS) {
-      throw new LivegraftError('AUTH_INVALID', 'the Authorization header must be "Bearer <token>"');
-    }
-    const presented = hashToken(token);
+  async function byHash(presented: string): Promise<Principal | undefined> {
     if (sameHash(presented, adminHash)) {
       return { kind: 'admin', role: 'admin', tokenId: BOOTSTRAP_TOKEN_ID, name: 'bootstrap admin' };
     }
@@ -67,10 +69,52 @@ export function createAuthenticator(
     if (api !== undefined && sameHash(presented, api.tokenHash)) {
       return { kind: 'admin', role: api.role, tokenId: api.id, name: api.name };
     }
-    throw new LivegraftError('AUTH_INVALID', 'the bearer token is not valid (unknown, revoked or mistyped)');
+    return undefined;
+  }
+
+  async function byToken(token: string): Promise<Principal> {
+    if (token.length > MAX_TOKEN_CHARS) throw new LivegraftError('AUTH_INVALID', 'the token is too long to be one');
+    const who = await byHash(hashToken(token));
+    if (who === undefined) {
+      throw new LivegraftError('AUTH_INVALID', 'the bearer token is not valid (unknown, revoked or mistyped)');
+    }
+    return who;
+  }
+
+  async function bySession(req: FastifyRequest): Promise<Principal | undefined> {
+    const session = await sessions?.lookup(req);
+    if (session === undefined) return undefined;
+    if (!SAFE_METHODS.has(req.method) && !session.csrfOk) {
+      throw new LivegraftError(
+        'CSRF_INVALID',
+        'a change made with the session cookie needs the x-csrf-token header (its value comes with GET /api/v1/session)',
+      );
+    }
+    const who = await byHash(session.tokenHash);
+    // Sign-in takes API tokens only; a revoked token ends its sessions here.
+    if (who?.kind !== 'admin') {
+      throw new LivegraftError('AUTH_INVALID', 'the token this session signed in with was revoked; sign in again');
+    }
+    return who;
+  }
+
+  async function identify(req: FastifyRequest): Promise<Principal> {
+    const header = req.headers.authorization;
+    if (header === undefined || header === '') {
+      const who = await bySession(req);
+      if (who !== undefined) return who;
+      throw new LivegraftError('AUTH_REQUIRED', 'this endpoint needs an "Authorization: Bearer <token>" header');
+    }
+    const match = /^Bearer ([\x21-\x7e]+)$/i.exec(header);
+    const token = match?.[1];
+    if (token === undefined || token.length > MAX_TOKEN_CHARS) {
+      throw new LivegraftError('AUTH_INVALID', 'the Authorization header must be "Bearer <token>"');
+    }
+    return byToken(token);
   }
 
   return {
+    identifyToken: byToken,
     async require(req, role) {
       const who = await identify(req);
       if (role === 'host') {

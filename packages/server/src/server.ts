@@ -37,6 +37,7 @@ import { exposureRoutes } from './routes/exposure.ts';
 import { tripwireRoutes } from './routes/tripwires.ts';
 import { vexRoutes } from './routes/vex.ts';
 import { TufRepository, type TufOptions } from './tuf/repository.ts';
+import { createDashboard } from './dashboard/index.ts';
 
 export const MODULES_DIR = 'modules';
 export const TUF_KEYS_DIR = 'keys';
@@ -58,6 +59,8 @@ export interface ServerDeps {
   fleet?: FleetDeps;
   /** CVE dataset, webhook fetch and retry timing overrides (tests). */
   compliance?: Pick<ComplianceOptions, 'dataset' | 'fetch' | 'alertBackoffMs' | 'defaultPolicy'>;
+  /** The built dashboard to serve on `/` (default: the dashboard workspace's dist). */
+  dashboardDir?: string;
 }
 
 export const SERVER_VERSION = '0.1.0';
@@ -138,12 +141,19 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     await db.destroy();
     throw err;
   });
+  const dashboard = createDashboard({
+    db: db as unknown as Kysely<unknown>,
+    audit: rt.fleet.audit,
+    clock,
+    log: logger,
+    dir: deps.dashboardDir,
+  });
   const ctx: RouteContext = {
     config,
     clock,
     randomToken,
     randomId,
-    auth: createAuthenticator(adminToken.value, hosts, rt.fleet.tokens),
+    auth: createAuthenticator(adminToken.value, hosts, rt.fleet.tokens, dashboard.cookies),
     patches,
     hosts,
     modules,
@@ -182,6 +192,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     healthRoutes(app);
     tufRoutes(app, ctx);
     opsRoutes(app, ctx, rt.openapi, SERVER_VERSION);
+    dashboard.pages(app, ctx);
     await app.register(
       (api, _opts, done) => {
         moduleRoutes(api, ctx);
@@ -192,6 +203,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
         complianceRoutes(api, ctx, compliance);
         vexRoutes(api, ctx, compliance);
         tripwireRoutes(api, ctx, compliance);
+        dashboard.api(api, ctx);
         done();
       },
       { prefix: API_PREFIX },

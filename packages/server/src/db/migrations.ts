@@ -3,6 +3,7 @@ import { LivegraftError } from '@livegraft/protocol';
 import { tufMigration } from '../tuf/migration.ts';
 import { fleetMigration } from './fleet-migration.ts';
 import { complianceMigration } from '../compliance/migration.ts';
+import { sessionMigration } from '../dashboard/sessions.ts';
 
 /**
  * Numbered, append-only. Written with the schema builder only (no SQLite-only
@@ -51,6 +52,7 @@ export const migrations: Record<string, Migration> = {
   '0002_tuf': tufMigration,
   '0003_fleet': fleetMigration,
   '0010_compliance': complianceMigration,
+  '0020_dashboard_sessions': sessionMigration,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
