@@ -18,6 +18,8 @@ export interface InitramfsSpec {
 
 const BUSYBOX = '/bin/busybox';
 const APPLETS = [
+  'su',
+  'pidof',
   'sh',
   'mount',
   'umount',

@@ -49,7 +49,7 @@ export async function buildLevel(
     out,
     '--json',
     ...extra,
-    ...fixes.map((f) => join(FIXES, f)),
+    ...fixes.map((f) => (f.includes('/') ? join(REPO, f) : join(FIXES, f))),
   ]);
   const manifest = JSON.parse(stdout) as PatchManifest;
   return {
@@ -57,6 +57,15 @@ export async function buildLevel(
     manifestPath: join(out, `${manifest.name}.json`),
     modulePath: join(out, manifest.module.file),
   };
+}
+
+/** Builds the test-only module whose kernel thread blocks transitions (test/vm/fixtures/blocker). */
+async function buildBlocker(kernel: GuestKernel, out: string): Promise<string> {
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  for (const f of ['Kbuild', 'livegraft_test_blocker.c']) copyFileSync(join(REPO, 'test/vm/fixtures/blocker', f), join(out, f));
+  await execOk('make', ['-C', kernel.headersDir, `M=${out}`, 'modules'], { timeoutMs: 300_000 });
+  return join(out, 'livegraft_test_blocker.ko');
 }
 
 export async function publish(server: RunningServer, patch: BuiltPatch): Promise<void> {
@@ -70,11 +79,21 @@ export async function publish(server: RunningServer, patch: BuiltPatch): Promise
   ]);
 }
 
+export interface WorldOptions {
+  /** Extra kernel command-line words. */
+  append?: string;
+  /** More levels to build (not published): level -> fixes (example names or repo-relative dirs). */
+  extraLevels?: Record<number, string[]>;
+  /** Build the test-only kernel-thread blocker module into the guest at /fixtures/livegraft_test_blocker.ko. */
+  blocker?: boolean;
+}
+
 export interface World {
   kernel: GuestKernel;
   server: RunningServer;
   level1: BuiltPatch;
   level2: BuiltPatch;
+  extra: Map<number, BuiltPatch>;
   /** Guest paths of manifests that must be refused. */
   bad: { otherKernel: string; corrupt: string; notLivepatch: string };
   guest: Guest;
@@ -88,7 +107,7 @@ export interface World {
  * another kernel build, a corrupted one, the real server on loopback, and a
  * booted guest holding Node 24 and the bundled agent.
  */
-export async function createWorld(name: string, opts: { append?: string } = {}): Promise<World> {
+export async function createWorld(name: string, opts: WorldOptions = {}): Promise<World> {
   if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} missing: run npm run build first`);
   const kernel = await fetchGuestKernel(CACHE);
   const dir = join(CACHE, name);
@@ -97,6 +116,11 @@ export async function createWorld(name: string, opts: { append?: string } = {}):
 
   const level1 = await buildLevel(kernel, 1, ['cmdline-redact'], join(dir, 'patches'));
   const level2 = await buildLevel(kernel, 2, ['cmdline-redact', 'loadavg-lastpid'], join(dir, 'patches'));
+
+  const extra = new Map<number, BuiltPatch>();
+  for (const [level, fixes] of Object.entries(opts.extraLevels ?? {})) {
+    extra.set(Number(level), await buildLevel(kernel, Number(level), fixes, join(dir, 'patches')));
+  }
 
   // The same fix built for another build of the same release: a different /proc/version.
   const otherVersion = join(dir, 'other-proc-version');
@@ -142,6 +166,17 @@ export async function createWorld(name: string, opts: { append?: string } = {}):
     [`fixtures/not-livepatch/${level1.manifest.name}.json`]: join(plainDir, `${level1.manifest.name}.json`),
     [`fixtures/not-livepatch/${level1.manifest.module.file}`]: join(plainDir, level1.manifest.module.file),
   };
+  if (opts.blocker) files['fixtures/livegraft_test_blocker.ko'] = await buildBlocker(kernel, join(dir, 'blocker'));
+  for (const p of extra.values()) {
+    files[`fixtures/levels/${p.manifest.name}.json`] = p.manifestPath;
+    files[`fixtures/levels/${p.manifest.module.file}`] = p.modulePath;
+  }
+  const etc = join(dir, 'etc');
+  mkdirSync(etc, { recursive: true });
+  writeFileSync(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\ndemo:x:1000:1000:demo:/tmp:/bin/sh\n');
+  writeFileSync(join(etc, 'group'), 'root:x:0:\ndemo:x:1000:\n');
+  files['etc/passwd'] = join(etc, 'passwd');
+  files['etc/group'] = join(etc, 'group');
   const initrd = await buildInitramfs({
     modulesDir: kernel.modulesDir,
     modules: GUEST_MODULES,
@@ -165,6 +200,7 @@ export async function createWorld(name: string, opts: { append?: string } = {}):
     server,
     level1,
     level2,
+    extra,
     bad: {
       otherKernel: `/fixtures/other-kernel/${other.manifest.name}.json`,
       corrupt: `/fixtures/corrupt/${level1.manifest.name}.json`,
