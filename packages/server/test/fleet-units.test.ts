@@ -86,6 +86,15 @@ describe('desired level', () => {
     assert.equal(desiredLevel(host(), snap({ halted: new Set([haltKey(K, 4)]) }))?.level, 3);
     assert.equal(desiredLevel(host(), snap({ halted: new Set([haltKey(K, 4), haltKey(K, 3)]) }))?.level, 2);
   });
+  it('never goes below the applied level unless a downgrade is allowed', () => {
+    const halted = snap({ halted: new Set([haltKey(K, 4)]) });
+    assert.equal(desiredLevel(host({ appliedLevel: 4 }), halted)?.level, 4, 'a host on the halted level keeps it');
+    assert.equal(desiredLevel(host({ appliedLevel: 2 }), halted)?.level, 3);
+    const cut = [pin({ kernelId: null, cutoff: '2026-03-01T12:00:00.000Z' })];
+    assert.equal(desiredLevel(host({ appliedLevel: 3 }), snap({ pins: cut }))?.level, 3);
+    const rb = [pin({ level: 1, reason: 'rollback', allowDowngrade: true })];
+    assert.equal(desiredLevel(host({ appliedLevel: 4 }), snap({ pins: rb }))?.level, 1);
+  });
   it('host pins beat tag pins beat feed pins; several tags give the lowest', () => {
     const pins = [
       pin({ scope: 'feed', subject: 'prod', level: 3 }),

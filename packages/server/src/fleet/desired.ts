@@ -41,7 +41,7 @@ function fromFeed(host: FleetHost, snap: FleetSnapshot): DesiredLevel | null {
   const allowDowngrade = Number(row.allow_downgrade) !== 0;
   if (row.source === 'rollback') return { level: row.level, reason: 'rollback', allowDowngrade, feed: host.feed };
   if (row.level > 0 && snap.halted.has(haltKey(host.kernelId, row.level))) {
-    // Hosts that already run the halted level keep it (no downgrade); the others wait.
+    // Hosts not on the halted level yet wait on the previous one; those on it keep it (see below).
     const fallback = snap.halted.has(haltKey(host.kernelId, row.previous_level))
       ? bestAtOrBelow(snap, host.kernelId, row.previous_level)
       : row.previous_level;
@@ -71,7 +71,8 @@ function applicablePin(host: FleetHost, snap: FleetSnapshot, resolve: (p: PinRec
  * What a host should run: its feed's level for its kernel, overridden by the
  * most specific pin (a tag rollback is a tag pin that allows downgrades). A
  * host with auto-update off gets reason 'manual': the level is on offer, the
- * agent applies it only when asked. Null when nothing is on offer.
+ * agent applies it only when asked. Unless downgrades are allowed, the level
+ * is never below the one the host runs. Null when nothing is on offer.
  */
 export function desiredLevel(host: FleetHost, snap: FleetSnapshot): DesiredLevel | null {
   const base = fromFeed(host, snap);
@@ -84,5 +85,7 @@ export function desiredLevel(host: FleetHost, snap: FleetSnapshot): DesiredLevel
     out = { level: resolve(pin), reason: pin.reason, allowDowngrade: pin.allowDowngrade, feed: host.feed };
   }
   if (out !== null && !host.autoUpdate && out.reason !== 'rollback') out = { ...out, reason: 'manual' };
+  // Without an operator's downgrade, a host never goes below what it runs (a halt or a cut-off holds it there).
+  if (out !== null && !out.allowDowngrade && out.level < host.appliedLevel) out = { ...out, level: host.appliedLevel };
   return out;
 }
