@@ -16,6 +16,7 @@ import {
   type HostState,
   type KernelIdentity,
   type PatchManifest,
+  type PatchState as WirePatchState,
   manifestValidator,
   parseJson,
 } from '@livegraft/protocol';
@@ -37,10 +38,12 @@ import { disableFilePath, loadConfig, loadConfigIfPresent, writeConfig, type Age
 import { readBootId, readKillSwitch, type KillSwitch } from './guards.ts';
 import { readKernelIdentity } from './identity.ts';
 import { JournalStore, type JournalEntry, type JournalStep } from './journal.ts';
+import type { KernelEventQueue } from './kmsg-watch.ts';
 import { readApplied, readUptimeSec, type AppliedPatch } from './kernel-state.ts';
 import type { ModuleLoader } from './loader.ts';
 import { acquireLock } from './lock.ts';
 import type { Logger } from './log.ts';
+import { scannerView, writeScannerFiles } from './scanner.ts';
 import { StateStore, type AgentState } from './state.ts';
 import { LivepatchSysfs } from './sysfs.ts';
 import { TufClient, type TufSession } from './tuf-client.ts';
@@ -87,6 +90,8 @@ export interface AgentDeps {
   writeChunk?: WriteChunk;
   /** Runs after each journal step is on disk (tests stop the agent there). */
   journalHook?: (step: JournalStep) => void | Promise<void>;
+  /** Kernel warnings/oopses the daemon's kernel log follower collected; sent with each check-in. */
+  kernelEvents?: KernelEventQueue;
 }
 
 export interface CheckOutcome {
@@ -155,6 +160,22 @@ export function statusExitFor(kernelSupported: boolean, latestLevel: number, app
   return StatusExit.UP_TO_DATE;
 }
 
+/** The server answered 401 to a host token: it was revoked (or the host deleted). */
+export function isRevocation(err: unknown): err is LivegraftError {
+  return err instanceof LivegraftError && err.details?.['status'] === 401;
+}
+
+/** Tasks a stall error carries, in the check-in's shape. */
+function blockingTasksOf(err: unknown): AgentState['blockingTasks'] {
+  const tasks = err instanceof LivegraftError ? err.details?.['tasks'] : undefined;
+  if (!Array.isArray(tasks)) return undefined;
+  return (tasks as { pid: number; comm: string; stack?: string }[]).slice(0, 64).map((t) => ({
+    pid: Math.max(0, Math.trunc(t.pid)),
+    comm: String(t.comm).slice(0, 64),
+    ...(t.stack === undefined ? {} : { stack: String(t.stack).slice(0, 4000) }),
+  }));
+}
+
 const errorText = (err: unknown): { code: string; message: string } =>
   err instanceof LivegraftError
     ? { code: err.code, message: err.message.slice(0, MAX_ERROR_TEXT) }
@@ -181,6 +202,23 @@ function checkSignedTarget(
         `its manifest says ${manifest.module.size} bytes with sha256 ${manifest.module.sha256}`,
     );
   }
+}
+
+/** Per-phase durations of one apply, from the marks it reached. */
+function applyPhases(
+  started: number,
+  m: { obtained?: number } & Partial<Record<JournalStep, number>>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  const span = (name: string, from: number | undefined, to: number | undefined): void => {
+    if (from !== undefined && to !== undefined) out[name] = Math.max(0, Math.round(to - from));
+  };
+  span('fetch', started, m.obtained);
+  span('verify', m.obtained, m.intent);
+  span('load', m.intent, m.loaded);
+  span('transition', m.loaded, m.transitioned);
+  span('cleanup', m.transitioned, m['old-removed']);
+  return out;
 }
 
 /** Levels of this kernel in a list of target paths `<kernelId>/<level>/<name>.ko`. */
@@ -285,8 +323,38 @@ export class Agent {
   /** Every command that may change the kernel: lock, then settle whatever a killed agent left behind. */
   async #mutating<T>(config: AgentConfig | undefined, fn: () => Promise<T>): Promise<T> {
     return this.#locked(async () => {
-      await this.#reconcile(config);
-      return fn();
+      try {
+        await this.#reconcile(config);
+        return await fn();
+      } finally {
+        this.publishScannerFiles();
+      }
+    });
+  }
+
+  /**
+   * Rewrites the files scanners read (effective-version, cvelist,
+   * scanner.json) from what the kernel runs now. Best effort: a scanner file
+   * that cannot be written never fails a kernel operation.
+   */
+  publishScannerFiles(): string[] {
+    try {
+      const kernel = this.identity();
+      const level = this.applied(kernel).level;
+      const manifest = level > 0 ? this.cache.get(kernel.id, level)?.manifest : undefined;
+      const { state } = this.store.read();
+      const appliedAt = state.kernelId === kernel.id && state.level === level ? (state.appliedAt ?? null) : null;
+      return writeScannerFiles(this.deps.stateDir, scannerView(kernel, level, manifest, appliedAt));
+    } catch (err) {
+      this.deps.log.log('warn', `cannot write the scanner files in ${this.deps.stateDir}: ${(err as Error).message}`);
+      return [];
+    }
+  }
+
+  /** The server refused our token (push stream or check-in): remembered until a check-in succeeds again. */
+  recordRevoked(message: string): void {
+    this.#record((s) => {
+      s.revoked = { at: this.#nowIso(), message: message.slice(0, MAX_ERROR_TEXT) };
     });
   }
 
@@ -374,7 +442,27 @@ export class Agent {
     });
   }
 
-  #checkinRequest(kernel: KernelIdentity, applied: AppliedPatch, state: AgentState): CheckinRequest {
+  /** What the kernel's livepatch state looks like for the check-in (the server halts on long transitions). */
+  #patchState(applied: AppliedPatch): WirePatchState | undefined {
+    const ours = applied.patches.filter((p) => p.name.startsWith('livegraft_'));
+    const moving = ours.find((p) => p.transition);
+    const p = moving ?? ours.find((x) => x.name === applied.name);
+    if (p === undefined) return undefined;
+    const out: WirePatchState = { module: p.name.slice(0, 64), enabled: p.enabled, transition: p.transition };
+    if (p.transition) {
+      const { entry } = this.journal.read();
+      const since = entry?.module === p.name ? Date.parse(entry.startedAt) : NaN;
+      if (Number.isFinite(since)) out.transitionSec = Math.max(0, (this.deps.clock.now() - since) / 1000);
+    }
+    return out;
+  }
+
+  #checkinRequest(
+    config: AgentConfig | undefined,
+    kernel: KernelIdentity,
+    applied: AppliedPatch,
+    state: AgentState,
+  ): CheckinRequest {
     const req: CheckinRequest = {
       kernel,
       appliedLevel: applied.level,
@@ -382,6 +470,12 @@ export class Agent {
       agentVersion: AGENT_VERSION,
       uptimeSec: readUptimeSec(this.deps.procRoot),
     };
+    if (config?.tags !== undefined) req.tags = config.tags;
+    const patchState = this.#patchState(applied);
+    if (patchState !== undefined) req.patchState = patchState;
+    if (state.blockingTasks && state.blockingTasks.length > 0) req.blockingTasks = state.blockingTasks;
+    const events = this.deps.kernelEvents?.pending() ?? [];
+    if (events.length > 0) req.kernelEvents = events;
     const quarantined = state.quarantined?.[kernel.id] ?? [];
     if (state.lastError) req.lastError = `${state.lastError.code}: ${state.lastError.message}`.slice(0, MAX_ERROR_TEXT);
     else if (quarantined.length > 0) {
@@ -401,13 +495,14 @@ export class Agent {
     const kernel = this.identity();
     const applied = this.applied(kernel);
     const state = this.#readState();
-    const req = this.#checkinRequest(kernel, applied, state);
+    const req = this.#checkinRequest(config, kernel, applied, state);
     let res: CheckinResponse;
     try {
       res = await this.#client(config).checkin(req);
     } catch (err) {
       if (!(err instanceof LivegraftError && err.code === 'KERNEL_UNSUPPORTED')) {
         this.#recordError(err);
+        if (isRevocation(err)) this.recordRevoked(`check-in refused (HTTP 401): credential revoked; ${err.message}`);
         throw err;
       }
       res = {
@@ -453,7 +548,9 @@ export class Agent {
       this.#raiseHighest(s, kernel.id, applied.level);
       // A successful round trip clears check errors; apply errors stay until the next apply.
       if (s.lastError?.op === 'check') s.lastError = null;
+      s.revoked = null;
     });
+    if (req.kernelEvents !== undefined) this.deps.kernelEvents?.ack(req.kernelEvents);
     return {
       exit: statusExitFor(res.kernelSupported, latestLevel, applied.level),
       kernel,
@@ -472,7 +569,9 @@ export class Agent {
       const kernel = this.identity();
       const applied = this.applied(kernel);
       const state = this.#readState();
-      await this.#client(config).checkin(this.#checkinRequest(kernel, applied, state));
+      const req = this.#checkinRequest(config, kernel, applied, state);
+      await this.#client(config).checkin(req);
+      if (req.kernelEvents !== undefined) this.deps.kernelEvents?.ack(req.kernelEvents);
     } catch (err) {
       this.deps.log.log('warn', `could not report the result to the server: ${(err as Error).message}`);
     }
@@ -673,22 +772,36 @@ export class Agent {
     obtain: () => Promise<CachedModule>,
   ): Promise<OpOutcome> {
     const toLevel = target.level;
-    const started = this.deps.clock.now();
+    const clock = this.deps.clock;
+    const started = clock.now();
     const fromLevel = this.applied(kernel).level;
-    const result = (ok: boolean, extra: Partial<ApplyResult> = {}): ApplyResult => ({
-      action,
-      fromLevel,
-      toLevel,
-      ok,
-      durationMs: Math.max(0, this.deps.clock.now() - started),
-      at: this.#nowIso(),
-      ...extra,
-    });
+    // Phase boundaries: obtained (fetched and verified into the cache), then each journal step.
+    const marks: { obtained?: number } & Partial<Record<JournalStep, number>> = {};
+    const result = (ok: boolean, extra: Partial<ApplyResult> = {}): ApplyResult => {
+      const phasesMs = applyPhases(started, marks);
+      return {
+        action,
+        fromLevel,
+        toLevel,
+        ok,
+        durationMs: Math.max(0, clock.now() - started),
+        at: this.#nowIso(),
+        ...(Object.keys(phasesMs).length > 0 ? { phasesMs } : {}),
+        ...extra,
+      };
+    };
     try {
       this.#assertNotQuarantined(this.#readState(), kernel.id, toLevel);
       const cached = await obtain();
+      marks.obtained = clock.now();
       target.sha256 = cached.manifest.module.sha256;
-      const onStep = this.#journalHook(this.#journalBase(action, kernel, cached.manifest.name, toLevel, fromLevel));
+      const journalStep = this.#journalHook(
+        this.#journalBase(action, kernel, cached.manifest.name, toLevel, fromLevel),
+      );
+      const onStep: StepHook = async (step) => {
+        await journalStep(step);
+        marks[step] = clock.now();
+      };
       const outcome = await this.#journalled(() =>
         installPatch(this.#kernelOps(config), cached.manifest, cached.modulePath, kernel, onStep),
       );
@@ -700,6 +813,7 @@ export class Agent {
         s.appliedAt = apply.at;
         s.lastApply = apply;
         s.lastError = null;
+        s.blockingTasks = null;
         if (s.blocked?.level === toLevel) s.blocked = null;
         // An authorised downgrade resets the counter; anything else only raises it.
         if (target.downgrade === true) s.highestLevel = { ...s.highestLevel, [kernel.id]: toLevel };
@@ -715,9 +829,11 @@ export class Agent {
       const { code, message } = errorText(err);
       const apply = result(false, { code: code.slice(0, 64), message });
       if (err instanceof LivegraftError && code === 'TRANSITION_REVERSE_STALLED') this.#setAttention(err);
+      const tasks = blockingTasksOf(err);
       this.#record((s) => {
         s.lastApply = apply;
         s.lastError = { code, message, at: apply.at, op: 'apply' };
+        if (tasks !== undefined) s.blockingTasks = tasks;
         const aboutTheModule =
           !isTransient(err) &&
           !RETRY_LATER_CODES.has(code) &&
@@ -1151,6 +1267,8 @@ export class Agent {
       highestLevel: Math.max(state.highestLevel?.[kernel.id] ?? 0, applied.level),
       quarantined: state.quarantined?.[kernel.id] ?? [],
       attention: state.attention ?? null,
+      credentialRevoked: state.revoked ?? null,
+      blockingTasks: state.blockingTasks ?? [],
       disabled: disabled ?? null,
       journal: journal ? { op: journal.op, level: journal.level, step: journal.step, at: journal.updatedAt } : null,
       stateWarning: [warning, journalWarning].filter((w) => w !== undefined).join('; ') || null,
@@ -1187,6 +1305,10 @@ export interface StatusReport {
   highestLevel: number;
   quarantined: number[];
   attention: { code: string; message: string; at: string } | null;
+  /** The server refused this host's token (push or check-in); re-enrol. */
+  credentialRevoked: { at: string; message: string } | null;
+  /** Tasks that kept the last transition from finishing. */
+  blockingTasks: { pid: number; comm: string }[];
   disabled: KillSwitch | null;
   /** An interrupted change not yet reconciled. */
   journal: { op: string; level: number; step: string; at: string } | null;

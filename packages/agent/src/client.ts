@@ -1,5 +1,6 @@
 import {
   API_PREFIX,
+  EVENTS_STREAM_PATH,
   LivegraftError,
   ValidationError,
   checkinResponseValidator,
@@ -8,11 +9,14 @@ import {
   type CheckinResponse,
   type EnrollRequest,
   type EnrollResponse,
+  type TripwireEvent,
 } from '@livegraft/protocol';
 import { AGENT_VERSION } from './version.ts';
 
 /** Per API request (enrol, check-in). */
 export const REQUEST_TIMEOUT_MS = 30_000;
+/** Until the push stream's response headers arrive; the body then stays open as long as the server keeps it. */
+export const STREAM_CONNECT_TIMEOUT_MS = 30_000;
 /** JSON answers are small; a manifest with 500 fixes is well under this. */
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
@@ -158,5 +162,46 @@ export class ServerClient {
   async checkin(req: CheckinRequest): Promise<CheckinResponse> {
     const body = await this.#postJson('/hosts/checkin', req);
     return parseAnswer(() => checkinResponseValidator.parse(body));
+  }
+
+  /** Reports tripwire hits; returns how many the server had not seen before. */
+  async tripwire(events: TripwireEvent[]): Promise<number> {
+    const body = (await this.#postJson('/hosts/tripwire', { events })) as { accepted?: unknown };
+    return typeof body.accepted === 'number' ? body.accepted : 0;
+  }
+
+  /**
+   * Opens the push stream (Server-Sent Events). Resolves with the response
+   * once its headers are in, whatever the status: the caller reads the body
+   * and owns the retry policy (a 401 means the token was revoked).
+   */
+  async openEvents(signal: AbortSignal, lastEventId?: string): Promise<Response> {
+    const url = `${this.#server}${API_PREFIX}${EVENTS_STREAM_PATH}`;
+    const headers: Record<string, string> = {
+      ...this.#headers(false),
+      accept: 'text/event-stream',
+      'cache-control': 'no-cache',
+    };
+    if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+    // One controller for the whole response: the caller's signal ends it at any time, the
+    // connect deadline only until the headers are in (it must not cut the open body later).
+    const ac = new AbortController();
+    const onAbort = (): void => ac.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) ac.abort(signal.reason);
+    const timer = setTimeout(
+      () => ac.abort(new DOMException('push stream connect timed out', 'TimeoutError')),
+      STREAM_CONNECT_TIMEOUT_MS,
+    );
+    timer.unref();
+    try {
+      return await this.#fetch(url, { headers, signal: ac.signal });
+    } catch (err) {
+      signal.removeEventListener('abort', onAbort);
+      if (signal.aborted) throw err;
+      throw networkError(url, err, STREAM_CONNECT_TIMEOUT_MS);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Type, type Static } from 'typebox';
-import { LivegraftError, ValidationError, parseJson, validator } from '@livegraft/protocol';
+import { HostTags, LivegraftError, ValidationError, parseJson, validator } from '@livegraft/protocol';
 import { writeFileAtomic } from './fs-atomic.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/livegraft/agent.json';
@@ -22,6 +22,12 @@ export const AgentConfig = Type.Object(
     mirror: Type.Optional(Type.String({ pattern: '^(https?|file)://[^\\s]+$', maxLength: 2048 })),
     /** The kill-switch file; default: `disable` beside this config file. */
     disableFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** Reported at every check-in; the server targets pins and rollbacks by tag. */
+    tags: Type.Optional(HostTags),
+    /** Hold the server's push stream open in `run` (default true); false leaves only the periodic check-in. */
+    push: Type.Optional(Type.Boolean()),
+    /** Follow the kernel log in `run` for tripwire hits and warnings/oopses (default true). */
+    kernelLog: Type.Optional(Type.Boolean()),
     /** Bounds on one signed update (metadata + module download). */
     delivery: Type.Optional(
       Type.Object(

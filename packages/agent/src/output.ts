@@ -109,6 +109,20 @@ export function formatStatus(s: StatusReport): string {
   } else {
     row('last apply', 'never');
   }
+  if (s.lastApply?.phasesMs) {
+    row(
+      'apply phases',
+      Object.entries(s.lastApply.phasesMs)
+        .map(([k, v]) => `${k} ${v} ms`)
+        .join(', '),
+    );
+  }
+  if (s.blockingTasks.length > 0) {
+    row('blocking tasks', s.blockingTasks.map((t) => `${t.pid} (${t.comm})`).join(', '));
+  }
+  if (s.credentialRevoked) {
+    row('CREDENTIAL REVOKED', `since ${s.credentialRevoked.at}: the server refused this host's token; re-enrol`);
+  }
   if (s.disabled) row('DISABLED', `${s.disabled.detail}: nothing will be applied`);
   if (s.attention) {
     row('NEEDS ATTENTION', `[${s.attention.code}] since ${s.attention.at}; patching stopped until "clear-attention"`);

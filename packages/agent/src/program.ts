@@ -5,6 +5,8 @@ import type { FetchFn } from './client.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR } from './config.ts';
 import { Daemon } from './daemon.ts';
+import { DEFAULT_KMSG_PATH } from './kmsg.ts';
+import { KernelEventQueue } from './kmsg-watch.ts';
 import { createKmodLoader, type ModuleLoader } from './loader.ts';
 import { jsonLogger, textLogger, type Logger } from './log.ts';
 import { checkJson, errorJson, errorLine, formatCheck, formatOp, formatStatus, opJson, toJson } from './output.ts';
@@ -70,7 +72,7 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError(false);
 
-  const makeAgent = (cmd: Command, log?: Logger): Agent => {
+  const makeAgent = (cmd: Command, log?: Logger, kernelEvents?: KernelEventQueue): Agent => {
     const g = cmd.optsWithGlobals<{ config: string; stateDir: string }>();
     const clock = overrides.clock ?? systemClock;
     return new Agent({
@@ -82,6 +84,7 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
       clock,
       log: log ?? textLogger(io.stderr),
       fetch: overrides.fetch,
+      ...(kernelEvents === undefined ? {} : { kernelEvents }),
       ...overrides.agent,
     });
   };
@@ -263,9 +266,14 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
     .option('--interval <sec>', 'seconds between checks (default: config, then the server)', positiveInt('--interval'))
     .option('--once', 'one cycle, then exit with its status')
     .action(async (opts: { interval?: number; once?: boolean }, cmd: Command) => {
-      const agent = makeAgent(cmd, jsonLogger(io.stderr));
+      const agent = makeAgent(cmd, jsonLogger(io.stderr), new KernelEventQueue());
       const stop = new AbortController();
-      const daemon = new Daemon(agent, { intervalSec: opts.interval, once: opts.once === true, stop: stop.signal });
+      const daemon = new Daemon(agent, {
+        intervalSec: opts.interval,
+        once: opts.once === true,
+        stop: stop.signal,
+        kmsgPath: io.env['LIVEGRAFT_KMSG'] ?? DEFAULT_KMSG_PATH,
+      });
       const unregister = (overrides.onSignals ?? processSignals)({
         wake: () => daemon.trigger(),
         stop: () => stop.abort(),

@@ -1,7 +1,7 @@
 import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type, type Static, type TSchema } from 'typebox';
-import { ApplyResult, KernelId, parseJson, validator } from '@livegraft/protocol';
+import { ApplyResult, BlockingTask, KernelId, parseJson, validator } from '@livegraft/protocol';
 import { writeFileAtomic } from './fs-atomic.ts';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -61,6 +61,10 @@ export const AgentState = Type.Object({
   highestLevel: Type.Optional(Type.Record(Type.String(), Type.Integer({ minimum: 0 }))),
   /** Levels per kernel build that were being applied when the host went down; never auto-applied again. */
   quarantined: Type.Optional(Type.Record(Type.String(), Type.Array(Type.Integer({ minimum: 1 })))),
+  /** Tasks that kept the last transition from finishing (set by a stall, cleared by the next good apply). */
+  blockingTasks: Type.Optional(Nullable(Type.Array(BlockingTask, { maxItems: 64 }))),
+  /** The server refused this host's token (revoked): push stops; re-enrolling clears it. */
+  revoked: Type.Optional(Nullable(Type.Object({ at: Type.String(), message: Type.String() }))),
   /** Set when the kernel was left in a state a human must look at (a reverse that stalled); blocks patching. */
   attention: Type.Optional(Nullable(Type.Object({ code: Type.String(), message: Type.String(), at: Type.String() }))),
 });

@@ -28,6 +28,8 @@ interface Transition {
 export class FakeKernel {
   readonly sys: string;
   readonly proc: string;
+  /** A plain file standing in for /dev/kmsg (records appended by tests). */
+  readonly kmsg: string;
   readonly release: string;
   readonly procVersion: string;
   readonly id: string;
@@ -50,6 +52,7 @@ export class FakeKernel {
   constructor(root: string, opts: { procVersion?: string; release?: string; attach?: boolean } = {}) {
     this.sys = join(root, 'sys');
     this.proc = join(root, 'proc');
+    this.kmsg = join(root, 'dev/kmsg');
     this.release = opts.release ?? RELEASE;
     this.procVersion = opts.procVersion ?? PROC_VERSION;
     this.id = kernelIdFromProcVersion(this.procVersion);
@@ -59,6 +62,8 @@ export class FakeKernel {
     }
     mkdirSync(join(this.sys, 'kernel/livepatch'), { recursive: true });
     mkdirSync(join(this.sys, 'module/ext4'), { recursive: true });
+    mkdirSync(join(root, 'dev'), { recursive: true });
+    writeFileSync(this.kmsg, '6,1,1000,-;Linux version 6.1.0-99-amd64\n');
     mkdirSync(join(this.proc, 'sys/kernel'), { recursive: true });
     writeFileSync(join(this.proc, 'version'), `${this.procVersion}\n`);
     writeFileSync(join(this.proc, 'sys/kernel/osrelease'), `${this.release}\n`);
@@ -113,7 +118,7 @@ export class FakeKernel {
   }
 
   get env(): Record<string, string> {
-    return { LIVEGRAFT_SYSFS: this.sys, LIVEGRAFT_PROC: this.proc };
+    return { LIVEGRAFT_SYSFS: this.sys, LIVEGRAFT_PROC: this.proc, LIVEGRAFT_KMSG: this.kmsg };
   }
 
   #patchDir(name: string): string {
