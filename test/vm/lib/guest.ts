@@ -42,14 +42,14 @@ export class Guest {
   private exited: Promise<number> | undefined;
   bootMs = 0;
 
-  constructor(private readonly opts: GuestOptions) {}
+  constructor(readonly options: GuestOptions) {}
 
   get transcript(): string {
     return this.transcriptText;
   }
 
   async boot(): Promise<void> {
-    const o = this.opts;
+    const o = this.options;
     const net =
       o.serverPort === undefined
         ? []
@@ -105,7 +105,7 @@ export class Guest {
     const clean = text.replace(/\r/g, '');
     this.buffer += clean;
     this.transcriptText = (this.transcriptText + clean).slice(-MAX_TRANSCRIPT);
-    this.opts.onConsole?.(clean);
+    this.options.onConsole?.(clean);
     this.wake();
   }
 

@@ -4,7 +4,7 @@ import type { Guest } from './guest.ts';
 export interface KernelView {
   /** name -> {enabled, transition} for each /sys/kernel/livepatch entry. */
   patches: Map<string, { enabled: string; transition: string }>;
-  /** livegraft_* modules in /proc/modules. */
+  /** Livegraft patch modules (livegraft_<kernel id>_l<level>) in /proc/modules. */
   modules: string[];
   cmdline: string;
   /** The last field of /proc/loadavg (the last PID, hidden by the level-2 fix). */
@@ -16,7 +16,7 @@ export async function viewKernel(g: Guest): Promise<KernelView> {
   const out = await g.sh(
     [
       'for d in /sys/kernel/livepatch/*; do [ -d "$d" ] && echo "LP $(basename "$d") $(cat "$d/enabled") $(cat "$d/transition")"; done',
-      'grep -o "^livegraft_[a-z0-9_]*" /proc/modules | sed "s/^/MOD /"',
+      'grep -oE "^livegraft_[0-9a-f]{12}_l[0-9]+" /proc/modules | sed "s/^/MOD /"',
       'echo "CMD $(cat /proc/cmdline)"',
       'echo "PID $(cut -d" " -f5 /proc/loadavg)"',
       'echo "BOOT $(cat /proc/sys/kernel/random/boot_id)"',

@@ -8,6 +8,7 @@ import { fetchGuestKernel, type GuestKernel } from './kernel.ts';
 import { buildInitramfs } from './initramfs.ts';
 import { Guest } from './guest.ts';
 import { startServer, type RunningServer } from './server.ts';
+import { Front } from './front.ts';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const CACHE = join(REPO, '.cache', 'vm');
@@ -63,7 +64,8 @@ export async function buildLevel(
 async function buildBlocker(kernel: GuestKernel, out: string): Promise<string> {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  for (const f of ['Kbuild', 'livegraft_test_blocker.c']) copyFileSync(join(REPO, 'test/vm/fixtures/blocker', f), join(out, f));
+  for (const f of ['Kbuild', 'livegraft_test_blocker.c'])
+    copyFileSync(join(REPO, 'test/vm/fixtures/blocker', f), join(out, f));
   await execOk('make', ['-C', kernel.headersDir, `M=${out}`, 'modules'], { timeoutMs: 300_000 });
   return join(out, 'livegraft_test_blocker.ko');
 }
@@ -91,6 +93,8 @@ export interface WorldOptions {
 export interface World {
   kernel: GuestKernel;
   server: RunningServer;
+  /** What the guest talks to: a pass-through in front of the server that tests can make lie. */
+  front: Front;
   level1: BuiltPatch;
   level2: BuiltPatch;
   extra: Map<number, BuiltPatch>;
@@ -152,6 +156,8 @@ export async function createWorld(name: string, opts: WorldOptions = {}): Promis
 
   const server = await startServer(join(dir, 'server'));
   await publish(server, level1);
+  const front = new Front(server.port);
+  await front.start();
 
   const init = readFileSync(fileURLToPath(new URL('./init.sh', import.meta.url)), 'utf8');
   const wrapper = join(dir, 'livegraft-agent');
@@ -191,13 +197,14 @@ export async function createWorld(name: string, opts: WorldOptions = {}): Promis
     vmlinuz: kernel.vmlinuz,
     initrd: initrd.path,
     disk,
-    serverPort: server.port,
+    serverPort: front.port,
     append: [DEMO_SECRET, opts.append ?? ''].join(' ').trim(),
   });
   await guest.boot();
-  return {
+  const world: World = {
     kernel,
     server,
+    front,
     level1,
     level2,
     extra,
@@ -209,8 +216,10 @@ export async function createWorld(name: string, opts: WorldOptions = {}): Promis
     guest,
     dir,
     async close() {
-      await guest.shutdown();
+      await world.guest.shutdown();
+      await front.stop();
       await server.stop();
     },
   };
+  return world;
 }
