@@ -57,6 +57,8 @@ const MAX_ERROR_TEXT = 4000;
 /** A root file given on the command line; real roots are a few KB. */
 const MAX_ROOT_FILE_BYTES = 512_000;
 /** Apply failures that may clear up by themselves. */
+/** Load failures that are about the kernel's module policy, not the module: no load is retried this boot. */
+const KERNEL_POLICY_CODES: ReadonlySet<string> = new Set(['KERNEL_REJECTED_SIGNATURE']);
 const RETRY_LATER_CODES: ReadonlySet<string> = new Set(['TRANSITION_IN_PROGRESS', 'BUSY', 'KERNEL_LOAD_TIMEOUT']);
 /**
  * Failures that say nothing about the module itself (delivery trouble, local
@@ -842,6 +844,9 @@ export class Agent {
         if (aboutTheModule && target.sha256 !== '') {
           s.blocked = { level: toLevel, sha256: target.sha256, code, at: apply.at };
         }
+        if (KERNEL_POLICY_CODES.has(code)) {
+          s.kernelRefusal = { bootId: readBootId(this.deps.procRoot), code, message, at: apply.at };
+        }
       });
       this.deps.log.log('error', `${action} to level ${toLevel} failed`, { code, message });
       throw err;
@@ -903,10 +908,11 @@ export class Agent {
     return this.#mutating(config, async () => {
       const check = await this.#check(config);
       let state = this.#readState();
-      if (opts.manual && (state.hold || state.blocked)) {
+      if (opts.manual && (state.hold || state.blocked || state.kernelRefusal)) {
         state = this.store.update((s) => {
           s.hold = null;
           s.blocked = null;
+          s.kernelRefusal = null;
         });
       }
       if (!check.kernelSupported) {
@@ -957,6 +963,8 @@ export class Agent {
         this.deps.log.log('error', summary, { code: 'LEVEL_QUARANTINED' });
         return { exit: StatusExit.ERROR, summary, check };
       }
+      const refusal = this.#kernelRefusal(state);
+      if (!opts.manual && refusal !== undefined) return { exit: StatusExit.ERROR, summary: refusal, check };
       const blocked = state.blocked;
       if (
         !opts.manual &&
@@ -1173,6 +1181,11 @@ export class Agent {
         this.deps.log.log('error', summary, { code: 'LEVEL_QUARANTINED' });
         return { summary };
       }
+      const refusal = this.#kernelRefusal(state);
+      if (refusal !== undefined) {
+        this.deps.log.log('error', refusal, { code: state.kernelRefusal?.code });
+        return { summary: refusal };
+      }
       const cached = this.cache.get(kernel.id, state.level);
       const target = { level: state.level, sha256: cached?.manifest.module.sha256 ?? '' };
       return this.#apply('boot', config, kernel, target, () => {
@@ -1184,6 +1197,13 @@ export class Agent {
         return Promise.resolve(cached);
       });
     });
+  }
+
+  /** Why no automatic load may be tried in this boot, if the kernel already refused our modules in it. */
+  #kernelRefusal(state: AgentState): string | undefined {
+    const r = state.kernelRefusal;
+    if (!r || r.bootId !== readBootId(this.deps.procRoot)) return undefined;
+    return `the running kernel refused an unsigned module at ${r.at} [${r.code}]; not loading anything again until the next boot or a manual "livegraft-agent update"`;
   }
 
   /** The operator has dealt with a stuck transition: allow patching again. */

@@ -63,6 +63,15 @@ export const AgentState = Type.Object({
   quarantined: Type.Optional(Type.Record(Type.String(), Type.Array(Type.Integer({ minimum: 1 })))),
   /** Tasks that kept the last transition from finishing (set by a stall, cleared by the next good apply). */
   blockingTasks: Type.Optional(Nullable(Type.Array(BlockingTask, { maxItems: 64 }))),
+  /**
+   * The running kernel refuses every unsigned module (module.sig_enforce,
+   * lockdown, modules_disabled). Nothing is loaded automatically again during
+   * the same boot; a manual `update`/`apply` tries once more, and so does the
+   * next boot (a key may have been enrolled meanwhile).
+   */
+  kernelRefusal: Type.Optional(
+    Nullable(Type.Object({ bootId: Type.String(), code: Type.String(), message: Type.String(), at: Type.String() })),
+  ),
   /** The server refused this host's token (revoked): push stops; re-enrolling clears it. */
   revoked: Type.Optional(Nullable(Type.Object({ at: Type.String(), message: Type.String() }))),
   /** Set when the kernel was left in a state a human must look at (a reverse that stalled); blocks patching. */
