@@ -206,20 +206,32 @@ function checkSignedTarget(
   }
 }
 
-/** Per-phase durations of one apply, from the marks it reached. */
+/**
+ * Per-phase durations of one apply, from the marks it reached. A failed
+ * apply (`failedAt`) also gets the phase it failed in, up to the failure.
+ */
 function applyPhases(
   started: number,
   m: { obtained?: number } & Partial<Record<JournalStep, number>>,
+  failedAt?: number,
 ): Record<string, number> {
   const out: Record<string, number> = {};
-  const span = (name: string, from: number | undefined, to: number | undefined): void => {
-    if (from !== undefined && to !== undefined) out[name] = Math.max(0, Math.round(to - from));
-  };
-  span('fetch', started, m.obtained);
-  span('verify', m.obtained, m.intent);
-  span('load', m.intent, m.loaded);
-  span('transition', m.loaded, m.transitioned);
-  span('cleanup', m.transitioned, m['old-removed']);
+  const bounds: [string, number | undefined][] = [
+    ['fetch', m.obtained],
+    ['verify', m.intent],
+    ['load', m.loaded],
+    ['transition', m.transitioned],
+    ['cleanup', m['old-removed']],
+  ];
+  let from: number | undefined = started;
+  for (const [name, to] of bounds) {
+    if (from === undefined) break;
+    const end = to ?? failedAt;
+    if (end === undefined) break;
+    out[name] = Math.max(0, Math.round(end - from));
+    if (to === undefined) break;
+    from = to;
+  }
   return out;
 }
 
@@ -780,7 +792,7 @@ export class Agent {
     // Phase boundaries: obtained (fetched and verified into the cache), then each journal step.
     const marks: { obtained?: number } & Partial<Record<JournalStep, number>> = {};
     const result = (ok: boolean, extra: Partial<ApplyResult> = {}): ApplyResult => {
-      const phasesMs = applyPhases(started, marks);
+      const phasesMs = applyPhases(started, marks, ok ? undefined : clock.now());
       return {
         action,
         fromLevel,

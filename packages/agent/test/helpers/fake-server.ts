@@ -4,6 +4,9 @@ import type { AddressInfo } from 'node:net';
 import {
   checkinRequestValidator,
   moduleNameFor,
+  tripwireReportValidator,
+  type DesiredEvent,
+  type TripwireEvent,
   tufTargetPath,
   enrollRequestValidator,
   type CheckinRequest,
@@ -47,6 +50,19 @@ export class FakeServer {
   /** Sent as `root` in the enrol answer; default: the repository's current root. */
   enrollRoot: unknown;
   #fingerprint = '';
+  /** Open push streams. */
+  readonly streams = new Set<ServerResponse>();
+  /** Every push stream request: its status and Last-Event-ID header. */
+  readonly streamRequests: { status: number; lastEventId: string | undefined }[] = [];
+  /** Sent as `retry:` on each stream. */
+  streamRetryMs = 100;
+  /** Numbers events (`id:`) when set. */
+  eventIds = false;
+  #eventSeq = 0;
+  /** Tripwire events received. */
+  readonly tripwires: TripwireEvent[] = [];
+  /** The token was revoked: every host request answers 401. */
+  revoked = false;
 
   constructor() {
     this.#server = createServer((req, res) => {
@@ -60,7 +76,20 @@ export class FakeServer {
     return this;
   }
 
+  /** Pushes a `desired` event on every open stream. */
+  push(event: DesiredEvent): void {
+    const id = this.eventIds ? `id: ${++this.#eventSeq}\n` : '';
+    for (const res of this.streams) res.write(`${id}event: desired\ndata: ${JSON.stringify(event)}\n\n`);
+  }
+
+  /** Revokes the host token and ends its streams, as the real server does. */
+  revoke(): void {
+    this.revoked = true;
+    for (const res of this.streams) res.end();
+  }
+
   async stop(): Promise<void> {
+    for (const res of this.streams) res.end();
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
@@ -84,7 +113,7 @@ export class FakeServer {
   }
 
   #authorized(req: IncomingMessage): boolean {
-    return req.headers.authorization === `Bearer ${HOST_TOKEN}`;
+    return !this.revoked && req.headers.authorization === `Bearer ${HOST_TOKEN}`;
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -126,6 +155,25 @@ export class FakeServer {
         ...(this.desired === undefined ? {} : { desired: this.desired }),
       } as CheckinResponse;
       return this.#send(res, 200, answer);
+    }
+    if (req.method === 'GET' && url === '/api/v1/events/stream') {
+      const lastEventId = req.headers['last-event-id'] as string | undefined;
+      if (!this.#authorized(req)) {
+        this.streamRequests.push({ status: 401, lastEventId });
+        return this.#send(res, 401, { code: 'AUTH_INVALID', message: 'the host token was revoked' });
+      }
+      this.streamRequests.push({ status: 200, lastEventId });
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+      res.write(`retry: ${this.streamRetryMs}\n\n: hello\n\n`);
+      this.streams.add(res);
+      res.on('close', () => this.streams.delete(res));
+      return;
+    }
+    if (req.method === 'POST' && url === '/api/v1/hosts/tripwire') {
+      if (!this.#authorized(req)) return this.#send(res, 401, { code: 'AUTH_INVALID', message: 'revoked' });
+      const body = tripwireReportValidator.parse(await this.#body(req));
+      this.tripwires.push(...body.events);
+      return this.#send(res, 200, { accepted: body.events.length });
     }
     if (req.method === 'GET' && url.startsWith('/tuf/')) {
       this.sync();
