@@ -62,10 +62,18 @@ describe('agent safety on a real kernel', () => {
     );
     assert.equal(host.lastApply?.ok, false);
     assert.equal(host.lastApply?.code, 'TRANSITION_STALLED');
+    // The failure halts the rollout of that level fleet-wide.
+    const halts = await api<Array<{ kernelId: string; level: number }>>(w.server, 'GET', '/api/v1/halts');
+    assert.ok(
+      halts.some((h) => h.level === stall.manifest.level && h.kernelId === stall.manifest.kernel.id),
+      `level ${stall.manifest.level} was not halted: ${JSON.stringify(halts)}`,
+    );
   });
 
   it('reconciles after a SIGKILL between load and transition complete, without loading twice', async () => {
     const name = stall.manifest.name;
+    // An operator resumes the halted rollout (the blocker is still in place).
+    await api(w.server, 'DELETE', `/api/v1/halts/${stall.manifest.kernel.id}/${stall.manifest.level}`);
     const enablingBefore = Number(await w.guest.sh(`dmesg | grep -c "enabling patch '${name}'" || true`));
     await w.guest.sh('livegraft-agent update > /tmp/killed.log 2>&1 & echo $! > /tmp/killed.pid');
     await w.guest.sh(

@@ -86,6 +86,8 @@ export interface WorldOptions {
   append?: string;
   /** More levels to build (not published): level -> fixes (example names or repo-relative dirs). */
   extraLevels?: Record<number, string[]>;
+  /** Extra patch-server flags. */
+  serverArgs?: string[];
   /** Build the test-only kernel-thread blocker module into the guest at /fixtures/livegraft_test_blocker.ko. */
   blocker?: boolean;
 }
@@ -154,7 +156,7 @@ export async function createWorld(name: string, opts: WorldOptions = {}): Promis
   };
   writeFileSync(join(plainDir, `${level1.manifest.name}.json`), JSON.stringify(plainManifest, null, 2));
 
-  const server = await startServer(join(dir, 'server'));
+  const server = await startServer(join(dir, 'server'), opts.serverArgs ?? []);
   await publish(server, level1);
   const front = new Front(server.port);
   await front.start();
