@@ -66,8 +66,14 @@ export function TimeChart(props: { series: Series[]; label: string }): JSX.Eleme
             </text>
           </g>
         ))}
-        {ticks.map((t) => (
-          <text key={`x${t}`} class="axis" x={x(t)} y={H - 6} text-anchor="middle">
+        {ticks.map((t, i) => (
+          <text
+            key={`x${t}`}
+            class="axis"
+            x={x(t)}
+            y={H - 6}
+            text-anchor={i === 0 ? 'start' : i === ticks.length - 1 ? 'end' : 'middle'}
+          >
             {day(t)}
           </text>
         ))}

@@ -65,7 +65,7 @@ export function Tripwires(): JSX.Element {
               {
                 key: 'fix',
                 label: 'Blocked by',
-                render: (t) => `${t.fixId ?? '?'}${t.level === null ? '' : ` (level ${t.level})`}`,
+                render: (t) => `${t.fixId ?? '—'}${t.level === null ? '' : ` (level ${t.level})`}`,
               },
             ]}
           />
