@@ -95,7 +95,7 @@ describe('agent safety on a real kernel', () => {
     const enablingAfter = Number(await w.guest.sh(`dmesg | grep -c "enabling patch '${name}'" || true`));
     assert.equal(enablingAfter - enablingBefore, 1, 'the module was loaded exactly once');
     const st = await agent(w.guest, 'status --json');
-    assert.match(st.stdout, new RegExp(`"level":\\s*${stall.manifest.level}`));
+    assert.match(st.stdout, new RegExp(`"appliedLevel":\\s*${stall.manifest.level}`));
   });
 
   it('refuses tampered metadata and a tampered module on the server, keeping the applied level', async () => {

@@ -31,6 +31,30 @@ export interface Actor {
 }
 
 export const SYSTEM_ACTOR: Actor = { id: 'system', name: 'livegraft-server', role: 'system', ip: null };
+/**
+ * Apply failures that are about delivery or the host's own policy, not about
+ * the patch on a kernel: a refused download, a full disk, a kernel that
+ * enforces signatures. They are reported, but they do not halt a rollout.
+ */
+const NON_HALTING_CODES: ReadonlySet<string> = new Set([
+  'DISK_FULL',
+  'STAGING_WRITE_FAILED',
+  'DOWNGRADE_REFUSED',
+  'AGENT_DISABLED',
+  'NEEDS_ATTENTION',
+  'KERNEL_REJECTED_SIGNATURE',
+  'BUSY',
+  'CACHE_MISSING',
+  'MODULE_HASH_MISMATCH',
+  'RATE_LIMITED',
+]);
+const NON_HALTING_PREFIXES = ['TUF_', 'DOWNLOAD_', 'SERVER_'];
+
+export function saysNothingAboutThePatch(code: string | undefined): boolean {
+  if (code === undefined) return false;
+  return NON_HALTING_CODES.has(code) || NON_HALTING_PREFIXES.some((p) => code.startsWith(p));
+}
+
 /** Kernel log events that halt a level when seen after it was applied; taints from livepatch itself do not. */
 const HALTING_EVENTS = new Set(['warn', 'oops', 'bug', 'panic']);
 
@@ -334,7 +358,13 @@ export class Fleet {
     const kernelId = report.kernel.id;
     const halts: HaltRecord[] = [];
     const last = report.lastApply;
-    if (last !== undefined && last.at !== before.previousApplyAt && !last.ok && last.action === 'apply') {
+    if (
+      last !== undefined &&
+      last.at !== before.previousApplyAt &&
+      !last.ok &&
+      last.action === 'apply' &&
+      !saysNothingAboutThePatch(last.code)
+    ) {
       const why = [last.code, last.message].filter((x) => x !== undefined).join(': ');
       halts.push({ kernelId, level: last.toLevel, reason: `apply failed on ${hostId}: ${why}`, hostId, at });
     }
