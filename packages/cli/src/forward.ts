@@ -7,14 +7,14 @@ import { fileURLToPath } from 'node:url';
  * share nothing but the protocol.
  */
 const ENTRY = {
-  build: '../../builder/src/bin.ts',
-  server: '../../server/src/bin.ts',
+  build: '../../builder/bin/livegraft-build.mjs',
+  server: '../../server/bin/livegraft-server.mjs',
 } as const;
 
 export function forward(tool: keyof typeof ENTRY, args: string[]): Promise<number> {
   const entry = fileURLToPath(new URL(ENTRY[tool], import.meta.url));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], { stdio: 'inherit' });
+    const child = spawn(process.execPath, [entry, ...args], { stdio: 'inherit' });
     const relay = (sig: NodeJS.Signals): void => {
       child.kill(sig);
     };
