@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   LivegraftError,
   TUF_METADATA_PATH,
@@ -57,12 +57,22 @@ export function tufError(err: unknown, fetcher?: GuardedFetcher): LivegraftError
   return wrapped('TUF_VERIFY_FAILED', 'signed metadata was refused');
 }
 
+/** Roots that verified, by the SHA-256 of their bytes: the daemon re-reads the same root every update. */
+const verifiedRoots = new Map<string, Metadata<Root>>();
+const MAX_VERIFIED_ROOTS = 8;
+
 /** Parses a root and checks that it is signed by a threshold of its own root keys. */
 export function parseRoot(bytes: Buffer | string, what: string): Metadata<Root> {
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  const known = verifiedRoots.get(digest);
+  if (known !== undefined) return known;
   try {
     const md = Metadata.fromJSON(MetadataKind.Root, JSON.parse(bytes.toString()) as never);
     if (md.signed.type !== MetadataKind.Root) throw new Error(`type is ${String(md.signed.type)}`);
     md.verifyDelegate('root', md);
+    // The same bytes verify the same way; only successes are remembered.
+    if (verifiedRoots.size >= MAX_VERIFIED_ROOTS) verifiedRoots.clear();
+    verifiedRoots.set(digest, md);
     return md;
   } catch (err) {
     throw new LivegraftError(

@@ -1,0 +1,197 @@
+// bench/fleet-worker: one process simulating many hosts for bench/fleet.ts.
+// Each simulated host runs the real agent core (Agent + Daemon: check-in,
+// push stream, TUF update, apply procedure, journal, state) on its own fake
+// kernel tree and state dir; only the kernel is fake. Driven over IPC.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setImmediate as yieldNow } from 'node:timers/promises';
+import { Agent } from '../packages/agent/src/agent.ts';
+import { systemClock, type Clock } from '../packages/agent/src/clock.ts';
+import { Daemon } from '../packages/agent/src/daemon.ts';
+import type { Logger } from '../packages/agent/src/log.ts';
+import { FakeKernel } from '../packages/agent/test/helpers/fake-kernel.ts';
+
+export type WorkerCommand =
+  | { cmd: 'enroll'; server: string; key: string; from: number; count: number; dir: string; concurrency: number }
+  | { cmd: 'start'; concurrency: number }
+  | { cmd: 'watch'; level: number; deadline: number }
+  | { cmd: 'stop' };
+
+export type WorkerMessage =
+  | { type: 'enrolled'; count: number; ms: number; tokens: string[]; errors: string[] }
+  | { type: 'started'; connected: number; cycled: number; total: number; rssBytes: number; heapBytes: number }
+  | { type: 'progress'; connected: number; cycled: number; applied: number; total: number }
+  | { type: 'applied'; level: number; at: number[]; failures: string[] }
+  | { type: 'stopped' }
+  | { type: 'error'; message: string };
+
+/** Kept per simulated host: the agent, its daemon and what the bench observes. */
+interface SimHost {
+  agent: Agent;
+  daemon?: Daemon;
+  cycles: number;
+  appliedAt: Map<number, number>;
+  lastFailure?: string;
+}
+
+const MAX_ERRORS_KEPT = 20;
+/** How often progress is reported to the parent while waiting. */
+const PROGRESS_MS = 500;
+
+const send = (m: WorkerMessage): void => {
+  process.send?.(m);
+};
+
+/** Counts errors; keeps a few for the report. Everything else is dropped (a real agent logs to journald). */
+function benchLogger(errors: string[]): Logger {
+  return {
+    log(level, msg, fields) {
+      if (level === 'error' && errors.length < MAX_ERRORS_KEPT) errors.push(`${msg} ${JSON.stringify(fields ?? {})}`);
+    },
+  };
+}
+
+/**
+ * Kernel waits (transition polls) tick the fake kernel and yield; the
+ * daemon's own sleeps (they carry a signal) take real time.
+ */
+function simClock(kernel: FakeKernel): Clock {
+  return {
+    now: () => Date.now(),
+    sleep: async (ms, signal) => {
+      if (signal !== undefined) return systemClock.sleep(ms, signal);
+      kernel.tick();
+      await yieldNow();
+    },
+  };
+}
+
+/** Runs `fn` over `items` with at most `limit` at once. */
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  });
+  await Promise.all(lanes);
+}
+
+const hosts: SimHost[] = [];
+const errors: string[] = [];
+const stop = new AbortController();
+const runs: Promise<number>[] = [];
+
+async function enroll(c: Extract<WorkerCommand, { cmd: 'enroll' }>): Promise<void> {
+  const t0 = Date.now();
+  const log = benchLogger(errors);
+  const tokens: string[] = [];
+  const indexes = Array.from({ length: c.count }, (_, i) => c.from + i);
+  await pool(indexes, c.concurrency, async (i) => {
+    const root = join(c.dir, `h${i}`);
+    mkdirSync(root, { recursive: true });
+    const kernel = new FakeKernel(join(root, 'k'));
+    const agent = new Agent({
+      configPath: join(root, 'agent.json'),
+      stateDir: join(root, 'state'),
+      sysRoot: kernel.sys,
+      procRoot: kernel.proc,
+      loader: kernel.loader,
+      clock: simClock(kernel),
+      log,
+    });
+    try {
+      const r = await agent.enroll({ server: c.server, key: c.key, hostname: `sim-${i}` });
+      // The bench's hosts check in hourly and do not follow a kernel log (see docs/benchmarks-fleet.md).
+      const config = JSON.parse(readFileSync(agent.deps.configPath, 'utf8')) as Record<string, unknown>;
+      writeFileSync(agent.deps.configPath, JSON.stringify({ ...config, checkinIntervalSec: 3600, kernelLog: false }), {
+        mode: 0o600,
+      });
+      if (tokens.length < 2000) tokens.push(r.config.token);
+      hosts.push({ agent, cycles: 0, appliedAt: new Map() });
+    } catch (err) {
+      if (errors.length < MAX_ERRORS_KEPT) errors.push(`enroll ${i}: ${(err as Error).message}`);
+    }
+  });
+  send({ type: 'enrolled', count: hosts.length, ms: Date.now() - t0, tokens, errors: [...errors] });
+}
+
+function counts(level?: number): { connected: number; cycled: number; applied: number } {
+  let connected = 0;
+  let cycled = 0;
+  let applied = 0;
+  for (const h of hosts) {
+    if (h.daemon?.pushState === 'connected') connected++;
+    if (h.cycles > 0) cycled++;
+    if (level !== undefined && h.appliedAt.has(level)) applied++;
+  }
+  return { connected, cycled, applied };
+}
+
+async function start(c: Extract<WorkerCommand, { cmd: 'start' }>): Promise<void> {
+  // Daemons start in waves so the first check-ins do not all land at once.
+  await pool(hosts, c.concurrency, async (h) => {
+    // One stop signal per host, as in a real deployment (one daemon per process): thousands of
+    // daemons listening on one shared signal would make every listener removal a long list walk.
+    const own = new AbortController();
+    stop.signal.addEventListener('abort', () => own.abort(), { once: true });
+    const daemon = new Daemon(h.agent, {
+      stop: own.signal,
+      timers: systemClock,
+      onCycle: (outcome, err) => {
+        h.cycles++;
+        const a = outcome?.apply;
+        if (a?.ok === true) h.appliedAt.set(a.toLevel, Date.now());
+        if (err !== undefined) h.lastFailure = (err as Error).message;
+        else if (a !== undefined && !a.ok) h.lastFailure = `${a.code ?? '?'}: ${a.message ?? ''}`;
+      },
+    });
+    h.daemon = daemon;
+    const first = h.cycles;
+    runs.push(daemon.run());
+    // Wait until this host's first cycle is done (bounded), so `concurrency` bounds the start-up load.
+    for (let i = 0; i < 600 && h.cycles === first && !stop.signal.aborted; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+  const mem = process.memoryUsage();
+  send({ type: 'started', ...counts(), total: hosts.length, rssBytes: mem.rss, heapBytes: mem.heapUsed });
+}
+
+async function watch(level: number, deadline: number): Promise<void> {
+  // Reports progress until every host applied `level` or the deadline (epoch ms) passes.
+  while (!stop.signal.aborted) {
+    const c = counts(level);
+    send({ type: 'progress', ...c, total: hosts.length });
+    if (c.applied >= hosts.length || Date.now() >= deadline) break;
+    await systemClock.sleep(Math.min(PROGRESS_MS, Math.max(1, deadline - Date.now())), stop.signal);
+  }
+  const at = hosts.map((h) => h.appliedAt.get(level)).filter((t): t is number => t !== undefined);
+  const failures = hosts
+    .filter((h) => !h.appliedAt.has(level) && h.lastFailure !== undefined)
+    .slice(0, MAX_ERRORS_KEPT)
+    .map((h) => h.lastFailure ?? '');
+  send({ type: 'applied', level, at, failures: [...failures, ...errors.slice(0, 5)] });
+}
+
+process.on('message', (m: WorkerCommand) => {
+  const run = async (): Promise<void> => {
+    switch (m.cmd) {
+      case 'enroll':
+        return enroll(m);
+      case 'start':
+        return start(m);
+      case 'watch':
+        return watch(m.level, m.deadline);
+      case 'stop': {
+        stop.abort();
+        await Promise.allSettled(runs);
+        send({ type: 'stopped' });
+        process.disconnect();
+        return;
+      }
+    }
+  };
+  run().catch((err: unknown) => send({ type: 'error', message: (err as Error).stack ?? String(err) }));
+});
