@@ -43,13 +43,16 @@ export async function applyLatency(runs: number, reboots: number): Promise<Recor
     const g = w.guest;
     const en = await agent(g, `enroll --server http://10.0.2.100 --key ${w.server.registrationKey}`);
     if (en.code !== 0) throw new Error(en.stderr);
+    const first = await agent(g, 'update --json');
+    if (first.code !== 0) throw new Error(`update to level 1 failed: ${first.stderr}`);
     await publish(w.server, w.level2);
+    const level2Cache = `/var/lib/livegraft/cache/${w.level2.manifest.kernel.id}/${w.level2.manifest.level}`;
     const fresh: number[] = [];
     const freshWall: number[] = [];
     const rollback: number[] = [];
     for (let i = 0; i < runs; i++) {
       await agent(g, 'unload');
-      await g.sh('rm -rf /var/lib/livegraft/cache');
+      await g.sh(`rm -rf ${level2Cache}`);
       const t = Date.now();
       const up = await agent(g, 'update --json');
       freshWall.push(Date.now() - t);
