@@ -96,7 +96,9 @@ export function vexStatements(hosts: readonly VexHostInput[]): VexStatement[] {
     const product = hostProduct(h);
     const applied = h.applied;
     if (applied !== undefined) {
-      for (const cve of h.exposure.mitigated) {
+      // Every CVE the applied live patch names is fixed on this host, including ones the CVE
+      // dataset does not know (newer than its snapshot, or a vendor-specific id).
+      for (const cve of new Set([...h.exposure.mitigated, ...h.exposure.notApplicable])) {
         const note = fixedNote(cve, applied);
         add(
           `fixed\0${cve}\0${note}`,
