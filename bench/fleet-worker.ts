@@ -21,7 +21,14 @@ export type WorkerMessage =
   | { type: 'enrolled'; count: number; ms: number; tokens: string[]; errors: string[] }
   | { type: 'started'; connected: number; cycled: number; total: number; rssBytes: number; heapBytes: number }
   | { type: 'progress'; connected: number; cycled: number; applied: number; total: number }
-  | { type: 'applied'; level: number; at: number[]; failures: string[] }
+  | {
+      type: 'applied';
+      level: number;
+      at: number[];
+      /** Per host that heard the push: [arrival, spread asked, applied (or -1)] in epoch ms. */
+      pushes: [number, number, number][];
+      failures: string[];
+    }
   | { type: 'stopped' }
   | { type: 'error'; message: string };
 
@@ -32,21 +39,96 @@ interface SimHost {
   cycles: number;
   appliedAt: Map<number, number>;
   lastFailure?: string;
+  /** When the pushed event arrived, and the spread it asked for. */
+  pushedAt?: number;
+  spreadMs?: number;
 }
 
 const MAX_ERRORS_KEPT = 20;
 /** How often progress is reported to the parent while waiting. */
 const PROGRESS_MS = 500;
+/**
+ * Requests (other than push streams) in flight at once from this worker. A
+ * real fleet has one connection per host; thousands of simulated hosts in
+ * one process would otherwise each open a second socket beside their push
+ * stream, and the server would run out of file descriptors before CPU.
+ */
+const MAX_REQUESTS_IN_FLIGHT = 256;
+
+/** `fetch` with a bound on concurrent plain requests; push streams (held open) are not counted. */
+function gatedFetch(limit: number): typeof fetch {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  const release = (): void => {
+    active--;
+    queue.shift()?.();
+  };
+  return async (input, init) => {
+    const accept = new Headers(init?.headers).get('accept') ?? '';
+    if (accept.includes('text/event-stream')) return fetch(input, init);
+    if (active >= limit) await new Promise<void>((r) => queue.push(r));
+    active++;
+    let res: Response;
+    try {
+      res = await fetch(input, init);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    // The slot is held until the body is consumed or dropped, like the connection it stands for.
+    if (res.body === null) {
+      release();
+      return res;
+    }
+    let done = false;
+    const finish = (): void => {
+      if (!done) {
+        done = true;
+        release();
+      }
+    };
+    const reader = res.body.getReader();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const { done: end, value } = await reader.read();
+          if (end) {
+            finish();
+            controller.close();
+          } else controller.enqueue(value);
+        } catch (err) {
+          finish();
+          controller.error(err);
+        }
+      },
+      cancel(reason) {
+        finish();
+        return reader.cancel(reason);
+      },
+    });
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+}
+
+const sharedFetch = gatedFetch(MAX_REQUESTS_IN_FLIGHT);
 
 const send = (m: WorkerMessage): void => {
   process.send?.(m);
 };
 
-/** Counts errors; keeps a few for the report. Everything else is dropped (a real agent logs to journald). */
-function benchLogger(errors: string[]): Logger {
+/**
+ * Counts errors and keeps a few for the report; notes when the host heard
+ * the push. Everything else is dropped (a real agent logs to journald).
+ */
+function benchLogger(errors: string[], host: () => SimHost | undefined): Logger {
   return {
     log(level, msg, fields) {
       if (level === 'error' && errors.length < MAX_ERRORS_KEPT) errors.push(`${msg} ${JSON.stringify(fields ?? {})}`);
+      const h = host();
+      if (h !== undefined && h.pushedAt === undefined && msg.startsWith('pushed a new desired level')) {
+        h.pushedAt = Date.now();
+        h.spreadMs = Number(fields?.['inMs'] ?? 0);
+      }
     },
   };
 }
@@ -85,13 +167,14 @@ const runs: Promise<number>[] = [];
 
 async function enroll(c: Extract<WorkerCommand, { cmd: 'enroll' }>): Promise<void> {
   const t0 = Date.now();
-  const log = benchLogger(errors);
   const tokens: string[] = [];
   const indexes = Array.from({ length: c.count }, (_, i) => c.from + i);
   await pool(indexes, c.concurrency, async (i) => {
     const root = join(c.dir, `h${i}`);
     mkdirSync(root, { recursive: true });
     const kernel = new FakeKernel(join(root, 'k'));
+    let self: SimHost | undefined;
+    const log = benchLogger(errors, () => self);
     const agent = new Agent({
       configPath: join(root, 'agent.json'),
       stateDir: join(root, 'state'),
@@ -100,6 +183,7 @@ async function enroll(c: Extract<WorkerCommand, { cmd: 'enroll' }>): Promise<voi
       loader: kernel.loader,
       clock: simClock(kernel),
       log,
+      fetch: sharedFetch,
     });
     try {
       const r = await agent.enroll({ server: c.server, key: c.key, hostname: `sim-${i}` });
@@ -109,7 +193,8 @@ async function enroll(c: Extract<WorkerCommand, { cmd: 'enroll' }>): Promise<voi
         mode: 0o600,
       });
       if (tokens.length < 2000) tokens.push(r.config.token);
-      hosts.push({ agent, cycles: 0, appliedAt: new Map() });
+      self = { agent, cycles: 0, appliedAt: new Map() };
+      hosts.push(self);
     } catch (err) {
       if (errors.length < MAX_ERRORS_KEPT) errors.push(`enroll ${i}: ${(err as Error).message}`);
     }
@@ -172,7 +257,10 @@ async function watch(level: number, deadline: number): Promise<void> {
     .filter((h) => !h.appliedAt.has(level) && h.lastFailure !== undefined)
     .slice(0, MAX_ERRORS_KEPT)
     .map((h) => h.lastFailure ?? '');
-  send({ type: 'applied', level, at, failures: [...failures, ...errors.slice(0, 5)] });
+  const pushes = hosts
+    .filter((h) => h.pushedAt !== undefined)
+    .map((h): [number, number, number] => [h.pushedAt ?? 0, h.spreadMs ?? 0, h.appliedAt.get(level) ?? -1]);
+  send({ type: 'applied', level, at, pushes, failures: [...failures, ...errors.slice(0, 5)] });
 }
 
 process.on('message', (m: WorkerCommand) => {

@@ -281,6 +281,7 @@ interface RunResult {
   applied: number;
   appliedWithinTargetSec: number;
   publishToAppliedSec: ReturnType<typeof stats>;
+  phases: Record<string, ReturnType<typeof stats>>;
   allAppliedSec: number | null;
   serverCpuSecDuringRollout: number;
   workerCpuSecDuringRollout: number;
@@ -376,6 +377,13 @@ async function rollout(
     const cpuRollout = cpuSec(server.pid) - cpuBefore;
     const workerCpuRollout = workers.reduce((a, w) => a + cpuSec(w.child.pid ?? 0), 0) - workerCpuBefore;
     const latencies = results.flatMap((r) => r.at.map((a) => a - t0));
+    // Where the time went: push delivery, the spread each host was told to wait, and the rest (work).
+    const pushes = results.flatMap((r) => r.pushes);
+    const phases = {
+      pushDeliveredSec: stats(pushes.map(([at]) => at - t0)),
+      spreadAskedSec: stats(pushes.map(([, spread]) => spread)),
+      afterSpreadSec: stats(pushes.filter(([, , done]) => done > 0).map(([at, spread, done]) => done - at - spread)),
+    };
     const allApplied = latencies.length === enrolledCount ? Math.max(...latencies) / 1000 : null;
     const result: RunResult = {
       agents: n,
@@ -390,6 +398,7 @@ async function rollout(
       applied: latencies.length,
       appliedWithinTargetSec: latencies.filter((l) => l <= TARGET_ALL_APPLIED_SEC * 1000).length,
       publishToAppliedSec: stats(latencies),
+      phases,
       allAppliedSec: allApplied === null ? null : Number(allApplied.toFixed(3)),
       serverCpuSecDuringRollout: Number(cpuRollout.toFixed(2)),
       workerCpuSecDuringRollout: Number(workerCpuRollout.toFixed(2)),

@@ -5,6 +5,7 @@ import os from 'node:os';
 import {
   DesiredLevel,
   LivegraftError,
+  type DesiredEvent,
   StatusExit,
   effectiveRelease,
   moduleNameFor,
@@ -577,6 +578,32 @@ export class Agent {
     };
   }
 
+  /**
+   * What a check-in would have said, from a pushed event, so a push-triggered
+   * update goes straight to signed delivery: the event carries the same
+   * desired level the check-in answer would (the module and its manifest
+   * still come only through TUF), and the check-in after the apply reports
+   * the result. Halves the requests a rollout costs the server. Undefined
+   * when the event cannot stand in for a check-in (no level, another kernel).
+   */
+  #pushedCheck(ev: DesiredEvent | undefined): CheckOutcome | undefined {
+    if (ev?.desired === null || ev?.desired === undefined) return undefined;
+    const kernel = this.identity();
+    if (ev.kernelId !== kernel.id) return undefined;
+    const appliedLevel = this.applied(kernel).level;
+    const state = this.#readState();
+    return {
+      exit: statusExitFor(true, ev.desired.level, appliedLevel),
+      kernel,
+      appliedLevel,
+      kernelSupported: true,
+      latestLevel: ev.desired.level,
+      latest: undefined,
+      desired: ev.desired,
+      checkinIntervalSec: state.lastCheck?.checkinIntervalSec ?? DEFAULT_CHECKIN_INTERVAL_SEC,
+    };
+  }
+
   /** A best-effort check-in that changes no local state; used right after an apply. */
   async #report(config: AgentConfig): Promise<void> {
     try {
@@ -915,10 +942,10 @@ export class Agent {
    * desired level says an operator authorised it. `manual` (the CLI) clears
    * a hold and retries a blocked module; the daemon respects both.
    */
-  async update(opts: { manual: boolean }): Promise<UpdateOutcome> {
+  async update(opts: { manual: boolean; pushed?: DesiredEvent }): Promise<UpdateOutcome> {
     const config = loadConfig(this.deps.configPath);
     return this.#mutating(config, async () => {
-      const check = await this.#check(config);
+      const check = (opts.manual ? undefined : this.#pushedCheck(opts.pushed)) ?? (await this.#check(config));
       let state = this.#readState();
       if (opts.manual && (state.hold || state.blocked || state.kernelRefusal)) {
         state = this.store.update((s) => {

@@ -81,6 +81,8 @@ export class Daemon {
   #lastCheckKey: string | undefined;
   /** A pushed event not yet acted on (it came during a cycle). */
   #heldEvent: DesiredEvent | undefined;
+  /** The pushed event the next cycle acts on directly (no check-in before the apply). */
+  #pushed: DesiredEvent | undefined;
   /** When the pushed-event trigger is due, and which scheduling is current. */
   #dueAt: number | undefined;
   #scheduleSeq = 0;
@@ -141,7 +143,9 @@ export class Daemon {
         this.#opts.intervalSec ?? config.checkinIntervalSec ?? serverIntervalSec ?? DEFAULT_CHECKIN_INTERVAL_SEC;
       this.#cycleRunning = true;
       try {
-        const outcome = await this.#agent.update({ manual: false });
+        const pushed = this.#pushed;
+        this.#pushed = undefined;
+        const outcome = await this.#agent.update({ manual: false, ...(pushed === undefined ? {} : { pushed }) });
         if (outcome.check !== undefined) this.#lastCheckKey = desiredKey(outcome.check.desired);
         this.#opts.onCycle?.(outcome);
         serverIntervalSec = outcome.check?.checkinIntervalSec ?? serverIntervalSec;
@@ -204,6 +208,7 @@ export class Daemon {
       desired: ev.desired?.level ?? null,
       inMs: spread,
     });
+    this.#pushed = ev;
     this.#triggerIn(spread);
   }
 
