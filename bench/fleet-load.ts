@@ -26,12 +26,11 @@ const spec = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as Spec;
 const target = new URL(spec.url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency, maxFreeSockets: spec.concurrency });
 const latencies: number[] = [];
-let ok = 0;
-let failed = 0;
 const statuses: Record<string, number> = {};
 let sent = 0;
 
-function once(i: number): Promise<void> {
+/** One request; resolves with whether it succeeded (2xx). */
+function once(i: number): Promise<boolean> {
   const n = spec.tokens?.length ?? 0;
   const k = n > 0 ? i % n : 0;
   const body = spec.bodies?.[k];
@@ -49,15 +48,13 @@ function once(i: number): Promise<void> {
         res.resume();
         res.on('end', () => {
           statuses[String(res.statusCode)] = (statuses[String(res.statusCode)] ?? 0) + 1;
-          if (res.statusCode !== undefined && res.statusCode < 300) ok++;
-          else failed++;
-          resolve();
+          resolve(res.statusCode !== undefined && res.statusCode < 300);
         });
       },
     );
     req.on('error', () => {
-      failed++;
-      resolve();
+      statuses['error'] = (statuses['error'] ?? 0) + 1;
+      resolve(false);
     });
     req.end(body);
   });
@@ -73,13 +70,13 @@ await Promise.all(
     while (Date.now() < end && sent < MAX_REQUESTS) {
       const i = sent++;
       const t = performance.now();
-      const okBefore = ok;
-      const failedBefore = failed;
-      await once(i);
-      if (Date.now() >= measureFrom && Date.now() <= end) {
+      const good = await once(i);
+      // Counted when it completes inside the measured window.
+      const now = Date.now();
+      if (now >= measureFrom && now <= end) {
         latencies.push(performance.now() - t);
-        measuredOk += ok - okBefore;
-        measuredFailed += failed - failedBefore;
+        if (good) measuredOk++;
+        else measuredFailed++;
       }
     }
   }),
