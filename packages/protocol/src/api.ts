@@ -36,7 +36,9 @@ export const ApplyResult = Type.Object(
     at: Type.String({ format: 'date-time' }),
     /** Optional per-phase timings (download, verify, load, transition...). */
     phasesMs: Type.Optional(
-      Type.Record(Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }), Type.Number({ minimum: 0 }), { maxProperties: 16 }),
+      Type.Record(Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }), Type.Number({ minimum: 0 }), {
+        maxProperties: 16,
+      }),
     ),
   },
   { additionalProperties: false },
