@@ -98,16 +98,21 @@ export function runStorageContract(
         },
         kernelEvents: [{ at: at(2).toISOString(), kind: 'warn' as const, message: 'w' }],
       };
-      assert.deepEqual(await hosts.checkin('h1', report, at(3)), {
+      const first = await hosts.checkin('h1', report, at(3));
+      assert.deepEqual(first, {
         previousLevel: 0,
         previousApplyAt: null,
         previousEventAt: null,
+        // The host as the check-in left it, the same as reading it afresh.
+        host: await hosts.fleetHost('h1'),
       });
+      assert.equal(first?.host?.appliedLevel, 1);
       // The same events again are not stored twice.
       assert.deepEqual(await hosts.checkin('h1', report, at(4)), {
         previousLevel: 1,
         previousApplyAt: at(1).toISOString(),
         previousEventAt: at(2).toISOString(),
+        host: await hosts.fleetHost('h1'),
       });
       const rec = await hosts.get('h1');
       assert.deepEqual(

@@ -98,10 +98,29 @@ export class HostRepository {
     id: string,
     report: CheckinRequest,
     now: Date,
-  ): Promise<{ previousLevel: number; previousApplyAt: string | null; previousEventAt: string | null } | undefined> {
+  ): Promise<
+    | {
+        previousLevel: number;
+        previousApplyAt: string | null;
+        previousEventAt: string | null;
+        /** The host as updated, for its desired level; undefined when it is revoked. */
+        host: FleetHost | undefined;
+      }
+    | undefined
+  > {
     const before = await this.#db
       .selectFrom('hosts')
-      .select(['applied_level', 'last_apply_json', 'kernel_events_json'])
+      .select([
+        'id',
+        'feed',
+        'tags_json',
+        'reported_tags_json',
+        'auto_update',
+        'revoked_at',
+        'applied_level',
+        'last_apply_json',
+        'kernel_events_json',
+      ])
       .where('id', '=', id)
       .executeTakeFirst();
     if (before === undefined) return undefined;
@@ -132,10 +151,23 @@ export class HostRepository {
       .where('id', '=', id)
       .execute();
     const lastEvent = prevEvents.at(-1);
+    const host =
+      before.revoked_at !== null
+        ? undefined
+        : toFleetHost({
+            id: before.id,
+            feed: before.feed,
+            kernel_id: report.kernel.id,
+            tags_json: before.tags_json,
+            reported_tags_json: report.tags === undefined ? before.reported_tags_json : JSON.stringify(report.tags),
+            auto_update: before.auto_update,
+            applied_level: report.appliedLevel,
+          });
     return {
       previousLevel: before.applied_level,
       previousApplyAt: parseJson<ApplyResult>(before.last_apply_json)?.at ?? null,
       previousEventAt: lastEvent?.at ?? null,
+      host,
     };
   }
 

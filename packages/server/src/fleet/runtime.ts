@@ -96,7 +96,11 @@ export function createFleetRuntime(o: {
     ...(deps.random === undefined ? {} : { random: deps.random }),
   });
   hubRef.hub = hub;
-  bus.onNotice((n) => hub.handle(n));
+  bus.onNotice((n) => {
+    // Any node's change (this one's included) may alter the fleet snapshot the check-ins read.
+    fleet.invalidate();
+    hub.handle(n);
+  });
   const enrollLimit = new RateLimiter({
     burst: config.enrollBurst ?? DEFAULT_ENROLL_BURST,
     perMinute: config.enrollPerMinute ?? DEFAULT_ENROLL_PER_MINUTE,

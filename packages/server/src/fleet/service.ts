@@ -21,6 +21,7 @@ import { ApiTokenRepository, RegistrationKeyRepository } from '../db/tokens.ts';
 import type { FleetBus, Notice } from './bus.ts';
 import { desiredLevel, feedKey, haltKey, type FleetSnapshot, type PublishedLevel } from './desired.ts';
 import { evaluatePromotions, type Promotion } from './promotion.ts';
+import { SnapshotCache, type KernelFacts } from './snapshot-cache.ts';
 
 /** Who made a change, for the audit log. */
 export interface Actor {
@@ -81,6 +82,7 @@ export class Fleet {
   readonly registrationKeys: RegistrationKeyRepository;
   readonly audit: AuditRepository;
   readonly #o: FleetOptions;
+  readonly #cache = new SnapshotCache();
 
   constructor(o: FleetOptions) {
     this.#o = o;
@@ -95,7 +97,14 @@ export class Fleet {
     return this.#o.bus;
   }
 
+  /** Drops the in-memory fleet snapshot: called on every fleet notice (any node's) and every local change. */
+  invalidate(): void {
+    this.#cache.invalidate();
+  }
+
   async record(actor: Actor, action: string, target: string, details: unknown = null): Promise<void> {
+    // Every fleet change is audited; the audit is where local writes reach the cache.
+    this.#cache.invalidate();
     const entry: AuditEntry = {
       id: this.#o.randomId(),
       at: this.#o.clock().toISOString(),
@@ -109,23 +118,51 @@ export class Fleet {
   }
 
   async notify(n: Omit<Notice & { kind: 'desired' }, 'kind' | 'at'>): Promise<void> {
+    // Before the bus delivers it (later, and asynchronously): this node's next answer must see the change.
+    this.#cache.invalidate();
     await this.#o.bus.publish({ kind: 'desired', at: Date.now(), ...n });
   }
 
   async snapshot(kernelIds: string[]): Promise<FleetSnapshot> {
     const kernels = [...new Set(kernelIds)];
-    const [levels, halts, pins, published] = await Promise.all([
-      this.feeds.levels({ kernelIds: kernels }),
-      this.feeds.halts(kernels),
-      this.pins.list(),
-      this.#published(kernels),
-    ]);
-    return {
-      feedLevels: new Map(levels.map((r) => [feedKey(r.feed, r.kernel_id), r])),
-      halted: new Set(halts.map((h) => haltKey(h.kernelId, h.level))),
+    const facts = new Map<string, KernelFacts>();
+    const missing: string[] = [];
+    for (const k of kernels) {
+      const cached = this.#cache.kernel(k);
+      if (cached === undefined) missing.push(k);
+      else facts.set(k, cached);
+    }
+    let pins = this.#cache.pins();
+    if (missing.length > 0 || pins === undefined) {
+      const generation = this.#cache.generation;
+      const [levels, halts, allPins, published] = await Promise.all([
+        this.feeds.levels({ kernelIds: missing }),
+        this.feeds.halts(missing),
+        pins === undefined ? this.pins.list() : Promise.resolve(pins),
+        this.#published(missing),
+      ]);
+      for (const k of missing) facts.set(k, { feedLevels: [], halts: [], published: published.get(k) ?? [] });
+      for (const r of levels) facts.get(r.kernel_id)?.feedLevels.push(r);
+      for (const h of halts) facts.get(h.kernelId)?.halts.push(h);
+      for (const k of missing) {
+        const f = facts.get(k);
+        if (f !== undefined) this.#cache.setKernel(generation, k, f);
+      }
+      this.#cache.setPins(generation, allPins);
+      pins = allPins;
+    }
+    const snap: FleetSnapshot = {
+      feedLevels: new Map(),
+      halted: new Set(),
       pins: pins.filter((p) => p.kernelId === null || kernels.includes(p.kernelId)),
-      published,
+      published: new Map(),
     };
+    for (const [k, f] of facts) {
+      for (const r of f.feedLevels) snap.feedLevels.set(feedKey(r.feed, r.kernel_id), r);
+      for (const h of f.halts) snap.halted.add(haltKey(h.kernelId, h.level));
+      if (f.published.length > 0) snap.published.set(k, f.published);
+    }
+    return snap;
   }
 
   async #published(kernelIds: string[]): Promise<Map<string, PublishedLevel[]>> {
@@ -162,7 +199,12 @@ export class Fleet {
   /** The check-in answer's `latest`: the manifest of the desired level. */
   async manifestFor(kernelId: string, desired: DesiredLevel | null): Promise<LatestResponse | null> {
     if (desired === null || desired.level === 0) return null;
-    return (await this.#o.patches.publishedLevel(kernelId, desired.level)) ?? null;
+    const cached = this.#cache.manifest(kernelId, desired.level);
+    if (cached !== undefined) return cached.value ?? null;
+    const generation = this.#cache.generation;
+    const found = await this.#o.patches.publishedLevel(kernelId, desired.level);
+    this.#cache.setManifest(generation, kernelId, desired.level, found);
+    return found ?? null;
   }
 
   async feedRecords(): Promise<FeedRecord[]> {
@@ -201,6 +243,8 @@ export class Fleet {
 
   /** A level was published: it lands in every auto-publish feed. Returns the feeds that moved. */
   async onPublished(kernelId: string, level: number, actor: Actor): Promise<string[]> {
+    // A newly published level changes the snapshot even when no feed moves.
+    this.#cache.invalidate();
     const now = this.#o.clock();
     const moved: string[] = [];
     // A halted level (failed, or rolled back by an operator) does not come back by being published again.

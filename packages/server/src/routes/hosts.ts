@@ -82,7 +82,7 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
       const started = process.hrtime.bigint();
       const report = req.body;
       const before = await ctx.hosts.checkin(who.hostId, report, ctx.clock());
-      const host = await ctx.hosts.fleetHost(who.hostId);
+      const host = before?.host;
       if (before === undefined || host === undefined)
         throw new LivegraftError('AUTH_INVALID', 'the host token was revoked');
       const newApply = report.lastApply !== undefined && report.lastApply.at !== before.previousApplyAt;
