@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { appendFileSync } from 'node:fs';
 
 export interface GuestOptions {
   vmlinuz: string;
@@ -13,6 +14,8 @@ export interface GuestOptions {
   memoryMb?: number;
   /** Everything the serial console printed goes here too (for failure diagnosis). */
   onConsole?: (text: string) => void;
+  /** File the whole console transcript is appended to, across reboots. */
+  logFile?: string;
 }
 
 export interface RunResult {
@@ -89,6 +92,10 @@ export class Guest {
     ];
     const started = Date.now();
     const proc = spawn('qemu-system-x86_64', args, { stdio: 'pipe' });
+    if (o.logFile) appendFileSync(o.logFile, `\n==== qemu-system-x86_64 ${args.join(' ')}\n`);
+    proc.on('close', (code, signal) => {
+      if (o.logFile) appendFileSync(o.logFile, `\n==== QEMU exited: code ${code} signal ${signal}\n`);
+    });
     this.proc = proc;
     this.buffer = '';
     this.exited = new Promise((resolve) => proc.on('close', (code) => resolve(code ?? -1)));
@@ -106,6 +113,7 @@ export class Guest {
     this.buffer += clean;
     this.transcriptText = (this.transcriptText + clean).slice(-MAX_TRANSCRIPT);
     this.options.onConsole?.(clean);
+    if (this.options.logFile) appendFileSync(this.options.logFile, clean);
     this.wake();
   }
 

@@ -200,6 +200,7 @@ export async function createWorld(name: string, opts: WorldOptions = {}): Promis
     initrd: initrd.path,
     disk,
     serverPort: front.port,
+    logFile: join(dir, 'console.log'),
     append: [DEMO_SECRET, opts.append ?? ''].join(' ').trim(),
   });
   await guest.boot();
