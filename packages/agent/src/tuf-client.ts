@@ -29,13 +29,31 @@ const ROLE_FILES = ['root.json', 'timestamp.json', 'snapshot.json', 'targets.jso
  * classes, and wraps snapshot/targets failures in a RuntimeError that keeps
  * only the text, so class names and messages are both looked at.
  */
+/** Class name and message of anything thrown, without trusting its toString or getters. */
+function describeThrown(err: unknown): { name: string; message: string } {
+  let name = '';
+  let message: string;
+  try {
+    const n: unknown = (err as Error | undefined)?.constructor?.name;
+    if (typeof n === 'string') name = n;
+  } catch {
+    /* a hostile getter: no name */
+  }
+  try {
+    const m: unknown = (err as Error | undefined)?.message;
+    message = typeof m === 'string' ? m : String(err);
+  } catch {
+    message = Object.prototype.toString.call(err);
+  }
+  return { name, message };
+}
+
 export function tufError(err: unknown, fetcher?: GuardedFetcher): LivegraftError {
   if (err instanceof LivegraftError) return err;
-  const e = err as Error;
-  const name = e?.constructor?.name ?? '';
-  const text = `${name}: ${e?.message ?? String(err)}`;
+  const { name, message } = describeThrown(err);
+  const text = `${name}: ${message}`;
   const wrapped = (code: string, what: string): LivegraftError =>
-    new LivegraftError(code, `${what}: ${e?.message ?? String(err)}`, { cause: err });
+    new LivegraftError(code, `${what}: ${message}`, { cause: err });
   if (fetcher?.lastFailure !== undefined && /RuntimeError/.test(name)) return fetcher.lastFailure;
   if (/ENOSPC|EDQUOT/.test(text)) return fsWriteError('cannot persist TUF metadata', err);
   if (/PersistError/.test(name)) return wrapped('STAGING_WRITE_FAILED', 'cannot persist TUF metadata');
