@@ -9,6 +9,7 @@ import { TestHost } from './helpers/cli.ts';
 import { FakeKernel } from './helpers/fake-kernel.ts';
 import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';
 import { makePatch } from './helpers/patches.ts';
+import { enrolledHost } from './helpers/enrolled.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CHILD = join(here, 'helpers/child-agent.ts');
@@ -66,9 +67,7 @@ describe('SIGKILL of a real agent process at each journal step, then a restart',
   let server: FakeServer;
   let host: TestHost;
   beforeEach(async () => {
-    server = await new FakeServer().start();
-    host = new TestHost();
-    assert.equal((await host.cli(['enroll', '--server', server.url, '--key', REGISTRATION_KEY])).code, 0);
+    ({ server, host } = await enrolledHost());
     server.publish(host.kernel.id, makePatch(host.kernel, 1));
     assert.equal((await host.cli(['update'])).code, 0);
     server.publish(host.kernel.id, makePatch(host.kernel, 2));

@@ -3,9 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { moduleNameFor } from '@livegraft/protocol';
 import type { Clock } from '../src/clock.ts';
 import { backoffMs, BACKOFF_BASE_MS, BACKOFF_MAX_MS, jitteredIntervalMs } from '../src/daemon.ts';
-import { TestHost } from './helpers/cli.ts';
-import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';
+import type { TestHost } from './helpers/cli.ts';
+import { FakeServer } from './helpers/fake-server.ts';
 import { makePatch } from './helpers/patches.ts';
+import { enrolledHost, releaseHost } from './helpers/enrolled.ts';
 
 describe('timing', () => {
   it('jitters the interval by at most ±10 %', () => {
@@ -51,14 +52,9 @@ describe('run', () => {
   let server: FakeServer;
   let host: TestHost;
   before(async () => {
-    server = await new FakeServer().start();
-    host = new TestHost();
-    assert.equal((await host.cli(['enroll', '--server', server.url, '--key', REGISTRATION_KEY])).code, 0);
+    ({ server, host } = await enrolledHost());
   });
-  after(async () => {
-    await server.stop();
-    host.cleanup();
-  });
+  after(() => releaseHost(server, host));
 
   it('--once checks, applies, and logs JSON lines to stderr', async () => {
     server.publish(host.kernel.id, makePatch(host.kernel, 1));

@@ -27,10 +27,12 @@ import {
 import { silentLogger } from '../src/log.ts';
 import { PUSH_RETRY_BASE_MS, PUSH_RETRY_MAX_MS, pushRetryMs } from '../src/push.ts';
 import { MAX_SSE_EVENT_BYTES, MAX_SSE_LINE_BYTES, SseParser } from '../src/sse.ts';
-import { TestHost, type CliRun } from './helpers/cli.ts';
+import type { TestHost } from './helpers/cli.ts';
+import { type CliRun } from './helpers/cli.ts';
 import type { FakeKernel } from './helpers/fake-kernel.ts';
-import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';
+import type { FakeServer } from './helpers/fake-server.ts';
 import { makePatch } from './helpers/patches.ts';
+import { enrolledHost, releaseHost } from './helpers/enrolled.ts';
 
 /** Polls `ok` every 10 ms for up to `ms`; returns whether it became true. */
 async function until(ok: () => boolean, ms: number): Promise<boolean> {
@@ -239,9 +241,7 @@ describe('run with push, kernel log and scanner files', () => {
   };
 
   beforeEach(async () => {
-    server = await new FakeServer().start();
-    host = new TestHost();
-    assert.equal((await host.cli(['enroll', '--server', server.url, '--key', REGISTRATION_KEY])).code, 0);
+    ({ server, host } = await enrolledHost());
     // A config with tags, as an admin would write it.
     const config = JSON.parse(readFileSync(host.configPath, 'utf8')) as Record<string, unknown>;
     writeFileSync(host.configPath, JSON.stringify({ ...config, tags: ['web', 'dc=par1'] }));
@@ -390,14 +390,9 @@ describe('check-in after a stalled transition', () => {
   let server: FakeServer;
   let host: TestHost;
   before(async () => {
-    server = await new FakeServer().start();
-    host = new TestHost();
-    assert.equal((await host.cli(['enroll', '--server', server.url, '--key', REGISTRATION_KEY])).code, 0);
+    ({ server, host } = await enrolledHost());
   });
-  after(async () => {
-    await server.stop();
-    host.cleanup();
-  });
+  after(() => releaseHost(server, host));
 
   it('reports the tasks that blocked it until the next good apply', async () => {
     server.publish(host.kernel.id, makePatch(host.kernel, 1));

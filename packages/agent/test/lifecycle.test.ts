@@ -6,6 +6,7 @@ import { moduleNameFor } from '@livegraft/protocol';
 import { TestHost } from './helpers/cli.ts';
 import { FakeServer, HOST_TOKEN, REGISTRATION_KEY } from './helpers/fake-server.ts';
 import { makePatch } from './helpers/patches.ts';
+import { enrolledHost, releaseHost } from './helpers/enrolled.ts';
 
 describe('agent lifecycle against a fake kernel and a real HTTP server', () => {
   let server: FakeServer;
@@ -15,10 +16,7 @@ describe('agent lifecycle against a fake kernel and a real HTTP server', () => {
     server = await new FakeServer().start();
     host = new TestHost();
   });
-  after(async () => {
-    await server.stop();
-    host.cleanup();
-  });
+  after(() => releaseHost(server, host));
 
   it('enroll writes a 0600 config and sends a valid enrol request', async () => {
     const bad = await host.cli(['enroll', '--server', server.url, '--key', 'wrong-key-123']);
@@ -187,14 +185,9 @@ describe('check exit codes', () => {
   let server: FakeServer;
   let host: TestHost;
   before(async () => {
-    server = await new FakeServer().start();
-    host = new TestHost();
-    assert.equal((await host.cli(['enroll', '--server', server.url, '--key', REGISTRATION_KEY])).code, 0);
+    ({ server, host } = await enrolledHost());
   });
-  after(async () => {
-    await server.stop();
-    host.cleanup();
-  });
+  after(() => releaseHost(server, host));
 
   it('3 when the server answers 404 KERNEL_UNSUPPORTED, offline status agrees', async () => {
     server.mode = 'unsupported-404';

@@ -3,9 +3,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { moduleNameFor } from '@livegraft/protocol';
-import { TestHost } from './helpers/cli.ts';
-import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';
+import type { TestHost } from './helpers/cli.ts';
+import type { FakeServer } from './helpers/fake-server.ts';
 import { makePatch, type PatchTweaks } from './helpers/patches.ts';
+import { enrolledHost, releaseHost } from './helpers/enrolled.ts';
 
 const OTHER_KERNEL = 'f'.repeat(64);
 
@@ -64,16 +65,11 @@ describe('refused modules never reach the kernel', () => {
   let host: TestHost;
 
   before(async () => {
-    server = await new FakeServer().start();
-    host = new TestHost();
-    assert.equal((await host.cli(['enroll', '--server', server.url, '--key', REGISTRATION_KEY])).code, 0);
+    ({ server, host } = await enrolledHost());
     server.publish(host.kernel.id, makePatch(host.kernel, 1));
     assert.equal((await host.cli(['update'])).code, 0);
   });
-  after(async () => {
-    await server.stop();
-    host.cleanup();
-  });
+  after(() => releaseHost(server, host));
   beforeEach(() => {
     // Only level 1 stays published; each case publishes its own level 2.
     server.published.set(host.kernel.id, (server.published.get(host.kernel.id) ?? []).slice(0, 1));
@@ -145,16 +141,11 @@ describe('stalled transition', () => {
   let server: FakeServer;
   let host: TestHost;
   before(async () => {
-    server = await new FakeServer().start();
-    host = new TestHost();
-    assert.equal((await host.cli(['enroll', '--server', server.url, '--key', REGISTRATION_KEY])).code, 0);
+    ({ server, host } = await enrolledHost());
     server.publish(host.kernel.id, makePatch(host.kernel, 1));
     assert.equal((await host.cli(['update'])).code, 0);
   });
-  after(async () => {
-    await server.stop();
-    host.cleanup();
-  });
+  after(() => releaseHost(server, host));
 
   it('is reversed (enabled=0), the module removed, TRANSITION_STALLED names the blocker; level 1 stays', async () => {
     server.publish(host.kernel.id, makePatch(host.kernel, 2));
