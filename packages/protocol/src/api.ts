@@ -137,6 +137,8 @@ export const HostRecord = Type.Object({
   feed: Type.Optional(Type.String()),
   tags: Type.Optional(Type.Array(Type.String())),
   autoUpdate: Type.Optional(Type.Boolean()),
+  /** Fix ids this host is never offered (see HostUpdate.ignore). */
+  ignore: Type.Optional(Type.Array(Type.String())),
   pins: Type.Optional(Type.Array(PinRecord)),
   desired: Type.Optional(Type.Union([DesiredLevel, Type.Null()])),
   revokedAt: Type.Optional(Type.Union([Type.String(), Type.Null()])),

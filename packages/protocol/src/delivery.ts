@@ -37,5 +37,15 @@ export const DesiredLevel = Type.Object({
   reason: Type.Union([Type.Literal('feed'), Type.Literal('pin'), Type.Literal('rollback'), Type.Literal('manual')]),
   allowDowngrade: Type.Boolean(),
   feed: Type.Optional(Type.String()),
+  /**
+   * Ignored fixes (the host's ignore-list) in the level the host would
+   * otherwise get; present when they held it below that level.
+   */
+  ignoredFixes: Type.Optional(Type.Array(Type.String())),
+  /**
+   * Ignored fixes in the level the host already runs. The server does not
+   * take them away by itself; a host rollback or pin does.
+   */
+  ignoredRunning: Type.Optional(Type.Array(Type.String())),
 });
 export type DesiredLevel = Static<typeof DesiredLevel>;

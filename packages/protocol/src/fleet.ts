@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { DesiredLevel } from './delivery.ts';
+import { FixId } from './fix.ts';
 import { KernelId } from './kernel.ts';
 import { validator } from './validate.ts';
 
@@ -166,8 +167,19 @@ export const RollbackRequest = Type.Object(
 );
 export type RollbackRequest = Static<typeof RollbackRequest>;
 
+/** Fix ids one host may ignore at most. */
+export const MAX_IGNORED_FIXES = 256;
+/** A host's ignore-list: it is not offered a level whose manifest holds any of these fixes. */
+export const IgnoredFixes = Type.Array(FixId, { maxItems: MAX_IGNORED_FIXES, uniqueItems: true });
+
 export const HostUpdate = Type.Object(
-  { feed: Type.Optional(FeedName), autoUpdate: Type.Optional(Type.Boolean()), tags: Type.Optional(HostTags) },
+  {
+    feed: Type.Optional(FeedName),
+    autoUpdate: Type.Optional(Type.Boolean()),
+    tags: Type.Optional(HostTags),
+    /** Replaces the host's ignore-list. */
+    ignore: Type.Optional(IgnoredFixes),
+  },
   { additionalProperties: false },
 );
 export type HostUpdate = Static<typeof HostUpdate>;

@@ -45,6 +45,7 @@ describe('desired level', () => {
     tags: [],
     autoUpdate: true,
     appliedLevel: 0,
+    ignore: [],
     ...over,
   });
   const row = (level: number, over: Partial<FeedLevelRow> = {}): FeedLevelRow => ({
@@ -74,8 +75,14 @@ describe('desired level', () => {
     feedLevels: new Map([[feedKey('prod', K), row(4, { previous_level: 3 })]]),
     halted: new Set(),
     pins: [],
-    published: new Map([[K, [1, 2, 3, 4].map((level) => ({ level, publishedAt: `2026-03-0${level}T00:00:00.000Z` }))]]),
+    published: new Map([[K, [1, 2, 3, 4].map((level) => published(level))]]),
     ...over,
+  });
+  // Cumulative levels: level n carries fixes a.. up to the n-th letter.
+  const published = (level: number, fixIds = [...'abcdefgh'.slice(0, level)]) => ({
+    level,
+    publishedAt: `2026-03-0${level}T00:00:00.000Z`,
+    fixIds,
   });
 
   it('follows the feed; nothing when the feed has no level for the kernel', () => {
@@ -131,6 +138,82 @@ describe('desired level', () => {
       reason: 'rollback',
       allowDowngrade: true,
       feed: 'prod',
+    });
+  });
+
+  describe('ignore-list', () => {
+    it('holds the host on the highest level without an ignored fix, and says which fix held it', () => {
+      assert.deepEqual(desiredLevel(host({ ignore: ['c'] }), snap()), {
+        level: 2,
+        reason: 'feed',
+        allowDowngrade: false,
+        feed: 'prod',
+        ignoredFixes: ['c'],
+      });
+      assert.deepEqual(desiredLevel(host({ ignore: ['zz', 'd', 'b'] }), snap())?.ignoredFixes, ['d', 'b']);
+      assert.equal(desiredLevel(host({ ignore: ['zz', 'd', 'b'] }), snap())?.level, 1);
+      assert.equal(desiredLevel(host({ ignore: ['a'] }), snap())?.level, 0, 'every level carries it: none');
+      assert.deepEqual(desiredLevel(host({ ignore: ['not-in-any-level'] }), snap()), desiredLevel(host(), snap()));
+    });
+    it('offers a later level again once it no longer carries the ignored fix', () => {
+      const dropsC = new Map([[K, [...[1, 2, 3, 4].map((l) => published(l)), published(5, ['a', 'b', 'd', 'e'])]]]);
+      const at = (level: number) => new Map([[feedKey('prod', K), row(level)]]);
+      const ignoring = host({ ignore: ['c'] });
+      assert.equal(desiredLevel(ignoring, snap({ published: dropsC, feedLevels: at(4) }))?.level, 2);
+      assert.deepEqual(desiredLevel(ignoring, snap({ published: dropsC, feedLevels: at(5) })), {
+        level: 5,
+        reason: 'feed',
+        allowDowngrade: false,
+        feed: 'prod',
+      });
+    });
+    it('steps down past halted levels too, and a halted feed level is not reported as held by the list', () => {
+      const ignoring = host({ ignore: ['d'] });
+      const halted3 = snap({ halted: new Set([haltKey(K, 3)]) });
+      assert.deepEqual(
+        [desiredLevel(ignoring, halted3)?.level, desiredLevel(ignoring, halted3)?.ignoredFixes],
+        [2, ['d']],
+      );
+      const halted4 = desiredLevel(ignoring, snap({ halted: new Set([haltKey(K, 4)]) }));
+      assert.deepEqual([halted4?.level, halted4?.ignoredFixes], [3, undefined], 'the halt, not the list, held it');
+    });
+    it('never takes a host below what it runs; ignored fixes in the running level are reported', () => {
+      const onFour = desiredLevel(host({ ignore: ['c'], appliedLevel: 4 }), snap());
+      assert.deepEqual(onFour, {
+        level: 4,
+        reason: 'feed',
+        allowDowngrade: false,
+        feed: 'prod',
+        ignoredRunning: ['c'],
+      });
+      const onThree = desiredLevel(host({ ignore: ['c'], appliedLevel: 3 }), snap());
+      assert.deepEqual(
+        [onThree?.level, onThree?.ignoredFixes, onThree?.ignoredRunning],
+        [3, ['c'], ['c']],
+        'held at 3 (not 4), not taken down to 2',
+      );
+      const clean = desiredLevel(host({ ignore: ['d'], appliedLevel: 2 }), snap());
+      assert.deepEqual([clean?.level, clean?.ignoredFixes, clean?.ignoredRunning], [3, ['d'], undefined]);
+    });
+    it('an operator rollback that allows downgrades goes below the running level to a level without the fix', () => {
+      const rb = [pin({ level: 3, reason: 'rollback', allowDowngrade: true })];
+      const d = desiredLevel(host({ ignore: ['c'], appliedLevel: 4 }), snap({ pins: rb }));
+      assert.deepEqual(
+        [d?.level, d?.reason, d?.allowDowngrade, d?.ignoredFixes, d?.ignoredRunning],
+        [2, 'rollback', true, ['c'], ['c']],
+      );
+    });
+    it('applies after pins, cut-offs and auto-update off', () => {
+      assert.equal(desiredLevel(host({ ignore: ['d'] }), snap({ pins: [pin({ level: 4 })] }))?.level, 3);
+      const cut = [pin({ kernelId: null, cutoff: '2026-03-03T12:00:00.000Z' })];
+      assert.equal(desiredLevel(host({ ignore: ['c'] }), snap({ pins: cut }))?.level, 2);
+      // A level published after the cut-off stays out even when it is the one without the fix.
+      const late = new Map([
+        [K, [published(1), { ...published(2), publishedAt: '2026-03-09T00:00:00.000Z' }, published(3)]],
+      ]);
+      assert.equal(desiredLevel(host({ ignore: ['c'] }), snap({ pins: cut, published: late }))?.level, 1);
+      const manual = desiredLevel(host({ ignore: ['c'], autoUpdate: false }), snap());
+      assert.deepEqual([manual?.level, manual?.reason, manual?.ignoredFixes], [2, 'manual', ['c']]);
     });
   });
 });

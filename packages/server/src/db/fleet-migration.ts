@@ -170,3 +170,19 @@ export const fleetMigration: Migration = {
     }
   },
 };
+
+/**
+ * Migration 0030: the per-host ignore-list. Existing hosts get an empty list,
+ * so nothing they are offered changes.
+ */
+export const hostIgnoreMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .alterTable('hosts')
+      .addColumn('ignore_json', 'text', (c) => c.notNull().defaultTo('[]'))
+      .execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('hosts').dropColumn('ignore_json').execute();
+  },
+};

@@ -93,6 +93,8 @@ export interface HostFleetColumns {
   blocking_json: string | null;
   patch_state_json: string | null;
   kernel_events_json: string | null;
+  /** Fix ids the host is never offered (JSON string[]); migration 0030. */
+  ignore_json: Generated<string>;
 }
 
 export interface FleetTables {

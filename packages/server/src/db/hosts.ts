@@ -37,6 +37,8 @@ export interface FleetHost {
   tags: string[];
   autoUpdate: boolean;
   appliedLevel: number;
+  /** Fix ids the host is never offered: levels holding any of them are skipped. */
+  ignore: string[];
 }
 
 export interface HostFilter {
@@ -49,6 +51,8 @@ export interface HostChanges {
   feed?: string;
   autoUpdate?: boolean;
   tags?: string[];
+  /** Replaces the ignore-list. */
+  ignore?: string[];
 }
 
 export class HostRepository {
@@ -116,6 +120,7 @@ export class HostRepository {
         'tags_json',
         'reported_tags_json',
         'auto_update',
+        'ignore_json',
         'revoked_at',
         'applied_level',
         'last_apply_json',
@@ -161,6 +166,7 @@ export class HostRepository {
             tags_json: before.tags_json,
             reported_tags_json: report.tags === undefined ? before.reported_tags_json : JSON.stringify(report.tags),
             auto_update: before.auto_update,
+            ignore_json: before.ignore_json,
             applied_level: report.appliedLevel,
           });
     return {
@@ -190,6 +196,7 @@ export class HostRepository {
       ...(changes.feed === undefined ? {} : { feed: changes.feed }),
       ...(changes.autoUpdate === undefined ? {} : { auto_update: changes.autoUpdate ? 1 : 0 }),
       ...(changes.tags === undefined ? {} : { tags_json: JSON.stringify(changes.tags) }),
+      ...(changes.ignore === undefined ? {} : { ignore_json: JSON.stringify(changes.ignore) }),
     };
     if (Object.keys(set).length === 0) return (await this.get(id)) !== undefined;
     const res = await this.#db.updateTable('hosts').set(set).where('id', '=', id).executeTakeFirst();
@@ -217,7 +224,16 @@ export class HostRepository {
     for (let i = 0; i < ids.length; i += ID_CHUNK) {
       const rows = await this.#db
         .selectFrom('hosts')
-        .select(['id', 'feed', 'kernel_id', 'tags_json', 'reported_tags_json', 'auto_update', 'applied_level'])
+        .select([
+          'id',
+          'feed',
+          'kernel_id',
+          'tags_json',
+          'reported_tags_json',
+          'auto_update',
+          'ignore_json',
+          'applied_level',
+        ])
         .where('id', 'in', ids.slice(i, i + ID_CHUNK))
         .where('revoked_at', 'is', null)
         .execute();
@@ -304,6 +320,7 @@ function toFleetHost(r: {
   tags_json: string;
   reported_tags_json: string;
   auto_update: number;
+  ignore_json: string;
   applied_level: number;
 }): FleetHost {
   return {
@@ -313,6 +330,7 @@ function toFleetHost(r: {
     tags: effectiveTags(r.tags_json, r.reported_tags_json),
     autoUpdate: Number(r.auto_update) !== 0,
     appliedLevel: r.applied_level,
+    ignore: JSON.parse(r.ignore_json) as string[],
   };
 }
 
@@ -333,6 +351,7 @@ function toHostRecord(row: HostRow): HostRecord {
     feed: row.feed,
     tags: effectiveTags(row.tags_json, row.reported_tags_json),
     autoUpdate: Number(row.auto_update) !== 0,
+    ignore: JSON.parse(row.ignore_json) as string[],
     revokedAt: row.revoked_at,
     uptimeSec: row.uptime_sec === null ? null : Number(row.uptime_sec),
     blockingTasks: parseJson<BlockingTask[]>(row.blocking_json) ?? [],

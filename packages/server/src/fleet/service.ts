@@ -20,6 +20,7 @@ import type { Database } from '../db/schema.ts';
 import { ApiTokenRepository, RegistrationKeyRepository } from '../db/tokens.ts';
 import type { FleetBus, Notice } from './bus.ts';
 import { desiredLevel, feedKey, haltKey, type FleetSnapshot, type PublishedLevel } from './desired.ts';
+import { LevelFixes, levelKey } from './level-fixes.ts';
 import { evaluatePromotions, type Promotion } from './promotion.ts';
 import { SnapshotCache, type KernelFacts } from './snapshot-cache.ts';
 
@@ -83,6 +84,7 @@ export class Fleet {
   readonly audit: AuditRepository;
   readonly #o: FleetOptions;
   readonly #cache = new SnapshotCache();
+  readonly #levelFixes: LevelFixes;
 
   constructor(o: FleetOptions) {
     this.#o = o;
@@ -91,6 +93,7 @@ export class Fleet {
     this.tokens = new ApiTokenRepository(o.db);
     this.registrationKeys = new RegistrationKeyRepository(o.db);
     this.audit = new AuditRepository(o.db);
+    this.#levelFixes = new LevelFixes(o.db);
   }
 
   get bus(): FleetBus {
@@ -176,9 +179,12 @@ export class Fleet {
       .orderBy('kernel_id')
       .orderBy('level')
       .execute();
+    // Host ignore-lists need each level's fixes; manifests are read once per level, not per snapshot.
+    const fixes = await this.#levelFixes.of(rows.map((r) => ({ kernelId: r.kernel_id, level: r.level })));
     for (const r of rows) {
       const list = out.get(r.kernel_id) ?? [];
-      list.push({ level: r.level, publishedAt: r.published_at ?? '' });
+      const fixIds = fixes.get(levelKey(r.kernel_id, r.level)) ?? [];
+      list.push({ level: r.level, publishedAt: r.published_at ?? '', fixIds });
       out.set(r.kernel_id, list);
     }
     return out;

@@ -137,6 +137,7 @@ async function withFleet(ctx: RouteContext, hosts: HostRecord[]): Promise<HostRe
     tags: h.tags ?? [],
     autoUpdate: h.autoUpdate ?? true,
     appliedLevel: h.appliedLevel,
+    ignore: h.ignore ?? [],
   }));
   const desired = await ctx.fleet.desiredFor(fleetHosts);
   const pins = await ctx.fleet.pins.list();
