@@ -337,11 +337,31 @@ export function haltCommands(server: string): Command[] {
   return [halts, resume];
 }
 
+/** Fix ids listed in a table cell: a few, then how many more. */
+function fewIds(ids: string[] | undefined, shown = 2): string {
+  const list = ids ?? [];
+  if (list.length === 0) return '-';
+  const more = list.length - shown;
+  return `${list.slice(0, shown).join(',')}${more > 0 ? ` +${more}` : ''}`;
+}
+
 function printHosts(hosts: HostRecord[]): void {
   const now = new Date();
   console.log(
     table(
-      ['HOST', 'ID', 'FEED', 'STATE', 'EFFECTIVE KERNEL', 'LEVEL', 'WANTS', 'AUTO', 'LAST CHECK-IN', 'LAST ERROR'],
+      [
+        'HOST',
+        'ID',
+        'FEED',
+        'STATE',
+        'EFFECTIVE KERNEL',
+        'LEVEL',
+        'WANTS',
+        'AUTO',
+        'IGNORED',
+        'LAST CHECK-IN',
+        'LAST ERROR',
+      ],
       hosts.map((h) => [
         h.hostname,
         h.id.slice(0, 8),
@@ -351,6 +371,7 @@ function printHosts(hosts: HostRecord[]): void {
         String(h.appliedLevel),
         h.desired === undefined || h.desired === null ? '-' : `${h.desired.level} (${h.desired.reason})`,
         h.autoUpdate === false ? 'off' : 'on',
+        fewIds(h.ignore),
         ago(h.lastCheckinAt, now),
         h.lastError ?? '',
       ]),
@@ -358,10 +379,29 @@ function printHosts(hosts: HostRecord[]): void {
   );
 }
 
-/** `livegraft hosts` lists; its subcommands move, tag, revoke and switch auto-update. */
+/** What `hosts show` says about the ignore-list and what it held back. */
+function ignoreLines(rec: HostRecord): string[] {
+  const lines = [`ignored fixes: ${(rec.ignore ?? []).join(', ') || '-'}`];
+  const d = rec.desired ?? undefined;
+  if (d?.ignoredFixes !== undefined && d.ignoredFixes.length > 0) {
+    lines.push(`held at level ${d.level} by ignored fixes: ${d.ignoredFixes.join(', ')}`);
+  }
+  if (d?.ignoredRunning !== undefined && d.ignoredRunning.length > 0) {
+    lines.push(
+      `runs ignored fixes: ${d.ignoredRunning.join(', ')} (level ${rec.appliedLevel}; roll back or pin the host to remove them)`,
+    );
+  }
+  return lines;
+}
+
+function hostLine(rec: HostRecord): string {
+  return `host ${rec.hostname} (${rec.id}): feed ${rec.feed ?? '-'}, auto-update ${rec.autoUpdate === false ? 'off' : 'on'}, tags ${(rec.tags ?? []).join(',') || '-'}, ignored fixes ${(rec.ignore ?? []).join(',') || '-'}`;
+}
+
+/** `livegraft hosts` lists; its subcommands move, tag, revoke, switch auto-update and edit the ignore-list. */
 export function hostsCommand(server: string): Command {
   const hosts = connected(
-    new Command('hosts').description('enrolled hosts: list, show, move, tag, revoke, auto-update'),
+    new Command('hosts').description('enrolled hosts: list, show, move, tag, ignore fixes, revoke, auto-update'),
     server,
   )
     .option('--feed <feed>', 'only hosts of this feed')
@@ -385,6 +425,7 @@ export function hostsCommand(server: string): Command {
         printHosts([rec]);
         console.log(`tags: ${(rec.tags ?? []).join(', ') || '-'}`);
         for (const p of rec.pins ?? []) console.log(`pinned: ${pinText(p)}`);
+        for (const line of ignoreLines(rec)) console.log(line);
         for (const t of rec.blockingTasks ?? []) console.log(`blocking the transition: ${t.comm} (pid ${t.pid})`);
         for (const e of rec.kernelEvents ?? []) console.log(`kernel ${e.kind} at ${e.at}: ${e.message}`);
       });
@@ -400,12 +441,47 @@ export function hostsCommand(server: string): Command {
         const api = new FleetApi(o);
         const id = await api.hostId(host);
         const rec = await api.send<HostRecord>('PATCH', `/hosts/${id}`, body(...values));
-        out(o, rec, () =>
-          console.log(
-            `host ${rec.hostname} (${rec.id}): feed ${rec.feed ?? '-'}, auto-update ${rec.autoUpdate === false ? 'off' : 'on'}, tags ${(rec.tags ?? []).join(',') || '-'}`,
-          ),
-        );
+        out(o, rec, () => console.log(hostLine(rec)));
       });
+  // The API replaces the whole list; these read it, change it and send it back.
+  const editIgnore = async (host: string, o: FleetOpts, change: (list: Set<string>) => void): Promise<void> => {
+    const api = new FleetApi(o);
+    const id = await api.hostId(host);
+    const list = new Set((await api.get<HostRecord>(`/hosts/${id}`)).ignore ?? []);
+    change(list);
+    const rec = await api.send<HostRecord>('PATCH', `/hosts/${id}`, { ignore: [...list].sort() });
+    out(o, rec, () => {
+      console.log(hostLine(rec));
+      for (const line of ignoreLines(rec).slice(1)) console.log(line);
+    });
+  };
+  const fixArg = 'fix ids, as in the level manifests (the "id" of fix.json)';
+  hosts.addCommand(
+    connected(
+      new Command('ignore')
+        .description('never offer the host a level carrying these fixes (levels are cumulative: later ones too)')
+        .argument('<host>', 'host id or hostname')
+        .argument('<fix...>', fixArg),
+      server,
+    ).action(async (host: string, fixes: string[], o: FleetOpts) =>
+      editIgnore(host, o, (list) => fixes.forEach((f) => list.add(f))),
+    ),
+  );
+  hosts.addCommand(
+    connected(
+      new Command('unignore')
+        .description('take fixes off the ignore-list: levels carrying them are offered again')
+        .argument('<host>', 'host id or hostname')
+        .argument('[fix...]', fixArg)
+        .option('--all', 'clear the whole list'),
+      server,
+    ).action(async (host: string, fixes: string[], o: FleetOpts & { all?: boolean }) => {
+      if ((o.all === true) === fixes.length > 0) {
+        throw new InvalidArgumentError('name the fix ids to stop ignoring, or pass --all');
+      }
+      await editIgnore(host, o, (list) => (o.all === true ? list.clear() : fixes.forEach((f) => list.delete(f))));
+    }),
+  );
   hosts.addCommand(update('move', 'move a host to another feed', ['<feed>'], (feed) => ({ feed })));
   hosts.addCommand(
     update('auto-update', 'on: apply levels as they come; off: the host applies by hand', ['<on|off>'], (v) => {

@@ -109,6 +109,48 @@ describe('livegraft fleet commands', () => {
     );
   });
 
+  it('hosts ignore/unignore edit the ignore-list; show and list display it and what it held back', async () => {
+    const text = async (...args: string[]): Promise<string> => {
+      const r = await runCli([...args, '--server', s.url, '--token', s.adminToken]);
+      assert.equal(r.code, 0, `livegraft ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    // Back in production, rolled back to level 1 above.
+    await cli('hosts', 'move', 'web1', 'production');
+    let host = (await cli('hosts', 'ignore', 'web1', 'fix-1', 'fix-9')) as HostRecord;
+    assert.deepEqual(host.ignore, ['fix-1', 'fix-9']);
+    host = (await cli('hosts', 'ignore', 'web1', 'fix-1', 'fix-10')) as HostRecord;
+    assert.deepEqual(host.ignore, ['fix-1', 'fix-10', 'fix-9'], 'added to the list, once each');
+    host = (await cli('hosts', 'show', 'web1')) as HostRecord;
+    assert.deepEqual(
+      [host.desired?.level, host.desired?.reason, host.desired?.ignoredFixes],
+      [0, 'rollback', ['fix-1']],
+    );
+    const shown = await text('hosts', 'show', 'web1');
+    assert.match(shown, /ignored fixes: fix-1, fix-10, fix-9/);
+    assert.match(shown, /held at level 0 by ignored fixes: fix-1/);
+    const listed = await text('hosts');
+    assert.match(listed, /IGNORED/);
+    assert.match(listed, /fix-1,fix-10 \+1/);
+    const listJson = (await cli('hosts')) as HostRecord[];
+    assert.deepEqual(listJson[0]?.ignore, ['fix-1', 'fix-10', 'fix-9']);
+
+    const bad = await runCli(['hosts', 'ignore', 'web1', 'not a fix', '--server', s.url, '--token', s.adminToken]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /VALIDATION_FAILED.*ignore/);
+    const neither = await runCli(['hosts', 'unignore', 'web1', '--server', s.url, '--token', s.adminToken]);
+    assert.notEqual(neither.code, 0);
+    assert.match(neither.stderr, /--all/);
+
+    host = (await cli('hosts', 'unignore', 'web1', 'fix-1')) as HostRecord;
+    assert.deepEqual(host.ignore, ['fix-10', 'fix-9']);
+    assert.equal(((await cli('hosts', 'show', 'web1')) as HostRecord).desired?.level, 1);
+    host = (await cli('hosts', 'unignore', 'web1', '--all')) as HostRecord;
+    assert.deepEqual(host.ignore, []);
+    const audit = (await cli('audit', '--action', 'host.update')) as AuditEntry[];
+    assert.deepEqual(audit[0]?.details, { ignore: [] });
+  });
+
   it('tokens create/list/revoke, audit, and hosts revoke', async () => {
     const t = (await cli('tokens', 'create', 'ci', '--role', 'viewer')) as TokenCreated;
     assert.equal(t.role, 'viewer');

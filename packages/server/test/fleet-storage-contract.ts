@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Kysely } from 'kysely';
+import { Migrator, type Kysely } from 'kysely';
 import { AuditRepository } from '../src/db/audit.ts';
 import { FeedRepository } from '../src/db/feeds.ts';
 import { HostRepository, ID_CHUNK } from '../src/db/hosts.ts';
-import { migrateToLatest } from '../src/db/migrations.ts';
+import { migrateToLatest, migrations } from '../src/db/migrations.ts';
 import { PatchRepository } from '../src/db/patches.ts';
 import { PinRepository } from '../src/db/pins.ts';
 import type { Database } from '../src/db/schema.ts';
@@ -126,6 +126,7 @@ export function runStorageContract(
         tags: ['x', 'y'],
         autoUpdate: true,
         appliedLevel: 1,
+        ignore: [],
       });
       assert.equal((await hosts.get('h2'))?.feed, 'production', 'the default feed');
       assert.deepEqual(await hosts.appliedStats('canary', KERNEL_ID, 1), { total: 1, applied: 1 });
@@ -152,6 +153,44 @@ export function runStorageContract(
         ['h1'],
         'revoked hosts are left out',
       );
+    });
+
+    it('hosts: the ignore-list persists, reaches the check-in facts, and an existing database migrates to it', async () => {
+      assert.ok(await hosts.update('h1', { ignore: ['fix-2', 'CVE-fix.3'] }));
+      assert.deepEqual((await hosts.get('h1'))?.ignore, ['fix-2', 'CVE-fix.3']);
+      assert.deepEqual((await hosts.fleetHost('h1'))?.ignore, ['fix-2', 'CVE-fix.3']);
+      const report = {
+        kernel: kernelIdentity(),
+        appliedLevel: 1,
+        state: 'patched' as const,
+        agentVersion: '2',
+        uptimeSec: 1,
+      };
+      assert.deepEqual((await hosts.checkin('h1', report, at(5)))?.host?.ignore, ['fix-2', 'CVE-fix.3']);
+      assert.ok(await hosts.update('h1', { autoUpdate: false }));
+      assert.deepEqual((await hosts.get('h1'))?.ignore, ['fix-2', 'CVE-fix.3'], 'other changes keep it');
+
+      // Back to the schema before the ignore-list, with hosts in it, and forward again.
+      const migrator = new Migrator({
+        db: c.db as unknown as Kysely<unknown>,
+        provider: { getMigrations: () => Promise.resolve(migrations) },
+      });
+      const down = await migrator.migrateTo('0020_dashboard_sessions');
+      assert.equal(down.error, undefined);
+      assert.deepEqual(
+        down.results?.map((r) => [r.migrationName, r.direction, r.status]),
+        [['0030_host_ignore', 'Down', 'Success']],
+      );
+      const old = await (c.db as unknown as Kysely<{ hosts: { id: string } }>)
+        .selectFrom('hosts')
+        .selectAll()
+        .where('id', '=', 'h1')
+        .executeTakeFirst();
+      assert.equal(old !== undefined && 'ignore_json' in old, false);
+      await migrateToLatest(c.db as unknown as Kysely<unknown>);
+      assert.deepEqual((await hosts.get('h1'))?.ignore, [], 'existing hosts start with an empty list');
+      assert.deepEqual((await hosts.fleetHost('h1'))?.ignore, []);
+      assert.ok(await hosts.update('h1', { autoUpdate: true }));
     });
 
     it('hosts: looks up more ids than one IN list holds', async () => {

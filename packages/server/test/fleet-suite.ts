@@ -294,6 +294,63 @@ export function fleetSuite(backend: string, makeDatabase: DatabaseMaker, skip: s
       assert.equal((unpublished.json as ApiError).code, 'LEVEL_NOT_FOUND');
     });
 
+    it('ignore-list: PATCH replaces it, audited and pushed; levels carrying an ignored fix are not offered', async () => {
+      const h = await start();
+      const host = await h.enroll('picky');
+      const peer = await h.enroll('peer');
+      // The test modules carry one fix each: level n has fix-n.
+      for (const level of [1, 2, 3]) await h.publish(level);
+      const sse = await SseClient.open(h.server.url, host.token);
+      await sse.waitFor((e) => e.desired?.level === 3);
+
+      const rec = await h.ok<HostRecord>('PATCH', `/hosts/${host.hostId}`, { json: { ignore: ['fix-3'] } });
+      assert.deepEqual(rec.ignore, ['fix-3']);
+      const pushed = await sse.waitFor((e) => e.desired?.level === 2);
+      assert.deepEqual(pushed.desired?.ignoredFixes, ['fix-3'], 'the change reaches the host at once');
+      const held = await h.checkin(host.token, { appliedLevel: 2, state: 'patched' });
+      assert.deepEqual(held.desired, {
+        level: 2,
+        reason: 'feed',
+        allowDowngrade: false,
+        feed: 'production',
+        ignoredFixes: ['fix-3'],
+      });
+      assert.equal(held.latest?.level, 2, 'the manifest offered is the level below the ignored fix');
+      assert.equal((await h.checkin(peer.token)).desired?.level, 3, 'other hosts are not affected');
+      const shown = await h.ok<HostRecord>('GET', `/hosts/${host.hostId}`);
+      assert.deepEqual([shown.ignore, shown.desired], [['fix-3'], held.desired]);
+      const listed = await h.ok<HostRecord[]>('GET', '/hosts');
+      assert.deepEqual(listed.find((x) => x.id === peer.hostId)?.ignore, []);
+      const [audit] = await h.ok<AuditEntry[]>('GET', '/audit?action=host.update');
+      assert.deepEqual([audit?.target, audit?.details], [host.hostId, { ignore: ['fix-3'] }]);
+
+      const bad = await h.call('PATCH', `/hosts/${host.hostId}`, { json: { ignore: ['fix-3', 'no spaces'] } });
+      assert.equal(bad.status, 400);
+      assert.equal((bad.json as ApiError).code, 'VALIDATION_FAILED');
+      assert.match(JSON.stringify(bad.json), /\/ignore\/1/, 'the bad entry is named');
+      const many = Array.from({ length: 257 }, (_, i) => `fix-${i}`);
+      assert.equal((await h.call('PATCH', `/hosts/${host.hostId}`, { json: { ignore: many } })).status, 400);
+      const twice = await h.call('PATCH', `/hosts/${host.hostId}`, { json: { ignore: ['fix-1', 'fix-1'] } });
+      assert.equal(twice.status, 400);
+      assert.deepEqual((await h.ok<HostRecord>('GET', `/hosts/${host.hostId}`)).ignore, ['fix-3'], 'unchanged');
+
+      // A later level without the ignored fix is offered again; the running level's ignored fix is reported.
+      await h.publish(4);
+      const later = await h.checkin(host.token, { appliedLevel: 3, state: 'patched' });
+      assert.deepEqual([later.desired?.level, later.desired?.ignoredFixes], [4, undefined]);
+      await h.ok('PATCH', `/hosts/${host.hostId}`, { json: { ignore: ['fix-4'] } });
+      const running = await h.checkin(host.token, { appliedLevel: 4, state: 'patched' });
+      assert.deepEqual(
+        [running.desired?.level, running.desired?.ignoredRunning],
+        [4, ['fix-4']],
+        'not taken down by the list alone',
+      );
+      await h.ok('PATCH', `/hosts/${host.hostId}`, { json: { ignore: [] } });
+      const cleared = await h.checkin(host.token, { appliedLevel: 4, state: 'patched' });
+      assert.deepEqual(cleared.desired, { level: 4, reason: 'feed', allowDowngrade: false, feed: 'production' });
+      await sse.close();
+    });
+
     it('fleet rollback of a feed or a tag: desired with allowDowngrade, the bad level halted and not re-published', async () => {
       const h = await start();
       const web = await h.enroll('web');
