@@ -198,6 +198,27 @@ export function HostPage(props: { id: string; session: SessionInfo }): JSX.Eleme
                     >{`${p.scope} ${p.subject}: ${p.level ?? `before ${when(p.cutoff)}`}`}</Badge>
                   ))}
             </dd>
+            <dt>Ignored fixes</dt>
+            <dd data-testid="ignored-fixes">
+              {(h.ignore ?? []).length === 0
+                ? '—'
+                : (h.ignore ?? []).map((f) => (
+                    <span key={f} class="tag">
+                      {f}
+                    </span>
+                  ))}
+              {(h.desired?.ignoredFixes ?? []).length > 0 && (
+                <div class="muted">
+                  Held at level {h.desired?.level} by {h.desired?.ignoredFixes?.join(', ')}
+                </div>
+              )}
+              {(h.desired?.ignoredRunning ?? []).length > 0 && (
+                <div class="error-text">
+                  Level {h.appliedLevel} already carries {h.desired?.ignoredRunning?.join(', ')}; roll back or pin the
+                  host to remove it.
+                </div>
+              )}
+            </dd>
             <dt>Agent</dt>
             <dd>
               {h.agentVersion}, up {h.uptimeSec === null || h.uptimeSec === undefined ? '?' : duration(h.uptimeSec)}
