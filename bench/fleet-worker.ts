@@ -3,6 +3,7 @@
 // push stream, TUF update, apply procedure, journal, state) on its own fake
 // kernel tree and state dir; only the kernel is fake. Driven over IPC.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { Agent } from '../packages/agent/src/agent.ts';
@@ -244,6 +245,26 @@ async function start(c: Extract<WorkerCommand, { cmd: 'start' }>): Promise<void>
   send({ type: 'started', ...counts(), total: hosts.length, rssBytes: mem.rss, heapBytes: mem.heapUsed });
 }
 
+/**
+ * With LIVEGRAFT_BENCH_WORKER_PROF=DIR, the rollout (the watch with a
+ * deadline) is CPU-profiled on its own, without enrolment and start-up.
+ */
+async function profiled<T>(fn: () => Promise<T>): Promise<T> {
+  const dir = process.env['LIVEGRAFT_BENCH_WORKER_PROF'];
+  if (dir === undefined) return fn();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(join(dir, `rollout-${process.pid}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 async function watch(level: number, deadline: number): Promise<void> {
   // Reports progress until every host applied `level` or the deadline (epoch ms) passes.
   while (!stop.signal.aborted) {
@@ -271,7 +292,7 @@ process.on('message', (m: WorkerCommand) => {
       case 'start':
         return start(m);
       case 'watch':
-        return watch(m.level, m.deadline);
+        return m.deadline > 0 ? profiled(() => watch(m.level, m.deadline)) : watch(m.level, m.deadline);
       case 'stop': {
         stop.abort();
         await Promise.allSettled(runs);

@@ -196,10 +196,8 @@ class Worker {
   last: Extract<WorkerMessage, { type: 'progress' }> | undefined;
 
   constructor() {
-    const prof = process.env['LIVEGRAFT_BENCH_WORKER_PROF'];
     this.child = spawnNode(
       [
-        ...(prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`]),
         '--max-old-space-size=8192',
         '--import',
         'tsx',

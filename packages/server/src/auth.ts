@@ -6,6 +6,15 @@ import type { ApiTokenRepository } from './db/tokens.ts';
 
 /** Longer bearer values are refused before hashing or touching the database. */
 const MAX_TOKEN_CHARS = 512;
+/**
+ * How long a host token's lookup is reused. Revocation through the API
+ * (any node's, by the fleet bus) forgets it at once; the age limit bounds a
+ * revocation made straight in the database. The check-in and push routes
+ * re-read the host row anyway, so a stale entry never serves a revoked host there.
+ */
+export const HOST_TOKEN_CACHE_MS = 30_000;
+/** Host token lookups kept; past this the oldest are dropped. */
+export const HOST_TOKEN_CACHE_MAX = 200_000;
 /** The admin-token file's principal: always an admin, never revocable through the API. */
 export const BOOTSTRAP_TOKEN_ID = 'bootstrap';
 
@@ -40,6 +49,40 @@ export interface Authenticator {
   require(req: FastifyRequest, role: Role): Promise<Principal>;
   /** The principal of a token given in a body (dashboard sign-in), or throws AUTH_INVALID. */
   identifyToken(token: string): Promise<Principal>;
+  /** Drops cached lookups of these hosts' tokens (they were revoked). */
+  forgetHosts(hostIds: readonly string[]): void;
+}
+
+/** Host token hash -> host id, for HOST_TOKEN_CACHE_MS, in insertion (= age) order. */
+class HostTokenCache {
+  readonly #now: () => number;
+  readonly #byHash = new Map<string, { hostId: string; at: number }>();
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
+
+  get(hash: string): string | undefined {
+    const e = this.#byHash.get(hash);
+    if (e === undefined) return undefined;
+    if (this.#now() - e.at < HOST_TOKEN_CACHE_MS) return e.hostId;
+    this.#byHash.delete(hash);
+    return undefined;
+  }
+
+  set(hash: string, hostId: string): void {
+    this.#byHash.delete(hash);
+    this.#byHash.set(hash, { hostId, at: this.#now() });
+    if (this.#byHash.size > HOST_TOKEN_CACHE_MAX) {
+      const oldest = this.#byHash.keys().next();
+      if (oldest.done !== true) this.#byHash.delete(oldest.value);
+    }
+  }
+
+  forget(hostIds: readonly string[]): void {
+    const gone = new Set(hostIds);
+    for (const [hash, e] of this.#byHash) if (gone.has(e.hostId)) this.#byHash.delete(hash);
+  }
 }
 
 /** The dashboard's cookie sessions, as the authenticator sees them. */
@@ -56,15 +99,23 @@ export function createAuthenticator(
   hosts: HostRepository,
   tokens: ApiTokenRepository,
   sessions?: CookieSessions,
+  now: () => number = Date.now,
 ): Authenticator {
   const adminHash = hashToken(adminToken);
+  const hostCache = new HostTokenCache(now);
 
   async function byHash(presented: string): Promise<Principal | undefined> {
     if (sameHash(presented, adminHash)) {
       return { kind: 'admin', role: 'admin', tokenId: BOOTSTRAP_TOKEN_ID, name: 'bootstrap admin' };
     }
+    // Only ever filled from a constant-time match below, keyed by the full digest.
+    const cached = hostCache.get(presented);
+    if (cached !== undefined) return { kind: 'host', hostId: cached };
     const host = await hosts.findByTokenHash(presented);
-    if (host !== undefined && sameHash(presented, host.tokenHash)) return { kind: 'host', hostId: host.id };
+    if (host !== undefined && sameHash(presented, host.tokenHash)) {
+      hostCache.set(presented, host.id);
+      return { kind: 'host', hostId: host.id };
+    }
     const api = await tokens.findLiveByHash(presented);
     if (api !== undefined && sameHash(presented, api.tokenHash)) {
       return { kind: 'admin', role: api.role, tokenId: api.id, name: api.name };
@@ -115,6 +166,7 @@ export function createAuthenticator(
 
   return {
     identifyToken: byToken,
+    forgetHosts: (ids) => hostCache.forget(ids),
     async require(req, role) {
       const who = await identify(req);
       if (role === 'host') {

@@ -148,12 +148,16 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     log: logger,
     dir: deps.dashboardDir,
   });
+  const auth = createAuthenticator(adminToken.value, hosts, rt.fleet.tokens, dashboard.cookies, () =>
+    clock().getTime(),
+  );
+  rt.onRevoked((ids) => auth.forgetHosts(ids));
   const ctx: RouteContext = {
     config,
     clock,
     randomToken,
     randomId,
-    auth: createAuthenticator(adminToken.value, hosts, rt.fleet.tokens, dashboard.cookies),
+    auth,
     patches,
     hosts,
     modules,

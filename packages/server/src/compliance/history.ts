@@ -45,18 +45,79 @@ function levelSince(report: CheckinRequest, now: Date, notBefore: string): strin
 }
 
 /**
+ * How stale a kernel segment's last_seen may get while a host keeps
+ * reporting the same thing. It only bounds when the server last saw the
+ * kernel (a new kernel is dated by its boot time), and check-ins come hourly.
+ */
+export const LAST_SEEN_REFRESH_MS = 60_000;
+/** Hosts whose last recorded report is remembered (the oldest are dropped past this). */
+export const HISTORY_HEADS_MAX = 200_000;
+
+/** What this node last wrote for a host, to skip the transaction while nothing changes. */
+interface Head {
+  kernelId: string;
+  level: number;
+  applyAt: string | null;
+  uptimeSec: number;
+  writtenAt: number;
+}
+
+/**
  * Kernel and patch-level history of hosts, recorded at each check-in: the
  * source of exposure windows. A kernel change is dated at the host's boot
  * (now - uptime), since a kernel only changes by booting.
  */
 export class HistoryRepository {
   readonly #db: Kysely<ComplianceDatabase>;
+  readonly #heads = new Map<string, Head>();
 
   constructor(db: Kysely<ComplianceDatabase>) {
     this.#db = db;
   }
 
+  /**
+   * Whether the report repeats what this node last recorded for the host,
+   * recently. Another node may have recorded a change in between (several
+   * nodes share the database), but a host comes back to the same kernel and
+   * level only through a reboot (uptime falls) or another apply (its time
+   * differs), and either sends it down the full path.
+   */
+  #unchanged(hostId: string, report: CheckinRequest, now: number): boolean {
+    const h = this.#heads.get(hostId);
+    return (
+      h !== undefined &&
+      h.kernelId === report.kernel.id &&
+      h.level === report.appliedLevel &&
+      h.applyAt === (report.lastApply?.at ?? null) &&
+      report.uptimeSec >= h.uptimeSec &&
+      now - h.writtenAt >= 0 &&
+      now - h.writtenAt < LAST_SEEN_REFRESH_MS
+    );
+  }
+
+  #remember(hostId: string, report: CheckinRequest, now: number): void {
+    this.#heads.delete(hostId);
+    this.#heads.set(hostId, {
+      kernelId: report.kernel.id,
+      level: report.appliedLevel,
+      applyAt: report.lastApply?.at ?? null,
+      uptimeSec: report.uptimeSec,
+      writtenAt: now,
+    });
+    if (this.#heads.size > HISTORY_HEADS_MAX) {
+      const oldest = this.#heads.keys().next();
+      if (oldest.done !== true) this.#heads.delete(oldest.value);
+    }
+  }
+
   async recordCheckin(hostId: string, report: CheckinRequest, now: Date, levelCves: readonly string[]): Promise<void> {
+    if (this.#unchanged(hostId, report, now.getTime())) return;
+    this.#heads.delete(hostId);
+    await this.#record(hostId, report, now, levelCves);
+    this.#remember(hostId, report, now.getTime());
+  }
+
+  async #record(hostId: string, report: CheckinRequest, now: Date, levelCves: readonly string[]): Promise<void> {
     const nowIso = now.toISOString();
     await this.#db.transaction().execute(async (tx) => {
       const lastKernel = await tx

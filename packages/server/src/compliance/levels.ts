@@ -44,6 +44,8 @@ export class LevelCatalog {
   }
 
   async cves(kernelId: string, level: number): Promise<string[]> {
+    // Level 0 is the unpatched kernel: nothing fixed, nothing to look up.
+    if (level === 0) return [];
     return (await this.get(kernelId, level))?.cves ?? [];
   }
 

@@ -43,6 +43,8 @@ export interface FleetRuntime {
   metrics: ServerMetrics;
   enrollLimit: RateLimiter;
   openapi: OpenApiCollector;
+  /** Calls `fn` with the hosts whose tokens any node revoked. */
+  onRevoked(fn: (hostIds: readonly string[]) => void): void;
   start(): Promise<void>;
   /** Ends the push streams (before the HTTP server waits for its connections). */
   closeStreams(): void;
@@ -96,9 +98,11 @@ export function createFleetRuntime(o: {
     ...(deps.random === undefined ? {} : { random: deps.random }),
   });
   hubRef.hub = hub;
+  const revokeListeners: ((hostIds: readonly string[]) => void)[] = [];
   bus.onNotice((n) => {
     // Any node's change (this one's included) may alter the fleet snapshot the check-ins read.
     fleet.invalidate();
+    if (n.kind === 'revoke') for (const fn of revokeListeners) fn(n.hostIds);
     hub.handle(n);
   });
   const enrollLimit = new RateLimiter({
@@ -114,6 +118,9 @@ export function createFleetRuntime(o: {
     metrics,
     enrollLimit,
     openapi: new OpenApiCollector(),
+    onRevoked(fn) {
+      revokeListeners.push(fn);
+    },
     async start() {
       await bus.start();
       hub.start();
