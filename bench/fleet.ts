@@ -196,15 +196,7 @@ class Worker {
   last: Extract<WorkerMessage, { type: 'progress' }> | undefined;
 
   constructor() {
-    this.child = spawnNode(
-      [
-        '--max-old-space-size=8192',
-        '--import',
-        'tsx',
-        'bench/fleet-worker.ts',
-      ],
-      { ipc: true },
-    );
+    this.child = spawnNode(['--max-old-space-size=8192', '--import', 'tsx', 'bench/fleet-worker.ts'], { ipc: true });
     this.child.on('message', (m: WorkerMessage) => {
       if (m.type === 'progress') this.last = m;
       if (m.type === 'error') say(`worker error: ${m.message}`);

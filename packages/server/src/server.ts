@@ -120,7 +120,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     throw err;
   }
 
-  const hosts = new HostRepository(db);
+  const hosts = new HostRepository(db, (err) => logger.error({ err }, 'could not store check-in heartbeats'));
   const patches = new PatchRepository(db);
   const rt = createFleetRuntime({ config, database, hosts, patches, clock, randomId, log: logger, deps: deps.fleet });
   const https = await tlsOptions(config).catch(async (err: unknown) => {
@@ -185,6 +185,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   });
   app.addHook('onClose', async () => {
     await rt.stop();
+    await hosts.flushHeartbeats();
     await tuf.stop();
     await compliance.close();
     await db.destroy();

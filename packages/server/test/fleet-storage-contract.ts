@@ -155,6 +155,59 @@ export function runStorageContract(
       );
     });
 
+    it('hosts: a repeated report batches only its time and uptime; any change is written at once', async () => {
+      const id = 'hb1';
+      await hosts.enroll(
+        { id, hostname: id, tokenHash: 'c'.repeat(64), kernel: kernelIdentity(), agentVersion: '2' },
+        at(0),
+      );
+      const lastApply = {
+        action: 'apply' as const,
+        ok: true,
+        fromLevel: 0,
+        toLevel: 1,
+        at: at(9).toISOString(),
+        durationMs: 900,
+      };
+      const report = {
+        kernel: kernelIdentity(),
+        appliedLevel: 1,
+        state: 'patched' as const,
+        agentVersion: '2',
+        uptimeSec: 10,
+        lastApply,
+        kernelEvents: [{ kind: 'warn' as const, message: 'x', at: at(8).toISOString() }],
+      };
+      const first = await hosts.checkin(id, report, at(10));
+      assert.deepEqual([first?.previousLevel, first?.previousApplyAt, first?.previousEventAt], [0, null, null]);
+      // The same report again: nothing in it is new, and only the time and uptime wait to be written.
+      const again = await hosts.checkin(id, { ...report, uptimeSec: 70 }, at(70));
+      assert.deepEqual(
+        [again?.previousLevel, again?.previousApplyAt, again?.previousEventAt],
+        [1, lastApply.at, at(8).toISOString()],
+      );
+      assert.equal(again?.host?.appliedLevel, 1);
+      const read = await hosts.get(id);
+      assert.equal(read?.lastCheckinAt, at(70).toISOString(), 'a read sees the batched time');
+      assert.equal(read?.uptimeSec, 70);
+      // A pending beat never moves the time back over a newer full write.
+      await hosts.checkin(id, { ...report, uptimeSec: 80 }, at(80));
+      const changed = await hosts.checkin(id, { ...report, state: 'error', lastError: 'boom', uptimeSec: 90 }, at(90));
+      assert.equal(changed?.previousLevel, 1);
+      await hosts.flushHeartbeats();
+      const after = await hosts.get(id);
+      assert.deepEqual([after?.state, after?.lastError, after?.lastCheckinAt], ['error', 'boom', at(90).toISOString()]);
+      const fresh = new HostRepository(c.db);
+      await fresh.checkin(id, { ...report, state: 'error', lastError: 'boom', uptimeSec: 95 }, at(85));
+      await fresh.flushHeartbeats();
+      assert.equal((await hosts.get(id))?.lastCheckinAt, at(90).toISOString(), 'an older beat does not win');
+      // A revoked host's repeated report is not stored.
+      assert.ok(await hosts.revoke(id, at(100)));
+      const revoked = await hosts.checkin(id, { ...report, state: 'error', lastError: 'boom', uptimeSec: 99 }, at(110));
+      assert.equal(revoked?.host, undefined);
+      assert.equal((await hosts.get(id))?.lastCheckinAt, at(90).toISOString());
+    });
+
     it('hosts: the ignore-list persists, reaches the check-in facts, and an existing database migrates to it', async () => {
       assert.ok(await hosts.update('h1', { ignore: ['fix-2', 'CVE-fix.3'] }));
       assert.deepEqual((await hosts.get('h1'))?.ignore, ['fix-2', 'CVE-fix.3']);
@@ -179,7 +232,10 @@ export function runStorageContract(
       assert.equal(down.error, undefined);
       assert.deepEqual(
         down.results?.map((r) => [r.migrationName, r.direction, r.status]),
-        [['0030_host_ignore', 'Down', 'Success']],
+        [
+          ['0031_host_report_fp', 'Down', 'Success'],
+          ['0030_host_ignore', 'Down', 'Success'],
+        ],
       );
       const old = await (c.db as unknown as Kysely<{ hosts: { id: string } }>)
         .selectFrom('hosts')

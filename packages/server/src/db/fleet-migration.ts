@@ -186,3 +186,17 @@ export const hostIgnoreMigration: Migration = {
     await db.schema.alterTable('hosts').dropColumn('ignore_json').execute();
   },
 };
+
+/**
+ * Migration 0031: the fingerprint of each host's last stored report, so a
+ * check-in that repeats it can skip the full row write (see db/heartbeats.ts).
+ * Existing hosts have none: their next check-in is written in full.
+ */
+export const hostReportFingerprintMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('hosts').addColumn('report_fp', 'varchar(64)').execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('hosts').dropColumn('report_fp').execute();
+  },
+};

@@ -95,6 +95,8 @@ export interface HostFleetColumns {
   kernel_events_json: string | null;
   /** Fix ids the host is never offered (JSON string[]); migration 0030. */
   ignore_json: Generated<string>;
+  /** Fingerprint of the last stored check-in report minus its uptime; migration 0031. */
+  report_fp: string | null;
 }
 
 export interface FleetTables {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import {
   effectiveRelease,
@@ -10,6 +11,7 @@ import {
   type KernelIdentity,
   type PatchState,
 } from '@livegraft/protocol';
+import { HeartbeatBuffer } from './heartbeats.ts';
 import type { Database, HostsTable } from './schema.ts';
 
 type HostRow = Selectable<HostsTable>;
@@ -55,11 +57,31 @@ export interface HostChanges {
   ignore?: string[];
 }
 
+/** Everything a report says except its uptime, which changes at every check-in. */
+function reportFingerprint(report: CheckinRequest): string {
+  const { uptimeSec: _uptime, ...rest } = report;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
+}
+
+/** The newest event time in a report, so events already judged do not count as new. */
+function newestEventAt(report: CheckinRequest): string | null {
+  let newest: string | null = null;
+  for (const e of report.kernelEvents ?? []) if (newest === null || e.at > newest) newest = e.at;
+  return newest;
+}
+
 export class HostRepository {
   readonly #db: Kysely<Database>;
+  readonly #beats: HeartbeatBuffer;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, onError: (err: unknown) => void = () => {}) {
     this.#db = db;
+    this.#beats = new HeartbeatBuffer(db, onError);
+  }
+
+  /** Stores the check-in times and uptimes still waiting to be written with others. */
+  flushHeartbeats(): Promise<void> {
+    return this.#beats.flush();
   }
 
   async enroll(host: NewHost, now: Date): Promise<void> {
@@ -112,7 +134,7 @@ export class HostRepository {
       }
     | undefined
   > {
-    const before = await this.#db
+    const slim = await this.#db
       .selectFrom('hosts')
       .select([
         'id',
@@ -123,13 +145,42 @@ export class HostRepository {
         'ignore_json',
         'revoked_at',
         'applied_level',
-        'last_apply_json',
-        'kernel_events_json',
+        'report_fp',
       ])
       .where('id', '=', id)
       .executeTakeFirst();
-    if (before === undefined) return undefined;
-    const prevEvents = parseJson<KernelEvent[]>(before.kernel_events_json) ?? [];
+    if (slim === undefined) return undefined;
+    const fp = reportFingerprint(report);
+    const facts = (reportedTagsJson: string): FleetHost | undefined =>
+      slim.revoked_at !== null
+        ? undefined
+        : toFleetHost({
+            id: slim.id,
+            feed: slim.feed,
+            kernel_id: report.kernel.id,
+            tags_json: slim.tags_json,
+            reported_tags_json: reportedTagsJson,
+            auto_update: slim.auto_update,
+            ignore_json: slim.ignore_json,
+            applied_level: report.appliedLevel,
+          });
+    if (slim.report_fp === fp) {
+      // The same report as the one stored (by any node), already reviewed then: nothing is new.
+      if (slim.revoked_at === null) this.#beats.add(id, now.toISOString(), report.uptimeSec);
+      return {
+        previousLevel: slim.applied_level,
+        previousApplyAt: report.lastApply?.at ?? null,
+        previousEventAt: newestEventAt(report),
+        host: facts(slim.reported_tags_json),
+      };
+    }
+    this.#beats.drop(id);
+    const heavy = await this.#db
+      .selectFrom('hosts')
+      .select(['last_apply_json', 'kernel_events_json'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    const prevEvents = parseJson<KernelEvent[]>(heavy?.kernel_events_json ?? null) ?? [];
     const events =
       report.kernelEvents === undefined
         ? undefined
@@ -152,37 +203,26 @@ export class HostRepository {
         ...(report.blockingTasks === undefined ? {} : { blocking_json: JSON.stringify(report.blockingTasks) }),
         ...(report.patchState === undefined ? {} : { patch_state_json: JSON.stringify(report.patchState) }),
         ...(events === undefined ? {} : { kernel_events_json: JSON.stringify(events) }),
+        report_fp: fp,
       })
       .where('id', '=', id)
       .execute();
-    const lastEvent = prevEvents.at(-1);
-    const host =
-      before.revoked_at !== null
-        ? undefined
-        : toFleetHost({
-            id: before.id,
-            feed: before.feed,
-            kernel_id: report.kernel.id,
-            tags_json: before.tags_json,
-            reported_tags_json: report.tags === undefined ? before.reported_tags_json : JSON.stringify(report.tags),
-            auto_update: before.auto_update,
-            ignore_json: before.ignore_json,
-            applied_level: report.appliedLevel,
-          });
     return {
-      previousLevel: before.applied_level,
-      previousApplyAt: parseJson<ApplyResult>(before.last_apply_json)?.at ?? null,
-      previousEventAt: lastEvent?.at ?? null,
-      host,
+      previousLevel: slim.applied_level,
+      previousApplyAt: parseJson<ApplyResult>(heavy?.last_apply_json ?? null)?.at ?? null,
+      previousEventAt: prevEvents.at(-1)?.at ?? null,
+      host: facts(report.tags === undefined ? slim.reported_tags_json : JSON.stringify(report.tags)),
     };
   }
 
   async get(id: string): Promise<HostRecord | undefined> {
+    await this.#beats.flush();
     const row = await this.#db.selectFrom('hosts').selectAll().where('id', '=', id).executeTakeFirst();
     return row === undefined ? undefined : toHostRecord(row);
   }
 
   async list(filter: HostFilter = {}): Promise<HostRecord[]> {
+    await this.#beats.flush();
     let q = this.#db.selectFrom('hosts').selectAll();
     if (filter.feed !== undefined) q = q.where('feed', '=', filter.feed);
     if (filter.kernelId !== undefined) q = q.where('kernel_id', '=', filter.kernelId);

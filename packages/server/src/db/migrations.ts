@@ -1,7 +1,7 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { LivegraftError } from '@livegraft/protocol';
 import { tufMigration } from '../tuf/migration.ts';
-import { fleetMigration, hostIgnoreMigration } from './fleet-migration.ts';
+import { fleetMigration, hostIgnoreMigration, hostReportFingerprintMigration } from './fleet-migration.ts';
 import { complianceMigration } from '../compliance/migration.ts';
 import { sessionMigration } from '../dashboard/sessions.ts';
 
@@ -54,6 +54,7 @@ export const migrations: Record<string, Migration> = {
   '0010_compliance': complianceMigration,
   '0020_dashboard_sessions': sessionMigration,
   '0030_host_ignore': hostIgnoreMigration,
+  '0031_host_report_fp': hostReportFingerprintMigration,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -1,0 +1,79 @@
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.ts';
+
+/** How long a heartbeat waits to be written with others. Readers through HostRepository flush first. */
+export const HEARTBEAT_FLUSH_MS = 500;
+/** Pending heartbeats that force a flush before the timer. */
+export const HEARTBEAT_MAX_PENDING = 5000;
+
+interface Beat {
+  at: string;
+  uptimeSec: number;
+}
+
+/**
+ * Check-ins that repeat the host's last report change only its last
+ * check-in time and uptime. Those two columns are written here in batches,
+ * one transaction per flush, instead of one commit per check-in. Anything
+ * else a check-in changes is written at once by the repository, which drops
+ * the host's pending beat first. A flush never moves a host's check-in time
+ * backwards, so a newer write from another node wins.
+ */
+export class HeartbeatBuffer {
+  readonly #db: Kysely<Database>;
+  readonly #onError: (err: unknown) => void;
+  #pending = new Map<string, Beat>();
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(db: Kysely<Database>, onError: (err: unknown) => void) {
+    this.#db = db;
+    this.#onError = onError;
+  }
+
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  add(hostId: string, at: string, uptimeSec: number): void {
+    this.#pending.set(hostId, { at, uptimeSec });
+    if (this.#pending.size >= HEARTBEAT_MAX_PENDING) {
+      void this.flush();
+      return;
+    }
+    if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => void this.flush(), HEARTBEAT_FLUSH_MS);
+      this.#timer.unref();
+    }
+  }
+
+  drop(hostId: string): void {
+    this.#pending.delete(hostId);
+  }
+
+  /** Writes every pending beat; resolves when they (and any flush already running) are stored. */
+  flush(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#pending.size === 0) return this.#flushing;
+    const batch = this.#pending;
+    this.#pending = new Map();
+    this.#flushing = this.#flushing.then(() => this.#write(batch)).catch((err: unknown) => this.#onError(err));
+    return this.#flushing;
+  }
+
+  async #write(batch: Map<string, Beat>): Promise<void> {
+    await this.#db.transaction().execute(async (tx) => {
+      for (const [id, b] of batch) {
+        await tx
+          .updateTable('hosts')
+          .set({ last_checkin_at: b.at, uptime_sec: b.uptimeSec })
+          .where('id', '=', id)
+          .where((w) => w.or([w('last_checkin_at', 'is', null), w('last_checkin_at', '<=', b.at)]))
+          .execute();
+      }
+    });
+  }
+}
