@@ -21,6 +21,22 @@ const HostQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * The check-in answer as JSON text. The manifest part is the same for every
+ * host on a level, so its text is made once per manifest object (the fleet
+ * cache hands out the same object until something changes).
+ */
+function checkinAnswerJson(answer: CheckinResponse, manifestText: WeakMap<object, string>): string {
+  const { latest, ...rest } = answer;
+  if (latest === null) return JSON.stringify(answer);
+  let text = manifestText.get(latest);
+  if (text === undefined) {
+    text = JSON.stringify(latest);
+    manifestText.set(latest, text);
+  }
+  return `${JSON.stringify(rest).slice(0, -1)},"latest":${text}}`;
+}
+
 /** The default key enrols into the production feed; other keys carry their own feed and tags. */
 async function enrolmentOf(
   ctx: RouteContext,
@@ -36,6 +52,7 @@ async function enrolmentOf(
 }
 
 export function hostRoutes(app: App, ctx: RouteContext): void {
+  const manifestText = new WeakMap<object, string>();
   const enrollLimit = ctx.enrollLimit.hook();
   app.post(
     '/hosts/enroll',
@@ -76,7 +93,7 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
   app.post(
     '/hosts/checkin',
     { schema: { body: CheckinRequest }, onRequest: guard(ctx.auth, 'host') },
-    async (req): Promise<CheckinResponse> => {
+    async (req, reply): Promise<string> => {
       const who = req.principal;
       if (who?.kind !== 'host') throw new LivegraftError('FORBIDDEN', 'check-in needs a host token');
       const started = process.hrtime.bigint();
@@ -101,12 +118,14 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
       }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       ctx.metrics.checkinSeconds.observe({ outcome: desired === null ? 'none' : desired.reason }, seconds);
-      return {
+      const answer: CheckinResponse = {
         kernelSupported: supported,
         latest,
         checkinIntervalSec: ctx.config.checkinIntervalSec,
         ...(desired === null ? {} : { desired }),
       };
+      void reply.type('application/json; charset=utf-8');
+      return checkinAnswerJson(answer, manifestText);
     },
   );
 
