@@ -8,6 +8,7 @@ export class RequestLogController extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (!error && reply.log.level !== 'debug' && reply.log.level !== 'trace') return;
     const fields = { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime };
     if (error) reply.log.error({ ...fields, err: error }, 'request errored');
     else reply.log.debug(fields, 'request completed');

@@ -216,11 +216,13 @@ export function activityStreamRoute(api: App, ctx: RouteContext, hub: ActivityHu
  * announced) and stream shutdown before the server waits for connections.
  */
 export function activityHooks(root: App, ctx: RouteContext, hub: ActivityHub): void {
-  root.addHook('onResponse', async (req: FastifyRequest, reply: FastifyReply) => {
+  // A callback hook, not an async one: it runs after every response of a busy fleet.
+  root.addHook('onResponse', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    done();
     if (hub.size === 0 || reply.statusCode >= 300) return;
     const route = req.routeOptions.url;
     if (route === CHECKIN_ROUTE || route === TRIPWIRE_ROUTE) {
-      await announceHost(ctx, hub, req, route === CHECKIN_ROUTE).catch((err: unknown) =>
+      announceHost(ctx, hub, req, route === CHECKIN_ROUTE).catch((err: unknown) =>
         req.log.warn({ err }, 'activity announcement failed'),
       );
     } else if (req.method !== 'GET' && req.method !== 'HEAD' && req.url.startsWith(API_PREFIX)) {

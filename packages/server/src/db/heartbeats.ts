@@ -1,12 +1,12 @@
 import type { Kysely } from 'kysely';
 import type { Database } from './schema.ts';
 
-/** How long a heartbeat waits to be written with others. Readers through HostRepository flush first. */
+/** How long a heartbeat waits to be written with others. Reads through HostRepository see it meanwhile. */
 export const HEARTBEAT_FLUSH_MS = 500;
 /** Pending heartbeats that force a flush before the timer. */
 export const HEARTBEAT_MAX_PENDING = 5000;
 
-interface Beat {
+export interface Beat {
   at: string;
   uptimeSec: number;
 }
@@ -23,6 +23,8 @@ export class HeartbeatBuffer {
   readonly #db: Kysely<Database>;
   readonly #onError: (err: unknown) => void;
   #pending = new Map<string, Beat>();
+  /** The batch being written, still visible to readers until it is stored. */
+  #writing = new Map<string, Beat>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
@@ -51,6 +53,11 @@ export class HeartbeatBuffer {
     this.#pending.delete(hostId);
   }
 
+  /** The host's beat not yet stored, if any. */
+  pending(hostId: string): Beat | undefined {
+    return this.#pending.get(hostId) ?? this.#writing.get(hostId);
+  }
+
   /** Writes every pending beat; resolves when they (and any flush already running) are stored. */
   flush(): Promise<void> {
     if (this.#timer !== undefined) {
@@ -60,7 +67,15 @@ export class HeartbeatBuffer {
     if (this.#pending.size === 0) return this.#flushing;
     const batch = this.#pending;
     this.#pending = new Map();
-    this.#flushing = this.#flushing.then(() => this.#write(batch)).catch((err: unknown) => this.#onError(err));
+    this.#flushing = this.#flushing
+      .then(async () => {
+        this.#writing = batch;
+        await this.#write(batch);
+      })
+      .catch((err: unknown) => this.#onError(err))
+      .finally(() => {
+        if (this.#writing === batch) this.#writing = new Map();
+      });
     return this.#flushing;
   }
 

@@ -99,6 +99,13 @@ export class HostRepository {
     this.#beats = new HeartbeatBuffer(db, onError);
   }
 
+  /** A host as read, with its newer check-in time and uptime if they are still waiting to be written. */
+  #withBeat(h: HostRecord): HostRecord {
+    const beat = this.#beats.pending(h.id);
+    if (beat === undefined || (h.lastCheckinAt !== null && beat.at < h.lastCheckinAt)) return h;
+    return { ...h, lastCheckinAt: beat.at, uptimeSec: beat.uptimeSec };
+  }
+
   /** Stores the check-in times and uptimes still waiting to be written with others. */
   flushHeartbeats(): Promise<void> {
     return this.#beats.flush();
@@ -225,18 +232,16 @@ export class HostRepository {
   }
 
   async get(id: string): Promise<HostRecord | undefined> {
-    await this.#beats.flush();
     const row = await this.#db.selectFrom('hosts').selectAll().where('id', '=', id).executeTakeFirst();
-    return row === undefined ? undefined : toHostRecord(row);
+    return row === undefined ? undefined : this.#withBeat(toHostRecord(row));
   }
 
   async list(filter: HostFilter = {}): Promise<HostRecord[]> {
-    await this.#beats.flush();
     let q = this.#db.selectFrom('hosts').selectAll();
     if (filter.feed !== undefined) q = q.where('feed', '=', filter.feed);
     if (filter.kernelId !== undefined) q = q.where('kernel_id', '=', filter.kernelId);
     const rows = await q.orderBy('hostname').orderBy('id').execute();
-    const records = rows.map(toHostRecord);
+    const records = rows.map((r) => this.#withBeat(toHostRecord(r)));
     return filter.tag === undefined ? records : records.filter((r) => r.tags?.includes(filter.tag ?? ''));
   }
 
