@@ -20,7 +20,9 @@ function processStart(pid: number): string | undefined {
   }
 }
 
-const ownContent = (): string => `${process.pid} ${processStart(process.pid) ?? '?'}\n`;
+// This process's start time never changes: read it once, not at every lock.
+let own: string | undefined;
+const ownContent = (): string => (own ??= `${process.pid} ${processStart(process.pid) ?? '?'}\n`);
 
 function readHolder(path: string): string | undefined {
   try {
