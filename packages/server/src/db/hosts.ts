@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { sql, type CompiledQuery, type Kysely, type Selectable } from 'kysely';
 import {
   effectiveRelease,
@@ -79,7 +79,7 @@ type SlimRow = SlimQuery extends CompiledQuery<infer O> ? O : never;
 /** Everything a report says except its uptime, which changes at every check-in. */
 function reportFingerprint(report: CheckinRequest): string {
   const { uptimeSec: _uptime, ...rest } = report;
-  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
+  return hash('sha256', JSON.stringify(rest));
 }
 
 /** The newest event time in a report, so events already judged do not count as new. */
