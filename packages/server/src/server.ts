@@ -120,7 +120,11 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     throw err;
   }
 
-  const hosts = new HostRepository(db, (err) => logger.error({ err }, 'could not store check-in heartbeats'));
+  const hosts = new HostRepository(
+    db,
+    (err) => logger.error({ err }, 'could not store check-in heartbeats'),
+    database.readSync,
+  );
   const patches = new PatchRepository(db);
   const rt = createFleetRuntime({ config, database, hosts, patches, clock, randomId, log: logger, deps: deps.fleet });
   const https = await tlsOptions(config).catch(async (err: unknown) => {

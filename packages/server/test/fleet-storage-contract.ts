@@ -5,6 +5,7 @@ import { AuditRepository } from '../src/db/audit.ts';
 import { FeedRepository } from '../src/db/feeds.ts';
 import { HostRepository, ID_CHUNK } from '../src/db/hosts.ts';
 import { migrateToLatest, migrations } from '../src/db/migrations.ts';
+import type { ReadSync } from '../src/db/node-sqlite.ts';
 import { PatchRepository } from '../src/db/patches.ts';
 import { PinRepository } from '../src/db/pins.ts';
 import type { Database } from '../src/db/schema.ts';
@@ -13,6 +14,8 @@ import { buildPatch, KERNEL_ID, kernelIdentity, OTHER_KERNEL_ID } from './helper
 
 export interface ContractDb {
   db: Kysely<Database>;
+  /** SQLite's synchronous read, which the server gives its host repository. */
+  readSync?: ReadSync;
   close(): Promise<void>;
 }
 
@@ -35,7 +38,7 @@ export function runStorageContract(
     let feeds: FeedRepository;
     before(async () => {
       c = await makeDb();
-      hosts = new HostRepository(c.db);
+      hosts = new HostRepository(c.db, undefined, c.readSync);
       feeds = new FeedRepository(c.db);
     });
     after(async () => c.close());

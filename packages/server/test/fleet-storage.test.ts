@@ -8,9 +8,10 @@ import { pgSkip, startPostgres, type PgCluster } from './pg-harness.ts';
 
 runStorageContract('SQLite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'livegraft-contract-'));
-  const { db } = await openDatabase(dir);
+  const { db, readSync } = await openDatabase(dir);
   return {
     db,
+    ...(readSync === undefined ? {} : { readSync }),
     async close() {
       await db.destroy();
       await rm(dir, { recursive: true, force: true });

@@ -12,6 +12,7 @@ import {
   type PatchState,
 } from '@livegraft/protocol';
 import { HeartbeatBuffer } from './heartbeats.ts';
+import type { ReadSync } from './node-sqlite.ts';
 import type { Database, HostsTable } from './schema.ts';
 
 type HostRow = Selectable<HostsTable>;
@@ -94,9 +95,13 @@ export class HostRepository {
   readonly #beats: HeartbeatBuffer;
   #slimQuery: SlimQuery | undefined;
 
-  constructor(db: Kysely<Database>, onError: (err: unknown) => void = () => {}) {
+  readonly #readSync: ReadSync | undefined;
+
+  /** `readSync` (SQLite only) serves the check-in's host read without a round trip through Kysely. */
+  constructor(db: Kysely<Database>, onError: (err: unknown) => void = () => {}, readSync?: ReadSync) {
     this.#db = db;
     this.#beats = new HeartbeatBuffer(db, onError);
+    this.#readSync = readSync;
   }
 
   /** A host as read, with its newer check-in time and uptime if they are still waiting to be written. */
@@ -163,8 +168,10 @@ export class HostRepository {
   > {
     // The hottest query of a fleet: compiled once, run with each host's id.
     this.#slimQuery ??= slimSelect(this.#db).compile();
-    const { rows } = await this.#db.executeQuery<SlimRow>({ ...this.#slimQuery, parameters: [id] });
-    const slim = rows[0];
+    const slim =
+      this.#readSync === undefined
+        ? (await this.#db.executeQuery<SlimRow>({ ...this.#slimQuery, parameters: [id] })).rows[0]
+        : (this.#readSync(this.#slimQuery.sql, [id])[0] as SlimRow | undefined);
     if (slim === undefined) return undefined;
     const fp = reportFingerprint(report);
     const facts = (reportedTagsJson: string): FleetHost | undefined =>

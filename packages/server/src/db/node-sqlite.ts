@@ -6,12 +6,15 @@ const BUSY_TIMEOUT_MS = 5000;
 /** Prepared statements kept per connection; Kysely emits the same few hundred SQL texts over and over. */
 const STATEMENT_CACHE_SIZE = 512;
 
+/** Runs a read on the connection at once, without Kysely's asynchronous round trip. */
+export type ReadSync = (sql: string, params: readonly unknown[]) => Record<string, unknown>[];
+
 /**
  * Adapts Node's built-in `node:sqlite` to the shape Kysely's SqliteDialect
  * expects (it was written for better-sqlite3): parameters come as one array,
  * and `reader` tells whether the statement returns rows.
  */
-export function openNodeSqlite(path: string): SqliteDatabase {
+export function openNodeSqlite(path: string): SqliteDatabase & { readSync: ReadSync } {
   const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
   db.exec('PRAGMA journal_mode = WAL');
   // In WAL mode NORMAL never corrupts the database; it fsyncs at checkpoints instead of at every
@@ -47,6 +50,14 @@ export function openNodeSqlite(path: string): SqliteDatabase {
       };
     },
     close: () => db.close(),
+    // For the check-in's one read: SQLite is in-process and synchronous anyway, and Kysely's
+    // connection mutex and promise chain cost more than the statement. Reads only, so it can
+    // never interleave a write into another caller's transaction.
+    readSync: (sql, values) => {
+      const { stmt, reader } = prepared(sql);
+      if (!reader) throw new TypeError('readSync runs statements that return rows only');
+      return stmt.all(...params(values)) as Record<string, unknown>[];
+    },
   };
 }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { LivegraftError } from '@livegraft/protocol';
 import { migrateToLatest } from './migrations.ts';
-import { openNodeSqlite } from './node-sqlite.ts';
+import { openNodeSqlite, type ReadSync } from './node-sqlite.ts';
 import type { Database } from './schema.ts';
 
 export const DB_FILE = 'livegraft.db';
@@ -26,6 +26,8 @@ export interface OpenedDatabase {
   kind: 'sqlite' | 'postgres';
   /** The PostgreSQL connection string (for LISTEN/NOTIFY), when kind is postgres. */
   url?: string;
+  /** SQLite only: a synchronous read on the same connection, for the hottest query. */
+  readSync?: ReadSync;
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -63,7 +65,11 @@ export async function openDatabase(dataDir: string, opts: DatabaseOptions = {}):
     opened = { db: postgresKysely(opts.url, opts.poolSize, opts.onIdleError), kind: 'postgres', url: opts.url };
   } else {
     const database = openNodeSqlite(join(dataDir, DB_FILE));
-    opened = { db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), kind: 'sqlite' };
+    opened = {
+      db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }),
+      kind: 'sqlite',
+      readSync: database.readSync,
+    };
   }
   try {
     await migrateToLatest(opened.db as unknown as Kysely<unknown>);
