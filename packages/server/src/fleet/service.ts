@@ -84,6 +84,7 @@ export class Fleet {
   readonly audit: AuditRepository;
   readonly #o: FleetOptions;
   readonly #cache = new SnapshotCache();
+  readonly #promotionChecks = new Map<string, { again: boolean }>();
   readonly #levelFixes: LevelFixes;
 
   constructor(o: FleetOptions) {
@@ -438,6 +439,31 @@ export class Fleet {
     }
     for (const h of halts) await this.#halt(h);
     return halts;
+  }
+
+  /**
+   * A promotion check of one feed, soon, after a check-in that may have
+   * changed its counts. During a rollout thousands of check-ins ask at once;
+   * one run per feed is in flight, and asks that come meanwhile make one more
+   * run after it, so every ask is followed by a run that saw its check-in.
+   */
+  checkPromotionsSoon(feed: string, onError: (err: unknown) => void): void {
+    const running = this.#promotionChecks.get(feed);
+    if (running !== undefined) {
+      running.again = true;
+      return;
+    }
+    const entry = { again: false };
+    this.#promotionChecks.set(feed, entry);
+    const run = async (): Promise<void> => {
+      do {
+        entry.again = false;
+        await this.evaluatePromotions(feed);
+      } while (entry.again);
+    };
+    run()
+      .catch(onError)
+      .finally(() => this.#promotionChecks.delete(feed));
   }
 
   async evaluatePromotions(onlyFeed?: string): Promise<Promotion[]> {

@@ -112,9 +112,7 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
       ctx.push.noteDesired(host, desired);
       if (newApply || before.previousLevel !== report.appliedLevel || halts.length > 0) {
         // Promotion rules that count hosts may now hold; the answer does not wait for them.
-        ctx.fleet
-          .evaluatePromotions(host.feed)
-          .catch((err: unknown) => req.log.error({ err }, 'promotion check failed'));
+        ctx.fleet.checkPromotionsSoon(host.feed, (err) => req.log.error({ err }, 'promotion check failed'));
       }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       ctx.metrics.checkinSeconds.observe({ outcome: desired === null ? 'none' : desired.reason }, seconds);
