@@ -155,7 +155,11 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   const auth = createAuthenticator(adminToken.value, hosts, rt.fleet.tokens, dashboard.cookies, () =>
     clock().getTime(),
   );
-  rt.onRevoked((ids) => auth.forgetHosts(ids));
+  rt.onNotice((n) => {
+    if (n.kind === 'revoke') auth.forgetHosts(n.hostIds);
+    // A change on any node may have re-signed the TUF metadata this node serves from memory.
+    tuf.forgetServed();
+  });
   const ctx: RouteContext = {
     config,
     clock,

@@ -95,13 +95,18 @@ export async function readKey(h: Harness, role: TufRole): Promise<TufKeyFile> {
   return parseTufKeyFile(JSON.parse(await readFile(join(h.dataDir, 'keys', `${role}.json`), 'utf8')), role);
 }
 
-/** Direct access to the server's SQLite file, to tamper with stored metadata as an attacker with disk access would. */
+/**
+ * Direct access to the server's SQLite file, to tamper with stored metadata
+ * as an attacker with disk access would. The server then forgets what it
+ * serves from memory, as it does after any fleet change.
+ */
 export function withDb<T>(h: Harness, fn: (db: DatabaseSync) => T): T {
   const db = new DatabaseSync(join(h.dataDir, 'livegraft.db'));
   try {
     return fn(db);
   } finally {
     db.close();
+    h.server.tuf.forgetServed();
   }
 }
 

@@ -16,7 +16,7 @@ import { feedRoutes } from '../routes/feeds.ts';
 import { fleetHostRoutes } from '../routes/fleet-hosts.ts';
 import { pinRoutes } from '../routes/pins.ts';
 import { tokenRoutes } from '../routes/tokens.ts';
-import { LocalBus, PgBus, type FleetBus } from './bus.ts';
+import { LocalBus, PgBus, type FleetBus, type Notice } from './bus.ts';
 import { PushHub } from './push.ts';
 import { Fleet } from './service.ts';
 
@@ -43,8 +43,8 @@ export interface FleetRuntime {
   metrics: ServerMetrics;
   enrollLimit: RateLimiter;
   openapi: OpenApiCollector;
-  /** Calls `fn` with the hosts whose tokens any node revoked. */
-  onRevoked(fn: (hostIds: readonly string[]) => void): void;
+  /** Calls `fn` with every fleet notice (any node's), before the push streams hear of it. */
+  onNotice(fn: (n: Notice) => void): void;
   start(): Promise<void>;
   /** Ends the push streams (before the HTTP server waits for its connections). */
   closeStreams(): void;
@@ -98,11 +98,11 @@ export function createFleetRuntime(o: {
     ...(deps.random === undefined ? {} : { random: deps.random }),
   });
   hubRef.hub = hub;
-  const revokeListeners: ((hostIds: readonly string[]) => void)[] = [];
+  const listeners: ((n: Notice) => void)[] = [];
   bus.onNotice((n) => {
     // Any node's change (this one's included) may alter the fleet snapshot the check-ins read.
     fleet.invalidate();
-    if (n.kind === 'revoke') for (const fn of revokeListeners) fn(n.hostIds);
+    for (const fn of listeners) fn(n);
     hub.handle(n);
   });
   const enrollLimit = new RateLimiter({
@@ -118,8 +118,8 @@ export function createFleetRuntime(o: {
     metrics,
     enrollLimit,
     openapi: new OpenApiCollector(),
-    onRevoked(fn) {
-      revokeListeners.push(fn);
+    onNotice(fn) {
+      listeners.push(fn);
     },
     async start() {
       await bus.start();

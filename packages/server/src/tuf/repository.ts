@@ -127,8 +127,20 @@ function targetFileOf(t: PublishedTarget): TargetFile {
  * Every step is idempotent and derived from the database, so several server
  * nodes sharing one database converge on the same chain.
  */
+/** How long this node serves timestamp.json from memory; fleet notices and its own signing clear it sooner. */
+export const SERVED_TIMESTAMP_MS = 1000;
+/** Versioned metadata files (immutable once stored) kept in memory. */
+const SERVED_FILES_MAX = 256;
+/** Published targets (kernel, level) kept in memory, and for how long. */
+const SERVED_TARGETS_MAX = 1024;
+const SERVED_TARGET_MS = 10_000;
+
 export class TufRepository {
   readonly #store: TufMetadataStore;
+  /** What agents fetch on every update, kept in memory: versioned files never change once stored. */
+  readonly #files = new Map<string, string>();
+  #timestamp: { text: string; at: number } | undefined;
+  readonly #targets = new Map<string, { value: Omit<PublishedTarget, 'manifest'>; at: number }>();
   readonly #clock: () => Date;
   readonly #log: TufLog;
   readonly #expiry: Record<TufRole, number>;
@@ -191,10 +203,31 @@ export class TufRepository {
 
   /** The text of a served metadata file (`timestamp.json` or `N.role.json`), or undefined. */
   async metadataFile(name: string): Promise<string | undefined> {
-    if (name === 'timestamp.json') return (await this.#store.latest('timestamp'))?.json;
+    const now = this.#clock().getTime();
+    if (name === 'timestamp.json') {
+      const t = this.#timestamp;
+      if (t !== undefined && now - t.at >= 0 && now - t.at < SERVED_TIMESTAMP_MS) return t.text;
+      const text = (await this.#store.latest('timestamp'))?.json;
+      this.#timestamp = text === undefined ? undefined : { text, at: now };
+      return text;
+    }
     const m = METADATA_FILE.exec(name);
     if (m === null) return undefined;
-    return this.#store.get(m[2] as 'root' | 'snapshot' | 'targets', Number(m[1]));
+    const hit = this.#files.get(name);
+    if (hit !== undefined) return hit;
+    const text = await this.#store.get(m[2] as 'root' | 'snapshot' | 'targets', Number(m[1]));
+    if (text !== undefined) {
+      if (this.#files.size >= SERVED_FILES_MAX) this.#files.clear();
+      this.#files.set(name, text);
+    }
+    return text;
+  }
+
+  /** Drops what is served from memory, so the next request reads what any node last stored. */
+  forgetServed(): void {
+    this.#timestamp = undefined;
+    this.#files.clear();
+    this.#targets.clear();
   }
 
   /**
@@ -204,16 +237,32 @@ export class TufRepository {
   async targetSha256(kernelId: string, level: number, file: string): Promise<string | undefined> {
     const m = TARGET_FILE.exec(file);
     if (m === null) return undefined;
-    const t = await this.#store.publishedTarget(kernelId, level);
-    if (t === undefined || t.sha256 !== m[1] || t.name !== m[2]) return undefined;
-    return t.sha256;
+    const key = `${kernelId}/${level}`;
+    const now = this.#clock().getTime();
+    let t = this.#targets.get(key);
+    if (t === undefined || now - t.at < 0 || now - t.at >= SERVED_TARGET_MS) {
+      const found = await this.#store.publishedTarget(kernelId, level);
+      if (found === undefined) {
+        this.#targets.delete(key);
+        return undefined;
+      }
+      if (this.#targets.size >= SERVED_TARGETS_MAX) this.#targets.clear();
+      t = { value: found, at: now };
+      this.#targets.set(key, t);
+    }
+    if (t.value.sha256 !== m[1] || t.value.name !== m[2]) return undefined;
+    return t.value.sha256;
   }
 
   /** Brings every role up to date; calls are serialized in this process and retried on another node's write. */
   sync(): Promise<void> {
     const run = this.#chain.then(async () => {
       for (let attempt = 0; attempt < MAX_SYNC_ATTEMPTS; attempt++) {
-        if (await this.#trySync()) return;
+        if (await this.#trySync()) {
+          // Whatever this node just signed is served from now on.
+          this.forgetServed();
+          return;
+        }
       }
       throw new LivegraftError(
         'TUF_SYNC_CONFLICT',
