@@ -3,7 +3,9 @@
 // push stream, TUF update, apply procedure, journal, state) on its own fake
 // kernel tree and state dir; only the kernel is fake. Driven over IPC.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { Agent } from '../packages/agent/src/agent.ts';
@@ -246,6 +248,54 @@ async function start(c: Extract<WorkerCommand, { cmd: 'start' }>): Promise<void>
 }
 
 /**
+ * With LIVEGRAFT_BENCH_COUNT_FS=1, the synchronous file-system calls the
+ * simulated hosts make during the rollout are counted (the agent uses the
+ * synchronous API for its durable writes) and printed per applied host.
+ */
+function countFsCalls(): { start(): void; report(applied: number): void } {
+  const names = [
+    'openSync',
+    'closeSync',
+    'readFileSync',
+    'writeFileSync',
+    'writeSync',
+    'fsyncSync',
+    'renameSync',
+    'mkdirSync',
+    'rmSync',
+    'readdirSync',
+    'statSync',
+    'lstatSync',
+    'existsSync',
+    'unlinkSync',
+  ] as const;
+  const counts = new Map<string, number>();
+  let on = false;
+  const table = fs as unknown as Record<string, (...a: unknown[]) => unknown>;
+  for (const name of names) {
+    const real = table[name];
+    if (real === undefined) continue;
+    table[name] = function (this: unknown, ...a: unknown[]) {
+      if (on) counts.set(name, (counts.get(name) ?? 0) + 1);
+      return real.apply(this, a);
+    };
+  }
+  syncBuiltinESMExports();
+  return {
+    start: () => {
+      counts.clear();
+      on = true;
+    },
+    report: (applied) => {
+      on = false;
+      const per = Object.fromEntries([...counts].map(([k, v]) => [k, Number((v / Math.max(1, applied)).toFixed(1))]));
+      process.stderr.write(`[worker ${process.pid}] fs calls per applied host: ${JSON.stringify(per)}\n`);
+    },
+  };
+}
+const fsCounter = process.env['LIVEGRAFT_BENCH_COUNT_FS'] === '1' ? countFsCalls() : undefined;
+
+/**
  * With LIVEGRAFT_BENCH_WORKER_PROF=DIR, the rollout (the watch with a
  * deadline) is CPU-profiled on its own, without enrolment and start-up.
  */
@@ -266,6 +316,7 @@ async function profiled<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 async function watch(level: number, deadline: number): Promise<void> {
+  if (deadline > 0) fsCounter?.start();
   // Reports progress until every host applied `level` or the deadline (epoch ms) passes.
   while (!stop.signal.aborted) {
     const c = counts(level);
@@ -274,6 +325,7 @@ async function watch(level: number, deadline: number): Promise<void> {
     await systemClock.sleep(Math.min(PROGRESS_MS, Math.max(1, deadline - Date.now())), stop.signal);
   }
   const at = hosts.map((h) => h.appliedAt.get(level)).filter((t): t is number => t !== undefined);
+  if (deadline > 0) fsCounter?.report(at.length);
   const failures = hosts
     .filter((h) => !h.appliedAt.has(level) && h.lastFailure !== undefined)
     .slice(0, MAX_ERRORS_KEPT)
