@@ -27,12 +27,26 @@ function ago(sec: number | null): string {
 }
 
 export function formatCheck(c: CheckOutcome): string {
+  return `${checkLine(c)}${ignoreLines(c)}`;
+}
+
+function checkLine(c: CheckOutcome): string {
   if (!c.kernelSupported) return `kernel unsupported: the server has no patches for this kernel build\n`;
   if (c.latestLevel > c.appliedLevel) {
     return `update available: level ${c.latestLevel} (applied: ${c.appliedLevel || 'none'})\n`;
   }
   if (c.appliedLevel === 0) return 'no patches applied; none available for this kernel\n';
   return `up to date: level ${c.appliedLevel}\n`;
+}
+
+/** The host's ignore-list (set on the server) as it bears on the offer: what it held back, what still runs. */
+function ignoreLines(c: CheckOutcome): string {
+  const held = c.desired?.ignoredFixes ?? [];
+  const running = c.desired?.ignoredRunning ?? [];
+  let out = '';
+  if (held.length > 0) out += `held at level ${c.desired?.level ?? 0} by ignored fixes: ${held.join(', ')}\n`;
+  if (running.length > 0) out += `the running level carries ignored fixes: ${running.join(', ')}\n`;
+  return out;
 }
 
 export function checkJson(c: CheckOutcome): unknown {

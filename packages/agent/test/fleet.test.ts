@@ -416,3 +416,31 @@ describe('check-in after a stalled transition', () => {
     assert.equal(server.checkins.at(-1)?.blockingTasks, undefined);
   });
 });
+
+describe('check with an ignore-list set on the server', () => {
+  let server: FakeServer;
+  let host: TestHost;
+  before(async () => {
+    ({ server, host } = await enrolledHost());
+  });
+  after(() => releaseHost(server, host));
+
+  it('says which ignored fixes held the offer back and which the running level carries', async () => {
+    server.publish(host.kernel.id, makePatch(host.kernel, 1));
+    server.desired = {
+      level: 1,
+      reason: 'feed',
+      allowDowngrade: false,
+      feed: 'production',
+      ignoredFixes: ['fix-2'],
+      ignoredRunning: ['fix-1'],
+    };
+    const c = await host.cli(['check']);
+    assert.match(c.stdout, /^held at level 1 by ignored fixes: fix-2$/m, c.stdout);
+    assert.match(c.stdout, /^the running level carries ignored fixes: fix-1$/m);
+    const json = JSON.parse((await host.cli(['check', '--json'])).stdout) as { desired: DesiredLevel };
+    assert.deepEqual(json.desired.ignoredFixes, ['fix-2']);
+    server.desired = { level: 1, reason: 'feed', allowDowngrade: false, feed: 'production' };
+    assert.doesNotMatch((await host.cli(['check'])).stdout, /ignored/);
+  });
+});
