@@ -223,13 +223,16 @@ export class GuardedFetcher extends BaseFetcher {
           started + Math.max(this.#limits.stallTimeoutMs, (received / this.#limits.minBytesPerSec) * 1000);
         const stallDeadline = now + this.#limits.stallTimeoutMs;
         const until = Math.min(requestDeadline, this.deadline, rateDeadline, stallDeadline);
+        // Which limit fires is known now: a timer may run a millisecond before the clock reads `until`.
+        const limit =
+          until === requestDeadline || until === this.deadline ? 'time' : until === stallDeadline ? 'stall' : 'rate';
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => {
               const t = this.#now();
-              if (t >= requestDeadline || t >= this.deadline) reject(abortWith(timeoutError()));
-              else if (t >= stallDeadline)
+              if (limit === 'time') reject(abortWith(timeoutError()));
+              else if (limit === 'stall')
                 reject(
                   abortWith(
                     new LivegraftError(
