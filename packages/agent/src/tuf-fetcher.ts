@@ -182,14 +182,17 @@ export class GuardedFetcher extends BaseFetcher {
 
   async #download(url: string, maxLength: number, file: string): Promise<void> {
     const started = this.#now();
-    const requestDeadline = started + Math.min(this.#limits.requestTimeoutMs, this.#remainingTotal(url));
+    this.#remainingTotal(url); // refuses at once when the update's time is already up
+    // Exactly the total deadline when that is the nearer one, so a timeout names the right limit.
+    const requestDeadline = Math.min(started + this.#limits.requestTimeoutMs, this.deadline);
     const controller = new AbortController();
     const abortWith = (err: LivegraftError): LivegraftError => {
       controller.abort(err);
       return err;
     };
-    const timeoutError = (): LivegraftError =>
-      this.#now() >= this.deadline
+    // Named by the deadline the timer was set for, not by the clock when it fires (it may fire early).
+    const timeoutError = (firesAt: number): LivegraftError =>
+      firesAt >= this.deadline
         ? new LivegraftError(
             'DOWNLOAD_TIMEOUT',
             `${url}: the update did not finish within ${this.#limits.totalTimeoutMs} ms; aborted`,
@@ -199,7 +202,10 @@ export class GuardedFetcher extends BaseFetcher {
             `${url}: no complete answer within ${this.#limits.requestTimeoutMs} ms; aborted`,
           );
     // The headers wait is bounded by the request deadline too.
-    const headerTimer = setTimeout(() => abortWith(timeoutError()), Math.max(1, requestDeadline - this.#now()));
+    const headerTimer = setTimeout(
+      () => abortWith(timeoutError(requestDeadline)),
+      Math.max(1, requestDeadline - this.#now()),
+    );
     let body: ReadableStream<Uint8Array>;
     try {
       body = await this.#open(url, maxLength, controller.signal);
@@ -231,7 +237,7 @@ export class GuardedFetcher extends BaseFetcher {
           timer = setTimeout(
             () => {
               const t = this.#now();
-              if (limit === 'time') reject(abortWith(timeoutError()));
+              if (limit === 'time') reject(abortWith(timeoutError(until)));
               else if (limit === 'stall')
                 reject(
                   abortWith(
