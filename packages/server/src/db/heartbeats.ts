@@ -33,10 +33,6 @@ export class HeartbeatBuffer {
     this.#onError = onError;
   }
 
-  get size(): number {
-    return this.#pending.size;
-  }
-
   add(hostId: string, at: string, uptimeSec: number): void {
     this.#pending.set(hostId, { at, uptimeSec });
     if (this.#pending.size >= HEARTBEAT_MAX_PENDING) {
