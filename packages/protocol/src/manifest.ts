@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { CveId, FixId, CSymbol, KernelObject } from './fix.ts';
+import { CveId, FixCommit, FixId, CSymbol, KernelObject } from './fix.ts';
 import { KernelId } from './kernel.ts';
 import { validator } from './validate.ts';
 
@@ -12,7 +12,32 @@ export const ManifestFix = Type.Object(
     id: FixId,
     title: Type.String({ maxLength: 200 }),
     cves: Type.Array(CveId),
-    functions: Type.Array(Type.Object({ name: CSymbol, object: KernelObject }, { additionalProperties: false })),
+    functions: Type.Array(
+      Type.Object(
+        {
+          name: CSymbol,
+          object: KernelObject,
+          /** 1-based position among same-named symbols of that object; absent or 0 for a unique name. */
+          sympos: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** How the fix was made: compiled from upstream patches, or hand-written C. */
+    kind: Type.Optional(Type.Union([Type.Literal('patch'), Type.Literal('source')])),
+    /** The upstream commit(s) the fix carries. */
+    commits: Type.Optional(Type.Array(FixCommit, { maxItems: 20 })),
+  },
+  { additionalProperties: false },
+);
+export type ManifestFix = Static<typeof ManifestFix>;
+
+/** A fix given to the build that is not in the module, and why (e.g. already fixed in this kernel build). */
+export const ManifestSkippedFix = Type.Object(
+  {
+    id: FixId,
+    cves: Type.Array(CveId),
+    reason: Type.String({ maxLength: 500 }),
   },
   { additionalProperties: false },
 );
@@ -38,6 +63,8 @@ export const PatchManifest = Type.Object(
     ),
     fixes: Type.Array(ManifestFix, { minItems: 1, maxItems: 500 }),
     cves: Type.Array(CveId),
+    /** Fixes that were asked for but not built into this module, with the reason. */
+    skipped: Type.Optional(Type.Array(ManifestSkippedFix, { maxItems: 500 })),
     module: Type.Object(
       {
         file: Type.String({ pattern: '^[a-z0-9_]{1,55}\\.ko$' }),
