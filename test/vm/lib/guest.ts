@@ -16,6 +16,8 @@ export interface GuestOptions {
   onConsole?: (text: string) => void;
   /** File the whole console transcript is appended to, across reboots. */
   logFile?: string;
+  /** Extra QEMU arguments (e.g. a device with a crafted option ROM). */
+  qemuArgs?: string[];
 }
 
 export interface RunResult {
@@ -87,6 +89,7 @@ export class Guest {
       '-drive',
       `file=${o.disk},format=raw,if=virtio`,
       ...net,
+      ...(o.qemuArgs ?? []),
       '-append',
       `console=ttyS0 panic=-1 quiet loglevel=3 ${o.append ?? ''}`.trim(),
     ];

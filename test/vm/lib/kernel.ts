@@ -23,16 +23,16 @@ export async function resolveKernelRelease(): Promise<string> {
   return m[1];
 }
 
+/** A kernel image and its modules, without the kbuild tree. */
+export type KernelImage = Omit<GuestKernel, 'headersDir'>;
+
 /**
- * Downloads linux-image-<release>-unsigned with apt and unpacks it into the
- * cache (once), then builds its modules.dep so the initramfs can pick modules.
+ * Downloads linux-image-<release>-unsigned with apt (or takes the .deb from
+ * `debDir` when it is already there) and unpacks it into the cache (once),
+ * then builds its modules.dep so the initramfs can pick modules.
  */
-export async function fetchGuestKernel(cacheDir: string): Promise<GuestKernel> {
-  const release = await resolveKernelRelease();
-  const headersDir = `/usr/src/linux-headers-${release}`;
-  if (!existsSync(join(headersDir, 'Makefile'))) {
-    throw new Error(`kernel headers ${headersDir} missing: install linux-headers-amd64 (scripts/setup.sh does)`);
-  }
+export async function fetchKernelImage(cacheDir: string, release: string, debDir?: string): Promise<KernelImage> {
+  if (!/^[0-9][0-9a-z.+~-]{2,60}$/.test(release)) throw new Error(`not a kernel release: ${release}`);
   const dir = join(cacheDir, `kernel-${release}`);
   const root = join(dir, 'root');
   const modulesDir = join(root, 'lib', 'modules', release);
@@ -41,15 +41,39 @@ export async function fetchGuestKernel(cacheDir: string): Promise<GuestKernel> {
     const tmp = `${dir}.tmp`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
-    await execOk('apt-get', ['download', `linux-image-${release}-unsigned`], { cwd: tmp, timeoutMs: 600_000 });
-    const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
-    if (!deb) throw new Error(`apt-get download linux-image-${release}-unsigned produced no .deb`);
-    await execOk('dpkg-deb', ['-x', join(tmp, deb), join(tmp, 'root')], { timeoutMs: 300_000 });
-    rmSync(join(tmp, deb));
+    const pkg = `linux-image-${release}-unsigned`;
+    const cached =
+      debDir && existsSync(debDir)
+        ? readdirSync(debDir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'))
+        : undefined;
+    let deb: string;
+    if (debDir && cached) {
+      deb = join(debDir, cached);
+    } else {
+      await execOk('apt-get', ['download', pkg], { cwd: tmp, timeoutMs: 600_000 });
+      const got = readdirSync(tmp).find((f) => f.endsWith('.deb'));
+      if (!got) throw new Error(`apt-get download ${pkg} produced no .deb`);
+      deb = join(tmp, got);
+    }
+    await execOk('dpkg-deb', ['-x', deb, join(tmp, 'root')], { timeoutMs: 300_000 });
+    if (!cached) rmSync(deb);
     await execOk('depmod', ['-b', join(tmp, 'root'), release]);
     rmSync(dir, { recursive: true, force: true });
     renameSync(tmp, dir);
   }
   if (!existsSync(vmlinuz)) throw new Error(`no kernel image at ${vmlinuz}`);
-  return { release, vmlinuz, modulesDir, headersDir };
+  return { release, vmlinuz, modulesDir };
+}
+
+/**
+ * The kernel behind Debian's `linux-headers-amd64` metapackage, with its
+ * installed kbuild tree (see fetchKernelImage for the download).
+ */
+export async function fetchGuestKernel(cacheDir: string): Promise<GuestKernel> {
+  const release = await resolveKernelRelease();
+  const headersDir = `/usr/src/linux-headers-${release}`;
+  if (!existsSync(join(headersDir, 'Makefile'))) {
+    throw new Error(`kernel headers ${headersDir} missing: install linux-headers-amd64 (scripts/setup.sh does)`);
+  }
+  return { ...(await fetchKernelImage(cacheDir, release)), headersDir };
 }
