@@ -4,9 +4,22 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LivegraftError, manifestValidator, moduleNameFor, type PatchManifest } from '@livegraft/protocol';
 import { writeFilesAtomically } from './atomic-write.ts';
-import { fixHeader, fixSubdir, kbuildFile, mainSource, MAIN_SOURCE, type PlacedFix } from './codegen.ts';
-import { checkFixSet, GENERATED_HEADER, loadFix, type LoadedFix } from './fixes.ts';
+import {
+  COPIED_OBJECT,
+  fixHeader,
+  fixSubdir,
+  kbuildFile,
+  mainSource,
+  MAIN_SOURCE,
+  type CopiedFunction,
+  type PlacedFix,
+} from './codegen.ts';
+import { checkFixSet, GENERATED_HEADER, isPatchFix, loadFix, type LoadedFix } from './fixes.ts';
 import { DEFAULT_HEADERS_ROOTS, resolveHeaders, type HeadersRoots } from './headers.ts';
+import { ensureKernelBuild, type KernelBuild, type KernelPart } from './kernel/index.ts';
+import { writeKlpRelocations } from './klp/postlink.ts';
+import type { KlpReloc } from './klp/types.ts';
+import { runFactory, type FactoryOutput } from './patch/factory.ts';
 import { runKbuild, MAKE_TIMEOUT_MS } from './kbuild.ts';
 import { targetKernel, type TargetKernel } from './kernel-id.ts';
 import { checkBuiltModule } from './module-check.ts';
@@ -39,6 +52,14 @@ export interface BuildOptions {
   makeTimeoutMs?: number;
   /** Cancels the build: make is killed, the build directory removed, nothing written. */
   signal?: AbortSignal;
+  /** Where downloaded and prepared kernel builds are kept; default the user's cache. */
+  cacheDir?: string;
+  /** Build from patches even when the unpatched code does not match the shipped kernel. */
+  force?: boolean;
+  /** Progress lines (downloads, compiles); default silent. */
+  log?: (line: string) => void;
+  /** Gets a kernel build's artefacts; default ensureKernelBuild (injectable for tests). */
+  ensureKernel?: (release: string, parts: KernelPart[]) => Promise<KernelBuild>;
 }
 
 export interface BuildResult {
@@ -49,6 +70,12 @@ export interface BuildResult {
   kernel: TargetKernel;
   /** Compiler and modpost warnings, paths pointing at the fixes. */
   warnings: string[];
+  /** Fixes not in the module, with the reason (already fixed, compiles to no change). */
+  skipped: { id: string; cves: string[]; reason: string }[];
+  /** For fixes built from patches: how the unpatched code compared with the shipped kernel. */
+  reproducibility?: FactoryOutput['repro'];
+  /** Livepatch relocations written into the module. */
+  klpRelocations: number;
 }
 
 function usage(message: string): LivegraftError {
@@ -88,6 +115,8 @@ function manifestFor(
   fixes: readonly LoadedFix[],
   ko: Uint8Array,
   builtAt: Date,
+  factory: FactoryOutput | undefined,
+  skipped: BuildResult['skipped'],
 ): PatchManifest {
   return manifestValidator.parse({
     schema: 1,
@@ -95,13 +124,33 @@ function manifestFor(
     level,
     replace: true,
     kernel: { id: kernel.id, release: kernel.release, vermagic },
-    fixes: fixes.map(({ spec }) => ({
-      id: spec.id,
-      title: spec.title,
-      cves: spec.cves,
-      functions: spec.functions.map((f) => ({ name: f.name, object: f.object })),
-    })),
+    fixes: fixes.map((fix) => {
+      const { spec } = fix;
+      if (!isPatchFix(fix)) {
+        return {
+          id: spec.id,
+          title: spec.title,
+          cves: spec.cves,
+          kind: 'source' as const,
+          functions: (spec.functions ?? []).map((f) =>
+            f.sympos ? { name: f.name, object: f.object, sympos: f.sympos } : { name: f.name, object: f.object },
+          ),
+        };
+      }
+      const outcome = factory?.outcomes.find((o) => o.fix === fix);
+      return {
+        id: spec.id,
+        title: spec.title,
+        cves: spec.cves,
+        kind: 'patch' as const,
+        ...(outcome && outcome.commits.length > 0 ? { commits: outcome.commits } : {}),
+        functions: (factory?.functions ?? [])
+          .filter((f) => f.fixId === spec.id)
+          .map((f) => (f.sympos ? { name: f.name, object: f.object, sympos: f.sympos } : { name: f.name, object: f.object })),
+      };
+    }),
     cves: [...new Set(fixes.flatMap(({ spec }) => spec.cves))].sort(),
+    ...(skipped.length > 0 ? { skipped } : {}),
     module: {
       file: `${name}.ko`,
       sha256: createHash('sha256').update(ko).digest('hex'),
@@ -110,6 +159,25 @@ function manifestFor(
     builtAt: builtAt.toISOString(),
     builder: BUILDER_ID,
   });
+}
+
+/** Livepatch installs one replacement per function: two fixes may not both replace the same one. */
+function checkNoOverlap(fixes: readonly LoadedFix[], copied: readonly CopiedFunction[]): void {
+  const owner = new Map<string, string>();
+  const claim = (object: string, fn: string, sympos: number, id: string): void => {
+    const key = `${object.replaceAll('-', '_')}:${fn}:${sympos}`;
+    const prev = owner.get(key);
+    if (prev !== undefined && prev !== id) {
+      throw new LivegraftError(
+        'FIX_DUPLICATE_FUNCTION',
+        `fixes ${prev} and ${id} both change ${fn} in ${object}; build them as one fix (list both patches in one fix.json)`,
+        { details: { function: fn, object, fixes: [prev, id] } },
+      );
+    }
+    owner.set(key, id);
+  };
+  for (const f of copied) claim(f.object, f.name, f.sympos, f.fixId);
+  for (const fix of fixes) for (const f of fix.spec.functions ?? []) claim(f.object, f.name, f.sympos ?? 0, fix.spec.id);
 }
 
 /**
@@ -127,39 +195,106 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
   const outDir = path.resolve(options.outDir ?? '.');
   await checkOutDir(outDir);
 
-  const headersDir = await resolveHeaders(options.kernel, options.headersRoots ?? DEFAULT_HEADERS_ROOTS);
-  const kernel = await targetKernel(headersDir, options.procVersionFile);
   const fixes: LoadedFix[] = [];
   for (const dir of options.fixDirs) fixes.push(await loadFix(dir));
   checkFixSet(fixes);
+  const patchFixes = fixes.filter(isPatchFix);
+  const log = options.log ?? (() => undefined);
+  const run = options.run ?? spawnRunner;
+
+  // Headers: an installed tree when there is one and no patch needs the
+  // sources; otherwise the kernel build is fetched into the cache.
+  let headersDir: string;
+  let kernelBuild: KernelBuild | undefined;
+  const ensure =
+    options.ensureKernel ??
+    ((release: string, parts: KernelPart[]) =>
+      ensureKernelBuild(release, { cacheDir: options.cacheDir, run, log, signal: options.signal, parts }));
+  const looksLikeDir = options.kernel.includes('/');
+  if (patchFixes.length > 0) {
+    if (looksLikeDir) {
+      throw usage(
+        `fixes built from patches (${patchFixes.map((f) => f.spec.id).join(', ')}) need a kernel release such as 6.1.0-50-amd64, ` +
+          'not a headers directory: the builder fetches that build\'s source, config and symbols',
+      );
+    }
+    kernelBuild = await ensure(options.kernel, ['image', 'headers', 'source', 'kallsyms']);
+    headersDir = kernelBuild.headersDir;
+  } else {
+    try {
+      headersDir = await resolveHeaders(options.kernel, options.headersRoots ?? DEFAULT_HEADERS_ROOTS);
+    } catch (err) {
+      if (looksLikeDir || options.ensureKernel === undefined && !/^\d+\.\d+\.\d+-\d+-amd64$/.test(options.kernel)) throw err;
+      kernelBuild = await ensure(options.kernel, ['headers']);
+      headersDir = kernelBuild.headersDir;
+    }
+  }
+  const kernel = await targetKernel(headersDir, options.procVersionFile);
+
+  const factory =
+    kernelBuild !== undefined && patchFixes.length > 0
+      ? await runFactory({ fixes: patchFixes, kernel: kernelBuild, run, force: options.force === true, log, signal: options.signal })
+      : undefined;
+  const skipped: BuildResult['skipped'] = (factory?.outcomes ?? []).flatMap((o) =>
+    o.status === 'skipped' ? [{ id: o.fix.spec.id, cves: o.fix.spec.cves, reason: o.reason }] : [],
+  );
+  const included = fixes.filter((f) => !skipped.some((s) => s.id === f.spec.id));
+  if (included.length === 0) {
+    throw new LivegraftError(
+      'NOTHING_TO_BUILD',
+      `nothing to build for ${kernel.release}:\n${skipped.map((s) => `  ${s.id}: ${s.reason}`).join('\n')}`,
+      { details: { skipped } },
+    );
+  }
+  const copied: CopiedFunction[] = (factory?.functions ?? []).map((f) => ({
+    name: f.name,
+    object: f.object,
+    sympos: f.sympos,
+    newSymbol: f.newSymbol,
+    fixId: f.fixId,
+  }));
+  checkNoOverlap(included, copied);
 
   const name = moduleNameFor(kernel.id, level);
   const buildDir = await mkdtemp(path.join(options.tmpRoot ?? tmpdir(), 'livegraft-build-'));
   try {
-    const placed = await placeFixes(buildDir, fixes);
-    const gen = { moduleName: name, level, kernelId: kernel.id, release: kernel.release, builder: BUILDER_ID };
+    const placed = await placeFixes(buildDir, included);
+    const gen = { moduleName: name, level, kernelId: kernel.id, release: kernel.release, builder: BUILDER_ID, copied };
+    if (factory?.object !== undefined && copied.length > 0) await writeFile(path.join(buildDir, COPIED_OBJECT), factory.object);
     await writeFile(path.join(buildDir, 'Kbuild'), kbuildFile({ ...gen, fixes: placed }));
     await writeFile(path.join(buildDir, MAIN_SOURCE), mainSource({ ...gen, fixes: placed }));
     const subdirs = new Map(placed.map((p) => [p.subdir, p.fix.shownDir]));
     const make = await runKbuild(
-      options.run ?? spawnRunner,
+      run,
       headersDir,
       { buildDir, subdirs },
       options.makeTimeoutMs ?? MAKE_TIMEOUT_MS,
       options.signal,
     );
 
-    let ko: Buffer;
+    let linked: Buffer;
     try {
-      ko = await readFile(path.join(buildDir, `${name}.ko`));
+      linked = await readFile(path.join(buildDir, `${name}.ko`));
     } catch (err) {
       throw new LivegraftError('BUILD_FAILED', `make succeeded but produced no ${name}.ko`, {
         cause: err,
         details: { output: make.output.split('\n').slice(-30).join('\n') },
       });
     }
+    const klpRelocs: KlpReloc[] = copied.length > 0 ? (factory?.klpRelocs ?? []) : [];
+    const ko = klpRelocs.length > 0 ? writeKlpRelocations(linked, klpRelocs) : linked;
     const { vermagic } = checkBuiltModule(ko, { name, level, release: kernel.release, kernelId: kernel.id });
-    const manifest = manifestFor(name, level, kernel, vermagic, fixes, ko, (options.now ?? (() => new Date()))());
+    const manifest = manifestFor(
+      name,
+      level,
+      kernel,
+      vermagic,
+      included,
+      ko,
+      (options.now ?? (() => new Date()))(),
+      factory,
+      skipped,
+    );
     if (options.signal?.aborted === true) throw new LivegraftError('CANCELLED', 'build cancelled');
     const modulePath = path.join(outDir, manifest.module.file);
     const manifestPath = path.join(outDir, `${name}.json`);
@@ -167,7 +302,17 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
       { file: modulePath, data: ko },
       { file: manifestPath, data: `${JSON.stringify(manifest, null, 2)}\n` },
     ]);
-    return { manifest, modulePath, manifestPath, headersDir, kernel, warnings: make.warnings };
+    return {
+      manifest,
+      modulePath,
+      manifestPath,
+      headersDir,
+      kernel,
+      warnings: make.warnings,
+      skipped,
+      ...(factory ? { reproducibility: factory.repro } : {}),
+      klpRelocations: klpRelocs.length,
+    };
   } finally {
     await rm(buildDir, { recursive: true, force: true });
   }

@@ -11,6 +11,20 @@ export interface PlacedFix {
   subdir: string;
 }
 
+/** A function replaced by code the builder copied out of a patched object. */
+export interface CopiedFunction {
+  /** The original function's name and object, as livepatch finds it. */
+  name: string;
+  object: string;
+  sympos: number;
+  /** The global symbol the copied object defines for the new code. */
+  newSymbol: string;
+  fixId: string;
+}
+
+/** The object holding every function copied out of patched translation units. */
+export const COPIED_OBJECT = 'livegraft_copied.o';
+
 export interface GenerateInput {
   moduleName: string;
   level: number;
@@ -18,6 +32,8 @@ export interface GenerateInput {
   release: string;
   builder: string;
   fixes: readonly PlacedFix[];
+  /** Functions built from patches; their code is in COPIED_OBJECT. */
+  copied?: readonly CopiedFunction[];
 }
 
 /** A subdirectory name for the i-th fix: unique, and safe inside a Makefile. */
@@ -27,7 +43,10 @@ export function fixSubdir(index: number, id: string): string {
 
 /** The Kbuild file: one composite module from the main file and every fix's objects. */
 export function kbuildFile(input: GenerateInput): string {
-  const objects = [MAIN_SOURCE.replace(/\.c$/, '.o')];
+  // The copied object links first, so that its entries in merged sections
+  // (__jump_table, .altinstructions, ...) start at offset 0, where the
+  // post-link step expects them.
+  const objects = [...((input.copied ?? []).length > 0 ? [COPIED_OBJECT] : []), MAIN_SOURCE.replace(/\.c$/, '.o')];
   for (const { fix, subdir } of input.fixes) {
     for (const src of fix.sources) objects.push(`${subdir}/${src.replace(/\.c$/, '.o')}`);
   }
@@ -83,12 +102,18 @@ interface ObjectGroup {
   funcs: { name: string; replacement: string; sympos: number; fixId: string }[];
 }
 
-function groupByObject(fixes: readonly PlacedFix[]): ObjectGroup[] {
+function groupByObject(fixes: readonly PlacedFix[], copied: readonly CopiedFunction[]): ObjectGroup[] {
   const groups = new Map<string, ObjectGroup>();
   // vmlinux first: the kernel patches objects in table order, and vmlinux is always loaded.
   groups.set('vmlinux', { object: 'vmlinux', funcs: [] });
+  for (const f of copied) {
+    const object = normalizeObject(f.object);
+    const group = groups.get(object) ?? { object, funcs: [] };
+    group.funcs.push({ name: f.name, replacement: f.newSymbol, sympos: f.sympos, fixId: f.fixId });
+    groups.set(object, group);
+  }
   for (const { fix } of fixes) {
-    for (const f of fix.spec.functions) {
+    for (const f of fix.spec.functions ?? []) {
       const object = normalizeObject(f.object);
       const group = groups.get(object) ?? { object, funcs: [] };
       group.funcs.push({ name: f.name, replacement: f.replacement, sympos: f.sympos ?? 0, fixId: fix.spec.id });
@@ -142,7 +167,7 @@ function tripwireSource(level: number): string[] {
 
 /** The main C file: klp tables, symbol resolution, module_init and the modinfo identity. */
 export function mainSource(input: GenerateInput): string {
-  const groups = groupByObject(input.fixes);
+  const groups = groupByObject(input.fixes, input.copied ?? []);
   const symbols = allSymbols(input.fixes);
   const replacements = [...new Set(groups.flatMap((g) => g.funcs.map((f) => f.replacement)))];
   const ids = input.fixes.map(({ fix }) => fix.spec.id);

@@ -24,6 +24,13 @@ export interface LoadedFix {
   sources: string[];
   /** Local `*.h` files (file names inside dir), copied so sources can include them. */
   headers: string[];
+  /** Upstream patches (file names inside dir), for a fix built from patches; empty for hand-written C. */
+  patches: string[];
+}
+
+/** A fix built from upstream patches rather than hand-written replacement functions. */
+export function isPatchFix(fix: LoadedFix): boolean {
+  return fix.patches.length > 0;
 }
 
 /** The C identifier behind LG_SYMBOL(x) for a kallsyms name; `.` (as in `foo.isra.0`) becomes `__`. */
@@ -68,6 +75,10 @@ export async function loadFix(shownDir: string): Promise<LoadedFix> {
     throw invalid(jsonFile, `invalid fix.json: ${text}`, { problems });
   }
   const spec = fixSpecValidator.parse(value);
+  if (spec.patches !== undefined) return loadPatchFix(dir, shownDir, jsonFile, spec);
+  if (spec.functions === undefined) {
+    throw invalid(jsonFile, 'a fix needs either "patches" (upstream diffs) or "functions" (hand-written replacements)');
+  }
   checkOwnNames(jsonFile, spec);
 
   const sources = spec.sources ?? ['fix.c'];
@@ -103,12 +114,37 @@ export async function loadFix(shownDir: string): Promise<LoadedFix> {
     const bytes = (await fileSize(path.join(dir, h))) ?? 0;
     if (bytes > MAX_SOURCE_BYTES) throw invalid(path.join(shownDir, h), 'header too large');
   }
-  return { dir, shownDir, spec, sources, headers };
+  return { dir, shownDir, spec, sources, headers, patches: [] };
+}
+
+/** A fix made of upstream patches: every patch file must exist and be of sane size. */
+async function loadPatchFix(dir: string, shownDir: string, jsonFile: string, spec: FixSpec): Promise<LoadedFix> {
+  if (spec.functions !== undefined || spec.sources !== undefined || spec.symbols !== undefined) {
+    throw invalid(
+      jsonFile,
+      'a fix has either "patches" or hand-written "functions"/"sources"/"symbols", not both: split it into two fixes',
+    );
+  }
+  const patches = spec.patches ?? [];
+  for (const name of patches) {
+    const bytes = await fileSize(path.join(dir, name));
+    if (bytes === undefined) {
+      throw new LivegraftError('FIX_SOURCE_MISSING', `fix ${spec.id}: patch ${path.join(shownDir, name)} does not exist`, {
+        details: { fix: spec.id, file: path.join(shownDir, name) },
+      });
+    }
+    if (bytes > MAX_SOURCE_BYTES) throw invalid(path.join(shownDir, name), `patch too large (${bytes} bytes)`);
+  }
+  if (spec.trigger !== undefined && (await fileSize(path.join(dir, spec.trigger.source))) === undefined) {
+    throw invalid(jsonFile, `/trigger/source: ${spec.trigger.source} does not exist in ${shownDir}`);
+  }
+  return { dir, shownDir, spec, sources: [], headers: [], patches };
 }
 
 /** Checks that only need one fix.json: names usable in C, no function named twice. */
 function checkOwnNames(jsonFile: string, spec: FixSpec): void {
-  spec.functions.forEach((f, i) => {
+  const functions = spec.functions ?? [];
+  functions.forEach((f, i) => {
     if (f.replacement.includes('.')) {
       throw invalid(jsonFile, `/functions/${i}/replacement: "${f.replacement}" is not a C identifier`);
     }
@@ -124,7 +160,7 @@ function checkOwnNames(jsonFile: string, spec: FixSpec): void {
     seenC.set(c, s);
   }
   const byFunction = new Map<string, number[]>();
-  for (const f of spec.functions) {
+  for (const f of functions) {
     const key = `${normalizeObject(f.object)}:${f.name}`;
     byFunction.set(key, [...(byFunction.get(key) ?? []), f.sympos ?? 0]);
   }
@@ -159,7 +195,7 @@ export function checkFixSet(fixes: readonly LoadedFix[]): void {
       });
     }
     ids.set(id, fix.shownDir);
-    for (const f of fix.spec.functions) {
+    for (const f of fix.spec.functions ?? []) {
       const key = `${normalizeObject(f.object)}:${f.name}:${f.sympos ?? 0}`;
       const owner = functions.get(key);
       if (owner !== undefined && owner !== id) {

@@ -12,6 +12,7 @@ function fix(id: string, functions: LoadedFix['spec']['functions'], extra: Parti
     spec: { id, title: id, cves: [], functions, ...extra },
     sources: ['a.c', 'b.c'],
     headers: [],
+    patches: [],
   };
 }
 

@@ -17,6 +17,7 @@ function loaded(id: string): LoadedFix {
     spec: { id, title: id, cves: ['CVE-2099-0001'], functions: [{ name: 'f', object: 'vmlinux', replacement: 'r' }] },
     sources: ['a.c'],
     headers: [],
+    patches: [],
   };
 }
 

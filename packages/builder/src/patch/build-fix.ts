@@ -1,0 +1,187 @@
+import { access, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { LivegraftError, type FixCommit } from '@livegraft/protocol';
+import type { LoadedFix } from '../fixes.ts';
+import type { ProcessRunner } from '../runner.ts';
+import { diffObjects } from '../klp/diff.ts';
+import type { DiffResult, ExtractUnit, Refusal } from '../klp/types.ts';
+import { appliesInReverse, applyPatch, checkApplies, type PatchRun } from './apply.ts';
+import { compileUnits, type CompiledUnit, type CompileTree } from './compile.ts';
+import { headerChangeIsHarmless, parsePatch, type ParsedPatch } from './parse.ts';
+import { withTreeEdits } from './tree-edit.ts';
+import { alreadyFixedReason } from './version.ts';
+
+/** What the factory made of one fix for one kernel build. */
+export type PatchFixOutcome =
+  | {
+      status: 'built';
+      fix: LoadedFix;
+      commits: FixCommit[];
+      units: { unit: string; target: string; original: Buffer; patched: Buffer; diff: DiffResult }[];
+      notes: string[];
+    }
+  | { status: 'skipped'; fix: LoadedFix; commits: FixCommit[]; reason: string };
+
+export interface PatchFixContext {
+  run: ProcessRunner;
+  tree: CompileTree;
+  /** `uname -r` of the target, for messages. */
+  release: string;
+  /** The target's upstream version (6.1.176). */
+  upstreamVersion: string;
+  /** Exclusive use of the source tree while it is patched. */
+  withTree: <T>(fn: () => Promise<T>) => Promise<T>;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+function refuse(fix: LoadedFix, refusals: readonly Refusal[]): LivegraftError {
+  const lines = refusals.map((r) => `  ${r.unit}: ${r.symbol}: ${r.reason}`);
+  return new LivegraftError(
+    'NOT_LIVE_PATCHABLE',
+    `fix ${fix.spec.id} cannot be applied live:\n${lines.join('\n')}`,
+    { details: { fix: fix.spec.id, refusals } },
+  );
+}
+
+/** Commits named by fix.json, else by the patch headers. */
+function commitsOf(fix: LoadedFix, parsed: readonly ParsedPatch[]): FixCommit[] {
+  if (fix.spec.commits !== undefined && fix.spec.commits.length > 0) return fix.spec.commits;
+  return parsed.flatMap((p) => {
+    if (!p.commit) return [];
+    const id = p.upstreamCommit ?? p.commit.id;
+    return [id === undefined ? { subject: p.commit.subject } : { id, subject: p.commit.subject }];
+  });
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The .c units to compile, after refusing what cannot be live-patched at the source level. */
+function unitsOf(fix: LoadedFix, parsed: readonly ParsedPatch[]): string[] {
+  const refusals: Refusal[] = [];
+  const units = new Set<string>();
+  for (const p of parsed) {
+    for (const f of p.files) {
+      if (f.kind === 'c') {
+        if (f.op === 'delete') refusals.push({ unit: f.path, symbol: f.path, reason: 'the patch deletes a source file' });
+        else if (f.op === 'add') refusals.push({ unit: f.path, symbol: f.path, reason: 'the patch adds a new source file, which the kernel build does not know' });
+        else units.add(f.path);
+      } else if (f.kind === 'assembly') {
+        refusals.push({ unit: f.path, symbol: f.path, reason: 'assembly cannot be live-patched' });
+      } else if (f.kind === 'build') {
+        refusals.push({ unit: f.path, symbol: f.path, reason: 'the patch changes the build (Makefile/Kconfig): the running kernel was built without it' });
+      } else if (f.kind === 'header') {
+        const h = headerChangeIsHarmless(f);
+        if (!h.ok) {
+          refusals.push({
+            unit: f.path,
+            symbol: f.path,
+            reason: `the header change is more than prototypes or macros ("${h.line.trim().slice(0, 80)}"): it may change a layout or inline code in every unit that includes it`,
+          });
+        }
+      }
+    }
+  }
+  if (refusals.length > 0) throw refuse(fix, refusals);
+  if (units.size === 0) {
+    throw new LivegraftError('NOT_LIVE_PATCHABLE', `fix ${fix.spec.id}: its patches change no C source of the kernel`, {
+      details: { fix: fix.spec.id },
+    });
+  }
+  return [...units].sort();
+}
+
+/**
+ * Builds one fix from its patches for one prepared kernel tree: checks it is
+ * not already fixed there, that it applies, compiles the touched units
+ * original and patched, and diffs them function by function. The tree is
+ * restored whatever happens.
+ */
+export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promise<PatchFixOutcome> {
+  const fixedBy = alreadyFixedReason(fix.spec.fixedIn, ctx.upstreamVersion);
+  const parsed: ParsedPatch[] = [];
+  for (const name of fix.patches) {
+    const text = await readFile(path.join(fix.dir, name), 'utf8');
+    parsed.push(parsePatch(text, path.join(fix.shownDir, name)));
+  }
+  const commits = commitsOf(fix, parsed);
+  if (fixedBy !== undefined) return { status: 'skipped', fix, commits, reason: fixedBy };
+  const units = unitsOf(fix, parsed);
+
+  return ctx.withTree(async () => {
+    const runs: PatchRun[] = parsed.map((p, i) => ({
+      run: ctx.run,
+      treeDir: ctx.tree.sourceDir,
+      patchFile: path.join(fix.dir, fix.patches[i] ?? ''),
+      shown: p.shown,
+      strip: p.strip,
+      signal: ctx.signal,
+    }));
+    for (const u of units) {
+      if (!(await exists(path.join(ctx.tree.sourceDir, u))) && !parsed.some((p) => p.files.some((f) => f.path === u && f.op === 'add'))) {
+        throw new LivegraftError('PATCH_DOES_NOT_APPLY', `fix ${fix.spec.id}: ${u} is not in the ${ctx.release} source tree`);
+      }
+    }
+    // Already in this tree: every patch applies in reverse.
+    let reversed = 0;
+    for (const r of runs) if (await appliesInReverse(r)) reversed++;
+    if (reversed === runs.length) {
+      return {
+        status: 'skipped' as const,
+        fix,
+        commits,
+        reason: `already fixed in ${ctx.upstreamVersion} (the patch is in this kernel's source)`,
+      };
+    }
+    const first = runs[0];
+    if (first) await checkApplies(first, ctx.release);
+
+    ctx.log(`${fix.spec.id}: compiling ${units.length} unit(s) unpatched`);
+    const original = await compileUnits(ctx.run, ctx.tree, units, ctx.signal);
+    const touched = [...new Set(parsed.flatMap((p) => p.files.map((f) => f.path)))];
+    const patched: CompiledUnit[] = await withTreeEdits(ctx.tree.sourceDir, touched, async () => {
+      for (const r of runs) {
+        await checkApplies(r, ctx.release);
+        await applyPatch(r, ctx.release);
+      }
+      ctx.log(`${fix.spec.id}: compiling ${units.length} unit(s) patched`);
+      return compileUnits(ctx.run, ctx.tree, units, ctx.signal);
+    });
+
+    const out: Extract<PatchFixOutcome, { status: 'built' }>['units'] = [];
+    const refusals: Refusal[] = [];
+    for (const o of original) {
+      const p = patched.find((x) => x.unit === o.unit);
+      if (!p) continue;
+      const diff = diffObjects(o.object, p.object, { unit: o.unit });
+      refusals.push(...diff.refusals);
+      out.push({ unit: o.unit, target: o.target, original: o.object, patched: p.object, diff });
+    }
+    if (refusals.length > 0) throw refuse(fix, refusals);
+    if (out.every((u) => u.diff.noChange)) {
+      return {
+        status: 'skipped' as const,
+        fix,
+        commits,
+        reason: `compiles to no change in ${ctx.release}'s configuration`,
+      };
+    }
+    return { status: 'built' as const, fix, commits, units: out.filter((u) => !u.diff.noChange), notes: [] };
+  });
+}
+
+/** The units of built fixes, ready for one extraction. */
+export function extractUnitsOf(outcomes: readonly PatchFixOutcome[]): ExtractUnit[] {
+  return outcomes.flatMap((o) =>
+    o.status === 'built' ? o.units.map((u) => ({ unit: u.unit, patched: u.patched, diff: u.diff, object: u.target })) : [],
+  );
+}
+
+export type { CompiledUnit };
