@@ -101,6 +101,8 @@ export async function dumpKallsyms(
       'TOOLCHAIN_MISSING',
       `${busybox} is not statically linked; install it with: apt-get install busybox-static`,
     );
+  if (out.includes(','))
+    throw new LivegraftError('KALLSYMS_BOOT_FAILED', `QEMU cannot take a serial file path with a comma: ${out}`);
   const work = `${out}.work-${process.pid}`;
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });

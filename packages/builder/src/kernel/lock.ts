@@ -51,7 +51,9 @@ async function takeOverStale(file: string, deadPid: number): Promise<void> {
     return;
   }
   try {
-    if ((await holder(file)) === deadPid) await rm(file, { force: true });
+    const now = await holder(file);
+    if (now === deadPid || (Number.isNaN(deadPid) && now !== undefined && Number.isNaN(now)))
+      await rm(file, { force: true });
   } finally {
     await rm(marker, { force: true });
   }
@@ -80,6 +82,14 @@ export async function withFileLock<T>(
       if (pid !== undefined && !Number.isNaN(pid) && !alive(pid)) {
         await takeOverStale(file, pid);
         continue;
+      }
+      if (pid !== undefined && Number.isNaN(pid)) {
+        // A holder writes its pid right after creating the file; an old empty lock is a crash's leftover.
+        const st = await stat(file).catch(() => undefined);
+        if (st !== undefined && Date.now() - st.mtimeMs > TAKEOVER_STALE_MS) {
+          await takeOverStale(file, Number.NaN);
+          continue;
+        }
       }
       if (opts.signal?.aborted === true)
         throw new LivegraftError('CANCELLED', `cancelled while waiting for ${opts.what}`);
