@@ -15,6 +15,9 @@ interface CliOptions {
   out?: string;
   json?: boolean;
   procVersion?: string;
+  cacheDir?: string;
+  force?: boolean;
+  quiet?: boolean;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -26,7 +29,13 @@ async function main(argv: string[]): Promise<number> {
     .option('-o, --out <dir>', 'where to write <name>.ko and <name>.json (default: current directory)')
     .option('--proc-version <file>', "use this file's first line as the target's /proc/version")
     .option('--json', 'print the manifest as JSON instead of a summary')
-    .argument('<fix-dirs...>', 'fix directories, each holding fix.json and C sources')
+    .option(
+      '--cache-dir <dir>',
+      'where kernel builds are downloaded and prepared (default $LIVEGRAFT_CACHE_DIR, else ~/.cache/livegraft)',
+    )
+    .option('--force', 'build from patches even if the unpatched code does not match the shipped kernel')
+    .option('-q, --quiet', 'no progress lines on stderr')
+    .argument('<fix-dirs...>', 'fix directories, each holding fix.json and either upstream patches or C sources')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
@@ -51,6 +60,9 @@ async function main(argv: string[]): Promise<number> {
     fixDirs: program.args,
     outDir: opts.out,
     procVersionFile: opts.procVersion,
+    cacheDir: opts.cacheDir,
+    force: opts.force === true,
+    log: opts.quiet === true ? undefined : (line: string) => process.stderr.write(`${line}\n`),
   });
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(result.manifest, null, 2)}\n`);

@@ -260,7 +260,11 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
   try {
     const placed = await placeFixes(buildDir, included);
     const gen = { moduleName: name, level, kernelId: kernel.id, release: kernel.release, builder: BUILDER_ID, copied };
-    if (factory?.object !== undefined && copied.length > 0) await writeFile(path.join(buildDir, COPIED_OBJECT), factory.object);
+    if (factory?.object !== undefined && copied.length > 0) {
+      await writeFile(path.join(buildDir, COPIED_OBJECT), factory.object);
+      // modpost reads every object's .cmd file (for srcversion); a prebuilt object has no sources to sum.
+      await writeFile(path.join(buildDir, `.${COPIED_OBJECT}.cmd`), '# prebuilt by livegraft-build from patched objects\n');
+    }
     await writeFile(path.join(buildDir, 'Kbuild'), kbuildFile({ ...gen, fixes: placed }));
     await writeFile(path.join(buildDir, MAIN_SOURCE), mainSource({ ...gen, fixes: placed }));
     const subdirs = new Map(placed.map((p) => [p.subdir, p.fix.shownDir]));
