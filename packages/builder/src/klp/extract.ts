@@ -45,6 +45,8 @@ const SPECIAL_ENTRY_SIZE: Record<string, number> = {
   '.orc_unwind_ip': 4,
 };
 const ORC_ENTRY_SIZE = 6;
+/** The 5-byte NOP ftrace writes over `call __fentry__` on x86-64 (x86_nops[5]). */
+const NOP5 = Buffer.from([0x0f, 0x1f, 0x44, 0x00, 0x00]);
 const ALT_REPLACEMENT_LEN_AT = 11;
 
 interface OutSection {
@@ -132,6 +134,8 @@ class PatchObjectBuilder {
   }
 
   build(): Buffer {
+    // An empty .note.GNU-stack says the code needs no executable stack (as gcc's objects say).
+    this.section('.note.GNU-stack', SHT_PROGBITS, 0, 1);
     return writeRelocatable({
       sections: this.sections.map((s) => ({
         name: s.name,
@@ -237,7 +241,13 @@ class UnitExtractor {
       SHF_ALLOC | SHF_EXECINSTR,
       Math.max(16, src.addralign),
     );
-    const outStart = this.b.append(out, src.data.subarray(start, end), 16);
+    const bytes = Buffer.from(src.data.subarray(start, end));
+    // The copy is not traced itself: its `call __fentry__` becomes the NOP ftrace would have made it.
+    for (const r of this.m.relasIn(src.index, start, end)) {
+      const at = r.offset - start;
+      if (this.isFentryCall(r) && bytes[at - 1] === 0xe8) NOP5.copy(bytes, at - 1);
+    }
+    const outStart = this.b.append(out, bytes, 16);
     this.b.symbols.push({
       name: f.name,
       type: STT_FUNC,
@@ -248,6 +258,15 @@ class UnitExtractor {
     });
     this.addRange(src, start, end, out, outStart);
     return out;
+  }
+
+  private isFentryCall(r: { symbol: number }): boolean {
+    const sym = this.m.elf.symbols[r.symbol];
+    return (
+      sym !== undefined &&
+      sym.shndx === SHN_UNDEF &&
+      (sym.name === '__fentry__' || sym.name === 'mcount' || sym.name === '__mcount')
+    );
   }
 
   private addRange(src: ElfSection, start: number, end: number, out: OutSection, outStart: number): void {
@@ -344,8 +363,9 @@ class UnitExtractor {
 
   private drain(): void {
     for (let job = this.jobs.shift(); job !== undefined; job = this.jobs.shift()) {
+      const exec = (job.srcSection.flags & SHF_EXECINSTR) !== 0;
       for (const r of this.m.relasIn(job.srcSection.index, job.start, job.end)) {
-        if (r.type === R_X86_64_NONE) continue;
+        if (r.type === R_X86_64_NONE || (exec && this.isFentryCall(r))) continue;
         this.relocate(job, r.offset - job.start + job.outStart, r.type, this.m.target(r, job.srcSection));
       }
     }
