@@ -46,6 +46,8 @@ async function main(): Promise<void> {
     const results = await runTriggers(guest, fixDirs);
     const w = Math.max(...[...results.keys()].map((k) => k.length));
     for (const [id, verdict] of results) console.log(`${id.padEnd(w)}  ${verdict}`);
+    const splats = await guest.run('dmesg | grep -E "WARNING:|BUG:|Oops|refcount_t|underflow"');
+    console.log(splats.code === 0 ? `kernel complaints:\n${splats.out}` : 'kernel log: no WARNING/BUG/Oops');
   } finally {
     await guest.shutdown();
   }
