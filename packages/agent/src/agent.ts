@@ -8,6 +8,8 @@ import {
   type DesiredEvent,
   StatusExit,
   effectiveRelease,
+  levelFixesOf,
+  liveFixedCves,
   moduleNameFor,
   tufTargetPath,
   validator,
@@ -16,7 +18,9 @@ import {
   type CheckinResponse,
   type HostState,
   type KernelIdentity,
+  type LevelFix,
   type PatchManifest,
+  type SkippedFix,
   type PatchState as WirePatchState,
   manifestValidator,
   parseJson,
@@ -1308,8 +1312,7 @@ export class Agent {
       inTransition: applied.inTransition,
       patches: applied.patches,
       retiredModules: applied.retired,
-      fixes: manifest?.fixes.map((f) => ({ id: f.id, title: f.title, cves: f.cves })) ?? [],
-      cves: manifest?.cves ?? [],
+      ...statusFixes(manifest),
       cachedLevels,
       latestLevel: lastCheck?.latestLevel ?? null,
       kernelSupported: lastCheck?.kernelSupported ?? null,
@@ -1335,6 +1338,17 @@ export class Agent {
   }
 }
 
+/** The applied level's fixes (kind, upstream commits), what its build left out, and the CVEs it fixes live. */
+function statusFixes(m: PatchManifest | undefined): Pick<StatusReport, 'fixes' | 'skipped' | 'cves'> {
+  if (m === undefined) return { fixes: [], skipped: [], cves: [] };
+  const { fixes, skipped } = levelFixesOf(m);
+  return {
+    fixes: fixes.map((f) => ({ id: f.id, title: f.title, cves: f.cves, kind: f.kind, commits: f.commits })),
+    skipped,
+    cves: liveFixedCves(m),
+  };
+}
+
 export interface StatusReport {
   exit: number;
   kernel: { release: string; id: string; buildId: string | null; machine: string };
@@ -1344,7 +1358,10 @@ export interface StatusReport {
   inTransition: boolean;
   patches: { name: string; enabled: boolean; transition: boolean }[];
   retiredModules: string[];
-  fixes: { id: string; title: string; cves: string[] }[];
+  fixes: Pick<LevelFix, 'id' | 'title' | 'cves' | 'kind' | 'commits'>[];
+  /** Fixes the applied level's build was asked for but left out, with the reason. */
+  skipped: SkippedFix[];
+  /** The CVEs the applied level fixes live. */
   cves: string[];
   cachedLevels: number[];
   latestLevel: number | null;

@@ -1,4 +1,4 @@
-import { LivegraftError } from '@livegraft/protocol';
+import { commitsText, levelFixesOf, LivegraftError, type LevelFix, type SkippedFix } from '@livegraft/protocol';
 import type { CheckOutcome, OpOutcome, StatusReport, UpdateOutcome } from './agent.ts';
 
 /** All human and JSON output lives here so the commands stay about behaviour. */
@@ -26,8 +26,35 @@ function ago(sec: number | null): string {
   return `${Math.round(sec / 86400)}d ago`;
 }
 
+/** How a fix was made, with its upstream commit(s): `patch from upstream 1a2b3c4d5e6f ("subject")`. */
+export function fixOrigin(f: Pick<LevelFix, 'kind' | 'commits'>): string {
+  const commits = commitsText(f.commits);
+  if (f.kind === 'patch') return `patch from upstream ${commits || '(commit not named)'}`;
+  return `hand-written C${commits === '' ? '' : `, for upstream ${commits}`}`;
+}
+
+/** One line per fix and a second with its origin, then the fixes the build left out and why. */
+export function fixLines(
+  fixes: readonly Pick<LevelFix, 'id' | 'title' | 'cves' | 'kind' | 'commits'>[],
+  skipped: readonly SkippedFix[],
+  indent = '  ',
+): string[] {
+  const cves = (list: readonly string[]): string => (list.length > 0 ? ` [${list.join(', ')}]` : '');
+  const lines: string[] = [];
+  for (const f of fixes) lines.push(`${indent}${f.id}: ${f.title}${cves(f.cves)}`, `${indent}  ${fixOrigin(f)}`);
+  for (const k of skipped) lines.push(`${indent}not built: ${k.id}${cves(k.cves)}: ${k.reason}`);
+  return lines;
+}
+
 export function formatCheck(c: CheckOutcome): string {
-  return `${checkLine(c)}${ignoreLines(c)}`;
+  return `${checkLine(c)}${offerLines(c)}${ignoreLines(c)}`;
+}
+
+/** The fixes an offered level would bring (only known when the check-in carried its manifest). */
+function offerLines(c: CheckOutcome): string {
+  if (c.latest === undefined || c.latestLevel <= c.appliedLevel) return '';
+  const { fixes, skipped } = levelFixesOf(c.latest);
+  return `${[`level ${c.latest.level} fixes:`, ...fixLines(fixes, skipped)].join('\n')}\n`;
 }
 
 function checkLine(c: CheckOutcome): string {
@@ -55,7 +82,10 @@ export function checkJson(c: CheckOutcome): unknown {
     kernelSupported: c.kernelSupported,
     appliedLevel: c.appliedLevel,
     latestLevel: c.latestLevel,
-    latest: c.latest === undefined ? null : { name: c.latest.name, level: c.latest.level, cves: c.latest.cves },
+    latest:
+      c.latest === undefined
+        ? null
+        : { name: c.latest.name, level: c.latest.level, cves: c.latest.cves, ...levelFixesOf(c.latest) },
     desired: c.desired ?? null,
     checkinIntervalSec: c.checkinIntervalSec,
   };
@@ -99,7 +129,7 @@ export function formatStatus(s: StatusReport): string {
   if (s.retiredModules.length > 0) row('retired modules', `${s.retiredModules.join(', ')} (awaiting rmmod)`);
   if (s.fixes.length > 0) {
     row('fixes', '');
-    for (const f of s.fixes) lines.push(`  ${f.id}: ${f.title}${f.cves.length > 0 ? ` [${f.cves.join(', ')}]` : ''}`);
+    lines.push(...fixLines(s.fixes, s.skipped));
   } else if (s.appliedLevel > 0) {
     row('fixes', 'unknown (manifest not cached)');
   }

@@ -2,7 +2,8 @@ import { Type, type Static } from 'typebox';
 import { DesiredLevel } from './delivery.ts';
 import { BlockingTask, HostTags, KernelEvent, PatchState, PinRecord } from './fleet.ts';
 import { KernelId, KernelIdentity } from './kernel.ts';
-import { PatchManifest, Sha256 } from './manifest.ts';
+import { LevelFix } from './level-fixes.ts';
+import { ManifestSkippedFix, PatchManifest, Sha256 } from './manifest.ts';
 import { validator } from './validate.ts';
 
 export const API_PREFIX = '/api/v1';
@@ -112,6 +113,10 @@ export const PatchRecord = Type.Object({
   release: Type.String(),
   cves: Type.Array(Type.String()),
   fixIds: Type.Array(Type.String()),
+  /** The level's fixes: kind (built from upstream patches or hand-written C) and upstream commits. */
+  fixes: Type.Array(LevelFix),
+  /** Fixes its build was asked for but left out, with the reason (e.g. already fixed in this kernel build). */
+  skipped: Type.Array(ManifestSkippedFix),
   moduleSha256: Sha256,
   size: Type.Integer(),
   published: Type.Boolean(),
@@ -119,6 +124,18 @@ export const PatchRecord = Type.Object({
   publishedAt: Type.Union([Type.String(), Type.Null()]),
 });
 export type PatchRecord = Static<typeof PatchRecord>;
+
+/** The level a host runs, as the host detail shows it (null at level 0 or a level the server never stored). */
+export const AppliedLevel = Type.Object({
+  level: Type.Integer({ minimum: 1 }),
+  name: Type.String(),
+  published: Type.Boolean(),
+  /** The CVEs this level fixes live. */
+  cves: Type.Array(Type.String()),
+  fixes: Type.Array(LevelFix),
+  skipped: Type.Array(ManifestSkippedFix),
+});
+export type AppliedLevel = Static<typeof AppliedLevel>;
 
 export const HostRecord = Type.Object({
   id: Type.String(),
@@ -146,6 +163,8 @@ export const HostRecord = Type.Object({
   blockingTasks: Type.Optional(Type.Array(BlockingTask)),
   patchState: Type.Optional(Type.Union([PatchState, Type.Null()])),
   kernelEvents: Type.Optional(Type.Array(KernelEvent)),
+  /** GET /hosts/:id only: the fixes of the applied level. */
+  applied: Type.Optional(Type.Union([AppliedLevel, Type.Null()])),
 });
 export type HostRecord = Static<typeof HostRecord>;
 

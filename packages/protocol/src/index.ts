@@ -10,3 +10,4 @@ export * from './delivery.ts';
 export * from './fleet.ts';
 export * from './tuf-keys.ts';
 export * from './compliance.ts';
+export * from './level-fixes.ts';

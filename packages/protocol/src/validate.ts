@@ -15,11 +15,24 @@ export function validator<T extends TSchema>(schema: T, what: string): Validator
   const problems = (value: unknown): FieldProblem[] => {
     const seen = new Set<string>();
     const out: FieldProblem[] = [];
-    for (const e of compiled.Errors(value)) {
+    const errors = [...compiled.Errors(value)];
+    // A union of literals fails once per literal, then once as "anyOf": say which values it takes instead.
+    const allowed = new Map<string, unknown[]>();
+    for (const e of errors) {
+      if (e.keyword !== 'const' || !/\/anyOf\/\d+$/.test(e.schemaPath)) continue;
+      allowed.set(e.instancePath, [
+        ...(allowed.get(e.instancePath) ?? []),
+        (e.params as { allowedValue?: unknown }).allowedValue,
+      ]);
+    }
+    for (const e of errors) {
       // additionalProperties reports twice (once as "schema is false"); keep the readable one.
       if (e.keyword === 'boolean') continue;
+      if (e.keyword === 'const' && allowed.has(e.instancePath) && /\/anyOf\/\d+$/.test(e.schemaPath)) continue;
       let path = e.instancePath;
       let message = e.message;
+      const values = e.keyword === 'anyOf' ? allowed.get(path) : undefined;
+      if (values !== undefined) message = `must be one of ${values.map((v) => JSON.stringify(v)).join(', ')}`;
       if (e.keyword === 'additionalProperties') {
         const extra = (e.params as { additionalProperties?: string[] }).additionalProperties ?? [];
         path = `${path}/${extra.join(',')}`;

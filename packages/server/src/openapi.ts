@@ -1,9 +1,21 @@
 import type { RouteOptions } from 'fastify';
+import type { TSchema } from 'typebox';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The JSON schema of a 2xx answer, for /openapi.json only: answers are
+     * neither validated nor serialised with it, so it costs nothing per request.
+     */
+    answer?: TSchema;
+  }
+}
 
 interface CollectedRoute {
   method: string;
   url: string;
   schema: Record<string, unknown> | undefined;
+  answer: TSchema | undefined;
   auth: boolean;
 }
 
@@ -15,7 +27,8 @@ const PARTS: [string, string][] = [
 /**
  * Builds /openapi.json from the routes as they register (an onRoute hook):
  * the TypeBox schemas already are JSON Schema, so each body, path and query
- * schema goes in as it is. Answers are described loosely.
+ * schema goes in as it is. Answers are described by the routes that name
+ * one (`config.answer`), loosely otherwise.
  */
 export class OpenApiCollector {
   readonly #routes: CollectedRoute[] = [];
@@ -28,6 +41,7 @@ export class OpenApiCollector {
         method: m.toLowerCase(),
         url: route.url,
         schema: route.schema as Record<string, unknown> | undefined,
+        answer: (route.config as { answer?: TSchema } | undefined)?.answer,
         auth: route.onRequest !== undefined,
       });
     }
@@ -40,6 +54,9 @@ export class OpenApiCollector {
       const op: Record<string, unknown> = {
         operationId: `${r.method}${path.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
         responses: {
+          ...(r.answer === undefined
+            ? {}
+            : { '200': { description: 'JSON answer', content: { 'application/json': { schema: r.answer } } } }),
           default: { description: 'JSON answer; errors are {code, message, details?}' },
         },
       };

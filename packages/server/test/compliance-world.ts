@@ -9,6 +9,7 @@ import {
   type CheckinRequest,
   type EnrollResponse,
   type KernelIdentity,
+  type PatchManifest,
 } from '@livegraft/protocol';
 import { parseConfig, startServer, type RunningServer } from '../src/index.ts';
 import { buildPatch } from './helpers.ts';
@@ -56,8 +57,8 @@ export interface World {
   call(method: string, path: string, init?: { token?: string | null; json?: unknown }): Promise<Reply>;
   enroll(hostname: string, procVersion: string): Promise<EnrollResponse>;
   checkin(token: string, procVersion: string, level: number, extra?: Partial<CheckinRequest>): Promise<Reply>;
-  /** Uploads and publishes a level for the 6.1.192-2 kernel fixing the given CVEs. */
-  publishLevel(procVersion: string, level: number, cves: string[]): Promise<void>;
+  /** Uploads and publishes a level for the kernel fixing the given CVEs; `tweak` edits its manifest first. */
+  publishLevel(procVersion: string, level: number, cves: string[], tweak?: (m: PatchManifest) => void): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -134,7 +135,7 @@ export async function startWorld(opts: { alertWebhook?: string; fetch?: typeof f
       if (r.status !== 200) throw new Error(`check-in failed: ${r.status} ${r.text}`);
       return r;
     },
-    async publishLevel(procVersion, level, cves) {
+    async publishLevel(procVersion, level, cves, tweak) {
       const k = identity(procVersion);
       const patch = buildPatch({ kernelId: k.id, level });
       patch.manifest.cves = [...cves].sort();
@@ -146,6 +147,7 @@ export async function startWorld(opts: { alertWebhook?: string; fetch?: typeof f
           functions: [{ name: 'nft_verdict_init', object: 'nf_tables' }],
         },
       ];
+      tweak?.(patch.manifest);
       const upload = await fetch(`${server.url}${API_PREFIX}/modules/${patch.sha256}`, {
         method: 'PUT',
         headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/octet-stream' },

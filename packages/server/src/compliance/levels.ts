@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { PatchManifest } from '@livegraft/protocol';
+import { levelFixesOf, liveFixedCves, type LevelFix, type PatchManifest } from '@livegraft/protocol';
 import type { ComplianceDatabase } from './schema.ts';
 
 /** Distinct (kernel, level) manifests kept in memory; beyond this the cache restarts. */
@@ -10,8 +10,8 @@ export interface LevelInfo {
   level: number;
   moduleName: string;
   cves: string[];
-  /** Fix ids per CVE. */
-  fixesByCve: Map<string, string[]>;
+  /** The level's fixes (with kind and upstream commits) per CVE. */
+  fixesByCve: Map<string, LevelFix[]>;
   published: boolean;
 }
 
@@ -65,9 +65,9 @@ export class LevelCatalog {
 function toInfo(kernelId: string, level: number, name: string, json: string, publishedAt: string | null): LevelInfo {
   // Stored by the patch routes from a validated manifest.
   const m = JSON.parse(json) as PatchManifest;
-  const fixesByCve = new Map<string, string[]>();
-  for (const f of m.fixes) {
-    for (const c of f.cves) fixesByCve.set(c, [...(fixesByCve.get(c) ?? []), f.id]);
+  const fixesByCve = new Map<string, LevelFix[]>();
+  for (const f of levelFixesOf(m).fixes) {
+    for (const c of f.cves) fixesByCve.set(c, [...(fixesByCve.get(c) ?? []), f]);
   }
-  return { kernelId, level, moduleName: name, cves: [...m.cves], fixesByCve, published: publishedAt !== null };
+  return { kernelId, level, moduleName: name, cves: liveFixedCves(m), fixesByCve, published: publishedAt !== null };
 }

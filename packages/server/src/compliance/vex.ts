@@ -1,4 +1,4 @@
-import type { HostExposure } from '@livegraft/protocol';
+import { commitsText, type HostExposure, type LevelFix } from '@livegraft/protocol';
 import type { LevelInfo } from './levels.ts';
 
 export const OPENVEX_CONTEXT = 'https://openvex.dev/ns/v0.2.0';
@@ -60,12 +60,25 @@ export function hostProduct(h: VexHostInput): VexProduct {
   return product;
 }
 
+/** What a fix is made of, for a statement's notes: its upstream commit(s), when it names them. */
+function fixOrigin(f: LevelFix): string {
+  const n = f.commits.length;
+  if (n > 0) return ` Fix ${f.id} carries upstream commit${n > 1 ? 's' : ''} ${commitsText(f.commits)}.`;
+  return f.kind === 'patch' ? ` Fix ${f.id} was built from upstream patches.` : '';
+}
+
+/**
+ * The `status_notes` of a `fixed` statement (OpenVEX 0.2.0 puts how a status
+ * was reached there; action and impact statements belong to `affected` and
+ * `not_affected`): the level, module and fix, and the upstream commit it carries.
+ */
 function fixedNote(cve: string, applied: LevelInfo): string {
   const fixes = applied.fixesByCve.get(cve) ?? [];
   return (
     `Fixed in the running kernel by livegraft live patch level ${applied.level} ` +
-    `(module ${applied.moduleName}${fixes.length > 0 ? `, fix ${fixes.join(', ')}` : ''}). ` +
-    'The installed kernel package is unchanged; the fix is live until the next boot, when the agent re-applies it.'
+    `(module ${applied.moduleName}${fixes.length > 0 ? `, fix ${fixes.map((f) => f.id).join(', ')}` : ''}).` +
+    fixes.map(fixOrigin).join('') +
+    ' The installed kernel package is unchanged; the fix is live until the next boot, when the agent re-applies it.'
   );
 }
 

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { LatestResponse, PatchManifest, PatchRecord } from '@livegraft/protocol';
+import { levelFixesOf, type LatestResponse, type PatchManifest, type PatchRecord } from '@livegraft/protocol';
 import { canonicalJson } from './canonical-json.ts';
 import type { Database, PatchesTable } from './schema.ts';
 
@@ -89,6 +89,12 @@ export class PatchRepository {
     return row === undefined || row.published_at === null ? undefined : toLatest(row);
   }
 
+  /** A stored level, published or not, with its fixes; undefined when the server never stored it. */
+  async level(kernelId: string, level: number): Promise<{ record: PatchRecord; manifest: PatchManifest } | undefined> {
+    const row = await this.#get(kernelId, level);
+    return row === undefined ? undefined : { record: toPatchRecord(row), manifest: manifestOf(row) };
+  }
+
   async #get(kernelId: string, level: number): Promise<PatchRow | undefined> {
     return this.#db
       .selectFrom('patches')
@@ -110,6 +116,7 @@ function toLatest(row: PatchRow): LatestResponse {
 
 export function toPatchRecord(row: PatchRow): PatchRecord {
   const manifest = manifestOf(row);
+  const { fixes, skipped } = levelFixesOf(manifest);
   return {
     kernelId: row.kernel_id,
     level: row.level,
@@ -117,6 +124,8 @@ export function toPatchRecord(row: PatchRow): PatchRecord {
     release: row.release,
     cves: manifest.cves,
     fixIds: manifest.fixes.map((f) => f.id),
+    fixes,
+    skipped,
     moduleSha256: row.module_sha256,
     size: row.size,
     published: row.published_at !== null,

@@ -6,9 +6,11 @@ import {
   HostTag,
   KernelId,
   LivegraftError,
+  liveFixedCves,
+  type AppliedLevel,
   type CheckinResponse,
   type EnrollResponse,
-  type HostRecord,
+  HostRecord,
   type PinRecord,
 } from '@livegraft/protocol';
 import { guard, hashToken, sameHash } from '../auth.ts';
@@ -129,20 +131,40 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
 
   app.get(
     '/hosts',
-    { schema: { querystring: HostQuery }, onRequest: guard(ctx.auth, 'viewer') },
+    {
+      schema: { querystring: HostQuery },
+      config: { answer: Type.Array(HostRecord) },
+      onRequest: guard(ctx.auth, 'viewer'),
+    },
     async (req): Promise<HostRecord[]> => withFleet(ctx, await ctx.hosts.list(req.query)),
   );
 
   app.get(
     '/hosts/:id',
-    { schema: { params: HostParams }, onRequest: guard(ctx.auth, 'viewer') },
+    { schema: { params: HostParams }, config: { answer: HostRecord }, onRequest: guard(ctx.auth, 'viewer') },
     async (req): Promise<HostRecord> => {
       const host = await ctx.hosts.get(req.params.id);
       if (host === undefined) throw new LivegraftError('HOST_NOT_FOUND', `no host with id ${req.params.id}`);
       const [withDesired] = await withFleet(ctx, [host]);
-      return withDesired ?? host;
+      return { ...(withDesired ?? host), applied: await appliedLevel(ctx, host) };
     },
   );
+}
+
+/** The fixes of the level a host runs, from its stored manifest. */
+async function appliedLevel(ctx: RouteContext, host: HostRecord): Promise<AppliedLevel | null> {
+  if (host.appliedLevel <= 0) return null;
+  const found = await ctx.patches.level(host.kernelId, host.appliedLevel);
+  if (found === undefined) return null;
+  const { record, manifest } = found;
+  return {
+    level: record.level,
+    name: record.name,
+    published: record.published,
+    cves: liveFixedCves(manifest),
+    fixes: record.fixes,
+    skipped: record.skipped,
+  };
 }
 
 /** Adds each host's pins and desired level (one snapshot for the whole list). */

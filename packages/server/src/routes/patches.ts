@@ -4,11 +4,11 @@ import {
   LivegraftError,
   modinfoValue,
   moduleNameFor,
+  LatestResponse,
   PatchLevel,
+  PatchRecord,
   PublishRequest,
-  type LatestResponse,
   type PatchManifest,
-  type PatchRecord,
 } from '@livegraft/protocol';
 import { guard } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
@@ -70,7 +70,7 @@ async function checkManifest(ctx: RouteContext, m: PatchManifest): Promise<void>
 export function patchRoutes(app: App, ctx: RouteContext): void {
   app.post(
     '/patches',
-    { schema: { body: PublishRequest }, onRequest: guard(ctx.auth, 'operator') },
+    { schema: { body: PublishRequest }, config: { answer: PatchRecord }, onRequest: guard(ctx.auth, 'operator') },
     async (req, reply): Promise<PatchRecord> => {
       const { manifest, publish = false } = req.body;
       await checkManifest(ctx, manifest);
@@ -102,7 +102,7 @@ export function patchRoutes(app: App, ctx: RouteContext): void {
 
   app.post(
     '/kernels/:kernelId/levels/:level/publish',
-    { schema: { params: LevelParams }, onRequest: guard(ctx.auth, 'operator') },
+    { schema: { params: LevelParams }, config: { answer: PatchRecord }, onRequest: guard(ctx.auth, 'operator') },
     async (req): Promise<PatchRecord> => {
       const { kernelId, level } = req.params;
       const record = await ctx.patches.publish(kernelId, level, ctx.clock());
@@ -116,13 +116,21 @@ export function patchRoutes(app: App, ctx: RouteContext): void {
 
   app.get(
     '/patches',
-    { schema: { querystring: ListQuery }, onRequest: guard(ctx.auth, 'viewer') },
+    {
+      schema: { querystring: ListQuery },
+      config: { answer: Type.Array(PatchRecord) },
+      onRequest: guard(ctx.auth, 'viewer'),
+    },
     async (req): Promise<PatchRecord[]> => ctx.patches.list(req.query.kernelId),
   );
 
   app.get(
     '/kernels/:kernelId/latest',
-    { schema: { params: KernelParams }, onRequest: guard(ctx.auth, 'host-or-admin') },
+    {
+      schema: { params: KernelParams },
+      config: { answer: LatestResponse },
+      onRequest: guard(ctx.auth, 'host-or-admin'),
+    },
     async (req): Promise<LatestResponse> => {
       const latest = await ctx.patches.latestPublished(req.params.kernelId);
       if (latest === undefined) {
@@ -134,7 +142,11 @@ export function patchRoutes(app: App, ctx: RouteContext): void {
 
   app.get(
     '/kernels/:kernelId/levels/:level',
-    { schema: { params: LevelParams }, onRequest: guard(ctx.auth, 'host-or-admin') },
+    {
+      schema: { params: LevelParams },
+      config: { answer: LatestResponse },
+      onRequest: guard(ctx.auth, 'host-or-admin'),
+    },
     async (req): Promise<LatestResponse> => {
       const { kernelId, level } = req.params;
       const found = await ctx.patches.publishedLevel(kernelId, level);
