@@ -286,7 +286,10 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
       });
     }
     const klpRelocs: KlpReloc[] = copied.length > 0 ? (factory?.klpRelocs ?? []) : [];
-    const ko = klpRelocs.length > 0 ? writeKlpRelocations(linked, klpRelocs) : linked;
+    const ko =
+      klpRelocs.length > 0 && factory?.object !== undefined
+        ? writeKlpRelocations(linked, klpRelocs, { patchObject: factory.object })
+        : linked;
     const { vermagic } = checkBuiltModule(ko, { name, level, release: kernel.release, kernelId: kernel.id });
     const manifest = manifestFor(
       name,

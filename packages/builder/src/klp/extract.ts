@@ -465,6 +465,9 @@ class UnitExtractor {
         type,
         addend,
         symbol: { object: c.object, name: c.name, sympos: c.sympos },
+        // vmlinux symbols are resolved when the patch loads; a module symbol
+        // when the patched module loads (it may pull in the module exporting it).
+        relaObject: c.object === 'vmlinux' ? 'vmlinux' : this.u.object,
       });
     }
   }

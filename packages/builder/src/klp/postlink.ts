@@ -76,8 +76,9 @@ export function writeKlpRelocations(ko: Buffer, klpRelocs: KlpReloc[], opts: Wri
       symIndex.set(name, symbolNames.length);
       symbolNames.push(name);
     }
-    const key = `${r.symbol.object}\0${r.section}`;
-    const g = groups.get(key) ?? { object: r.symbol.object, section: r.section, relocs: [] };
+    const relaObject = r.relaObject ?? r.symbol.object;
+    const key = `${relaObject}\0${r.section}`;
+    const g = groups.get(key) ?? { object: relaObject, section: r.section, relocs: [] };
     g.relocs.push(r);
     groups.set(key, g);
   }

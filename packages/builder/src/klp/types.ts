@@ -70,6 +70,12 @@ export interface KlpReloc {
   type: number;
   addend: number;
   symbol: { object: string; name: string; sympos: number };
+  /**
+   * The object whose arrival applies this relocation (`.klp.rela.<relaObject>.<section>`):
+   * vmlinux for vmlinux symbols, else the patched module, which may reference
+   * symbols of the modules it depends on. Defaults to the symbol's object.
+   */
+  relaObject?: string;
 }
 
 export interface PatchedFunction {

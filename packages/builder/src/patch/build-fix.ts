@@ -17,8 +17,15 @@ export type PatchFixOutcome =
       status: 'built';
       fix: LoadedFix;
       commits: FixCommit[];
-      units: { unit: string; target: string; original: Buffer; patched: Buffer; diff: DiffResult }[];
+      /**
+       * `afterEarlier`: the unit was also changed by an earlier fix of the level,
+       * so its "original" is that fix's result, not the shipped code.
+       */
+      units: { unit: string; target: string; original: Buffer; patched: Buffer; diff: DiffResult; afterEarlier: boolean }[];
       notes: string[];
+      /** The patch runs, so later fixes of the same level can build on this one. */
+      runs: PatchRun[];
+      touched: string[];
     }
   | { status: 'skipped'; fix: LoadedFix; commits: FixCommit[]; reason: string };
 
@@ -33,6 +40,12 @@ export interface PatchFixContext {
   withTree: <T>(fn: () => Promise<T>) => Promise<T>;
   log: (line: string) => void;
   signal?: AbortSignal;
+  /**
+   * Earlier fixes of the same cumulative level, applied first (in order):
+   * a later fix may need what an earlier one added (a helper, a prototype),
+   * and its diff then holds only its own change.
+   */
+  earlier?: readonly { runs: readonly PatchRun[]; touched: readonly string[] }[];
 }
 
 function refuse(fix: LoadedFix, refusals: readonly Refusal[]): LivegraftError {
@@ -140,19 +153,21 @@ export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promi
         reason: `already fixed in ${ctx.upstreamVersion} (the patch is in this kernel's source)`,
       };
     }
-    const first = runs[0];
-    if (first) await checkApplies(first, ctx.release);
 
-    ctx.log(`${fix.spec.id}: compiling ${units.length} unit(s) unpatched`);
-    const original = await compileUnits(ctx.run, ctx.tree, units, ctx.signal);
+    const earlier = ctx.earlier ?? [];
+    const earlierTouched = new Set(earlier.flatMap((e) => e.touched));
     const touched = [...new Set(parsed.flatMap((p) => p.files.map((f) => f.path)))];
-    const patched: CompiledUnit[] = await withTreeEdits(ctx.tree.sourceDir, touched, async () => {
+    const { original, patched } = await withTreeEdits(ctx.tree.sourceDir, [...earlierTouched, ...touched], async () => {
+      for (const e of earlier) for (const r of e.runs) await applyPatch(r, ctx.release);
+      for (const r of runs) await checkApplies(r, ctx.release);
+      ctx.log(`${fix.spec.id}: compiling ${units.length} unit(s) unpatched`);
+      const before = await compileUnits(ctx.run, ctx.tree, units, ctx.signal);
       for (const r of runs) {
         await checkApplies(r, ctx.release);
         await applyPatch(r, ctx.release);
       }
       ctx.log(`${fix.spec.id}: compiling ${units.length} unit(s) patched`);
-      return compileUnits(ctx.run, ctx.tree, units, ctx.signal);
+      return { original: before, patched: await compileUnits(ctx.run, ctx.tree, units, ctx.signal) };
     });
 
     const out: Extract<PatchFixOutcome, { status: 'built' }>['units'] = [];
@@ -162,7 +177,14 @@ export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promi
       if (!p) continue;
       const diff = diffObjects(o.object, p.object, { unit: o.unit });
       refusals.push(...diff.refusals);
-      out.push({ unit: o.unit, target: o.target, original: o.object, patched: p.object, diff });
+      out.push({
+        unit: o.unit,
+        target: o.target,
+        original: o.object,
+        patched: p.object,
+        diff,
+        afterEarlier: earlierTouched.has(o.unit),
+      });
     }
     if (refusals.length > 0) throw refuse(fix, refusals);
     if (out.every((u) => u.diff.noChange)) {
@@ -173,7 +195,15 @@ export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promi
         reason: `compiles to no change in ${ctx.release}'s configuration`,
       };
     }
-    return { status: 'built' as const, fix, commits, units: out.filter((u) => !u.diff.noChange), notes: [] };
+    return {
+      status: 'built' as const,
+      fix,
+      commits,
+      units: out.filter((u) => !u.diff.noChange),
+      notes: [],
+      runs,
+      touched,
+    };
   });
 }
 
