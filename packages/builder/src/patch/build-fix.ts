@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LivegraftError, type FixCommit } from '@livegraft/protocol';
@@ -21,7 +22,14 @@ export type PatchFixOutcome =
        * `afterEarlier`: the unit was also changed by an earlier fix of the level,
        * so its "original" is that fix's result, not the shipped code.
        */
-      units: { unit: string; target: string; original: Buffer; patched: Buffer; diff: DiffResult; afterEarlier: boolean }[];
+      units: {
+        unit: string;
+        target: string;
+        original: Buffer;
+        patched: Buffer;
+        diff: DiffResult;
+        afterEarlier: boolean;
+      }[];
       notes: string[];
       /** The patch runs, so later fixes of the same level can build on this one. */
       runs: PatchRun[];
@@ -50,11 +58,9 @@ export interface PatchFixContext {
 
 function refuse(fix: LoadedFix, refusals: readonly Refusal[]): LivegraftError {
   const lines = refusals.map((r) => `  ${r.unit}: ${r.symbol}: ${r.reason}`);
-  return new LivegraftError(
-    'NOT_LIVE_PATCHABLE',
-    `fix ${fix.spec.id} cannot be applied live:\n${lines.join('\n')}`,
-    { details: { fix: fix.spec.id, refusals } },
-  );
+  return new LivegraftError('NOT_LIVE_PATCHABLE', `fix ${fix.spec.id} cannot be applied live:\n${lines.join('\n')}`, {
+    details: { fix: fix.spec.id, refusals },
+  });
 }
 
 /** Commits named by fix.json, else by the patch headers. */
@@ -83,13 +89,23 @@ function unitsOf(fix: LoadedFix, parsed: readonly ParsedPatch[]): string[] {
   for (const p of parsed) {
     for (const f of p.files) {
       if (f.kind === 'c') {
-        if (f.op === 'delete') refusals.push({ unit: f.path, symbol: f.path, reason: 'the patch deletes a source file' });
-        else if (f.op === 'add') refusals.push({ unit: f.path, symbol: f.path, reason: 'the patch adds a new source file, which the kernel build does not know' });
+        if (f.op === 'delete')
+          refusals.push({ unit: f.path, symbol: f.path, reason: 'the patch deletes a source file' });
+        else if (f.op === 'add')
+          refusals.push({
+            unit: f.path,
+            symbol: f.path,
+            reason: 'the patch adds a new source file, which the kernel build does not know',
+          });
         else units.add(f.path);
       } else if (f.kind === 'assembly') {
         refusals.push({ unit: f.path, symbol: f.path, reason: 'assembly cannot be live-patched' });
       } else if (f.kind === 'build') {
-        refusals.push({ unit: f.path, symbol: f.path, reason: 'the patch changes the build (Makefile/Kconfig): the running kernel was built without it' });
+        refusals.push({
+          unit: f.path,
+          symbol: f.path,
+          reason: 'the patch changes the build (Makefile/Kconfig): the running kernel was built without it',
+        });
       } else if (f.kind === 'header') {
         const h = headerChangeIsHarmless(f);
         if (!h.ok) {
@@ -122,7 +138,8 @@ export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promi
   const parsed: ParsedPatch[] = [];
   for (const name of fix.patches) {
     const text = await readFile(path.join(fix.dir, name), 'utf8');
-    parsed.push(parsePatch(text, path.join(fix.shownDir, name)));
+    const shown = path.join(fix.shownDir, name);
+    parsed.push(parsePatch(text, shown, (p) => existsSync(path.join(ctx.tree.sourceDir, p))));
   }
   const commits = commitsOf(fix, parsed);
   if (fixedBy !== undefined) return { status: 'skipped', fix, commits, reason: fixedBy };
@@ -138,8 +155,14 @@ export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promi
       signal: ctx.signal,
     }));
     for (const u of units) {
-      if (!(await exists(path.join(ctx.tree.sourceDir, u))) && !parsed.some((p) => p.files.some((f) => f.path === u && f.op === 'add'))) {
-        throw new LivegraftError('PATCH_DOES_NOT_APPLY', `fix ${fix.spec.id}: ${u} is not in the ${ctx.release} source tree`);
+      if (
+        !(await exists(path.join(ctx.tree.sourceDir, u))) &&
+        !parsed.some((p) => p.files.some((f) => f.path === u && f.op === 'add'))
+      ) {
+        throw new LivegraftError(
+          'PATCH_DOES_NOT_APPLY',
+          `fix ${fix.spec.id}: ${u} is not in the ${ctx.release} source tree`,
+        );
       }
     }
     // Already in this tree: every patch applies in reverse.
@@ -210,7 +233,9 @@ export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promi
 /** The units of built fixes, ready for one extraction. */
 export function extractUnitsOf(outcomes: readonly PatchFixOutcome[]): ExtractUnit[] {
   return outcomes.flatMap((o) =>
-    o.status === 'built' ? o.units.map((u) => ({ unit: u.unit, patched: u.patched, diff: u.diff, object: u.target })) : [],
+    o.status === 'built'
+      ? o.units.map((u) => ({ unit: u.unit, patched: u.patched, diff: u.diff, object: u.target }))
+      : [],
   );
 }
 

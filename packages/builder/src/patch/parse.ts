@@ -80,7 +80,9 @@ export function parsePatch(text: string, shown: string, treeHas?: (path: string)
     throw invalid(shown, `too large (${Buffer.byteLength(text)} bytes, limit ${MAX_PATCH_BYTES})`);
   }
   if (text.includes('\0')) throw invalid(shown, 'contains NUL bytes: not a text patch');
-  if (/^GIT binary patch$/m.test(text)) throw invalid(shown, 'holds a binary patch; only text diffs can be built');
+  if (/^(GIT binary patch|Binary files .* differ)$/m.test(text)) {
+    throw invalid(shown, 'holds a binary patch; only text diffs can be built');
+  }
   const lines = text.split('\n');
 
   let commitId: string | undefined;
@@ -116,8 +118,13 @@ export function parsePatch(text: string, shown: string, treeHas?: (path: string)
       } else if (l.startsWith('\\')) {
         // "\ No newline at end of file"
       } else {
-        throw invalid(shown, `line ${i + 1}: hunk ends early (expected ${oldLeft} more old and ${newLeft} more new lines)`);
+        throw invalid(
+          shown,
+          `line ${i + 1}: hunk ends early (expected ${oldLeft} more old and ${newLeft} more new lines)`,
+        );
       }
+      if (oldLeft < 0 || newLeft < 0)
+        throw invalid(shown, `line ${i + 1}: the hunk has more lines than its @@ header counts`);
       continue;
     }
     if (l.startsWith('--- ') && (lines[i + 1] ?? '').startsWith('+++ ')) {
@@ -147,20 +154,31 @@ export function parsePatch(text: string, shown: string, treeHas?: (path: string)
     }
   }
   if (oldLeft > 0 || newLeft > 0) throw invalid(shown, 'the last hunk is cut short');
-  if (files.length === 0) throw invalid(shown, 'no unified diff found (expected "--- a/<path>" / "+++ b/<path>" lines)');
+  if (files.length === 0)
+    throw invalid(shown, 'no unified diff found (expected "--- a/<path>" / "+++ b/<path>" lines)');
   const empty = files.find((f) => f.hunks === 0);
   if (empty) throw invalid(shown, `${empty.path}: file header without hunks`);
 
   // a/ b/ prefixes (git, or diff -u between two trees) mean -p1. A plain diff
-  // of bare tree paths means -p0: decided by which reading names real files.
+  // of bare tree paths means -p0 (the same first component on both sides, as
+  // with git --no-prefix or diff -u x.c.orig x.c); the tree, when given,
+  // settles it by which reading names real files.
+  for (const p of rawPairs) for (const raw of [p.oldP, p.newP]) if (raw !== undefined) checkRelative(shown, raw);
+  const first = (p: string): string => p.slice(0, Math.max(0, p.indexOf('/')));
   const allPrefixed = rawPairs.every(
     (p) => (p.oldP === undefined || p.oldP.includes('/')) && (p.newP === undefined || p.newP.includes('/')),
   );
-  let strip: 0 | 1 = allPrefixed ? 1 : 0;
+  const sameFirst = rawPairs.some(
+    (p) => p.oldP !== undefined && p.newP !== undefined && first(p.oldP) === first(p.newP),
+  );
+  const gitPrefixes = rawPairs.every(
+    (p) => (p.oldP === undefined || p.oldP.startsWith('a/')) && (p.newP === undefined || p.newP.startsWith('b/')),
+  );
+  let strip: 0 | 1 = allPrefixed && (gitPrefixes || !sameFirst) ? 1 : 0;
   if (allPrefixed && treeHas) {
     const asP1 = files.every((f) => f.op === 'add' || treeHas(stripOne(f.path)));
     const asP0 = files.every((f) => f.op === 'add' || treeHas(f.path));
-    if (!asP1 && asP0) strip = 0;
+    if (asP1 !== asP0) strip = asP1 ? 1 : 0;
   }
   for (const f of files) {
     if (strip === 1) f.path = stripOne(f.path);
@@ -191,6 +209,11 @@ export function headerChangeIsHarmless(file: TouchedFile): { ok: true } | { ok: 
       inMacro = l.endsWith('\\');
       continue;
     }
+    // A continued line (e.g. one changed in the middle of a multi-line macro) is macro text.
+    if (l.endsWith('\\') && !l.startsWith('#')) {
+      inMacro = true;
+      continue;
+    }
     if (l === '' || l.startsWith('//') || l.startsWith('*')) continue;
     if (l.startsWith('/*')) {
       inComment = !l.includes('*/');
@@ -202,7 +225,8 @@ export function headerChangeIsHarmless(file: TouchedFile): { ok: true } | { ok: 
     }
     if (/^#\s*(include|if|ifdef|ifndef|else|elif|endif)\b/.test(l)) continue;
     // A prototype: a declaration that ends in ");" with no body and no assignment.
-    if (/^(extern\s+)?[A-Za-z_][\w\s*,()[\]]*\([^{};=]*\)\s*(__\w+(\([^)]*\))?\s*)*;$/.test(l) && !l.includes('{')) continue;
+    if (/^(extern\s+)?[A-Za-z_][\w\s*,()[\]]*\([^{};=]*\)\s*(__\w+(\([^)]*\))?\s*)*;$/.test(l) && !l.includes('{'))
+      continue;
     // Continuation lines of a multi-line prototype.
     if (/^[\w\s*,()[\]]+[,)]\s*;?$/.test(l) && !l.includes('{') && !l.includes('=')) continue;
     return { ok: false, line: raw };
