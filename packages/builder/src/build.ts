@@ -146,7 +146,9 @@ function manifestFor(
         ...(outcome && outcome.commits.length > 0 ? { commits: outcome.commits } : {}),
         functions: (factory?.functions ?? [])
           .filter((f) => f.fixId === spec.id)
-          .map((f) => (f.sympos ? { name: f.name, object: f.object, sympos: f.sympos } : { name: f.name, object: f.object })),
+          .map((f) =>
+            f.sympos ? { name: f.name, object: f.object, sympos: f.sympos } : { name: f.name, object: f.object },
+          ),
       };
     }),
     cves: [...new Set(fixes.flatMap(({ spec }) => spec.cves))].sort(),
@@ -177,7 +179,8 @@ function checkNoOverlap(fixes: readonly LoadedFix[], copied: readonly CopiedFunc
     owner.set(key, id);
   };
   for (const f of copied) claim(f.object, f.name, f.sympos, f.fixId);
-  for (const fix of fixes) for (const f of fix.spec.functions ?? []) claim(f.object, f.name, f.sympos ?? 0, fix.spec.id);
+  for (const fix of fixes)
+    for (const f of fix.spec.functions ?? []) claim(f.object, f.name, f.sympos ?? 0, fix.spec.id);
 }
 
 /**
@@ -215,7 +218,7 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
     if (looksLikeDir) {
       throw usage(
         `fixes built from patches (${patchFixes.map((f) => f.spec.id).join(', ')}) need a kernel release such as 6.1.0-50-amd64, ` +
-          'not a headers directory: the builder fetches that build\'s source, config and symbols',
+          "not a headers directory: the builder fetches that build's source, config and symbols",
       );
     }
     kernelBuild = await ensure(options.kernel, ['image', 'headers', 'source', 'kallsyms']);
@@ -224,7 +227,8 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
     try {
       headersDir = await resolveHeaders(options.kernel, options.headersRoots ?? DEFAULT_HEADERS_ROOTS);
     } catch (err) {
-      if (looksLikeDir || options.ensureKernel === undefined && !/^\d+\.\d+\.\d+-\d+-amd64$/.test(options.kernel)) throw err;
+      if (looksLikeDir || (options.ensureKernel === undefined && !/^\d+\.\d+\.\d+-\d+-amd64$/.test(options.kernel)))
+        throw err;
       kernelBuild = await ensure(options.kernel, ['headers']);
       headersDir = kernelBuild.headersDir;
     }
@@ -233,7 +237,14 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
 
   const factory =
     kernelBuild !== undefined && patchFixes.length > 0
-      ? await runFactory({ fixes: patchFixes, kernel: kernelBuild, run, force: options.force === true, log, signal: options.signal })
+      ? await runFactory({
+          fixes: patchFixes,
+          kernel: kernelBuild,
+          run,
+          force: options.force === true,
+          log,
+          signal: options.signal,
+        })
       : undefined;
   const skipped: BuildResult['skipped'] = (factory?.outcomes ?? []).flatMap((o) =>
     o.status === 'skipped' ? [{ id: o.fix.spec.id, cves: o.fix.spec.cves, reason: o.reason }] : [],
@@ -263,7 +274,10 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
     if (factory?.object !== undefined && copied.length > 0) {
       await writeFile(path.join(buildDir, COPIED_OBJECT), factory.object);
       // modpost reads every object's .cmd file (for srcversion); a prebuilt object has no sources to sum.
-      await writeFile(path.join(buildDir, `.${COPIED_OBJECT}.cmd`), '# prebuilt by livegraft-build from patched objects\n');
+      await writeFile(
+        path.join(buildDir, `.${COPIED_OBJECT}.cmd`),
+        '# prebuilt by livegraft-build from patched objects\n',
+      );
     }
     await writeFile(path.join(buildDir, 'Kbuild'), kbuildFile({ ...gen, fixes: placed }));
     await writeFile(path.join(buildDir, MAIN_SOURCE), mainSource({ ...gen, fixes: placed }));

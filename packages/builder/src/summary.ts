@@ -13,7 +13,9 @@ export function formatSummary(result: BuildResult): string {
     ...m.fixes.map(
       (f) =>
         `    ${f.id}  ${f.title}${f.cves.length > 0 ? ` [${f.cves.join(', ')}]` : ''}\n` +
-        (f.commits ?? []).map((c) => `      upstream ${c.id === undefined ? '' : `${c.id.slice(0, 12)} `}${c.subject}\n`).join('') +
+        (f.commits ?? [])
+          .map((c) => `      upstream ${c.id === undefined ? '' : `${c.id.slice(0, 12)} `}${c.subject}\n`)
+          .join('') +
         `      replaces ${f.functions.map((fn) => `${fn.object}:${fn.name}${fn.sympos ? `,${fn.sympos}` : ''}`).join(', ')}`,
     ),
     ...(m.skipped ?? []).map((s) => `    ${s.id}  skipped: ${s.reason}`),

@@ -19,7 +19,17 @@ export interface PatchRun {
 async function patchCmd(p: PatchRun, extra: string[]): Promise<{ ok: boolean; output: string }> {
   // --fuzz=0: a security fix applied at the wrong place is worse than one that
   // does not apply. Offsets (moved lines) are still accepted.
-  const args = [`-p${p.strip}`, '--batch', '--fuzz=0', '--no-backup-if-mismatch', '-r', '-', ...extra, '-i', p.patchFile];
+  const args = [
+    `-p${p.strip}`,
+    '--batch',
+    '--fuzz=0',
+    '--no-backup-if-mismatch',
+    '-r',
+    '-',
+    ...extra,
+    '-i',
+    p.patchFile,
+  ];
   let result;
   try {
     result = await p.run('patch', args, {
@@ -30,9 +40,13 @@ async function patchCmd(p: PatchRun, extra: string[]): Promise<{ ok: boolean; ou
       signal: p.signal,
     });
   } catch (err) {
-    throw new LivegraftError('TOOLCHAIN_MISSING', `cannot run patch: ${(err as Error).message} (apt-get install patch)`, {
-      cause: err,
-    });
+    throw new LivegraftError(
+      'TOOLCHAIN_MISSING',
+      `cannot run patch: ${(err as Error).message} (apt-get install patch)`,
+      {
+        cause: err,
+      },
+    );
   }
   return { ok: result.code === 0, output: `${result.stdout}\n${result.stderr}`.trim() };
 }

@@ -73,17 +73,18 @@ export async function compileUnits(
   if (signal?.aborted === true) throw new LivegraftError('CANCELLED', 'build cancelled');
   const output = `${result.stdout}\n${result.stderr}`.replaceAll(`${tree.sourceDir}/`, '');
   if (result.timedOut) {
-    throw new LivegraftError('BUILD_FAILED', `compiling ${units.join(', ')} took longer than ${COMPILE_TIMEOUT_MS / 1000} s`);
+    throw new LivegraftError(
+      'BUILD_FAILED',
+      `compiling ${units.join(', ')} took longer than ${COMPILE_TIMEOUT_MS / 1000} s`,
+    );
   }
   if (result.code !== 0) {
     const errors = errorLines(output);
     const missingRule = /No rule to make target '([^']+)'/.exec(output);
     if (missingRule) {
-      throw new LivegraftError(
-        'UNIT_NOT_BUILT',
-        `${missingRule[1]} is not built in this kernel's configuration`,
-        { details: { output: output.slice(-4000) } },
-      );
+      throw new LivegraftError('UNIT_NOT_BUILT', `${missingRule[1]} is not built in this kernel's configuration`, {
+        details: { output: output.slice(-4000) },
+      });
     }
     throw new LivegraftError(
       'BUILD_FAILED',
@@ -96,7 +97,8 @@ export async function compileUnits(
     const obj = path.join(tree.sourceDir, objects[i] ?? '');
     const cmdFile = path.join(path.dirname(obj), `.${path.basename(obj)}.cmd`);
     const object = await readFile(obj);
-    if (object.length > MAX_OBJECT_BYTES) throw new LivegraftError('BUILD_FAILED', `${objects[i]} is implausibly large`);
+    if (object.length > MAX_OBJECT_BYTES)
+      throw new LivegraftError('BUILD_FAILED', `${objects[i]} is implausibly large`);
     const cmd = await readFile(cmdFile, 'utf8');
     out.push({ unit, object, target: targetFromCmd(cmd, unit) });
   }

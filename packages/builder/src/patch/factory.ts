@@ -8,8 +8,20 @@ import type { KlpReloc, PatchedFunction } from '../klp/types.ts';
 import { readKallsyms, withSourceTreeLock, SOURCE_MAKE_ARGS, type KernelBuild } from '../kernel/index.ts';
 import type { ProcessRunner } from '../runner.ts';
 import { buildPatchFix, extractUnitsOf, type PatchFixOutcome } from './build-fix.ts';
-import { assertReproducible, compareWithModule, compareWithVmlinux, type Mismatch, type ReproResult } from './reproducible.ts';
-import { KernelSymbolResolver, moduleSymbolsOf, parseSymvers, type KallsymsSymbol, type ModuleSymbols } from './resolver.ts';
+import {
+  assertReproducible,
+  compareWithModule,
+  compareWithVmlinux,
+  type Mismatch,
+  type ReproResult,
+} from './reproducible.ts';
+import {
+  KernelSymbolResolver,
+  moduleSymbolsOf,
+  parseSymvers,
+  type KallsymsSymbol,
+  type ModuleSymbols,
+} from './resolver.ts';
 
 /** Module.symvers of a distribution kernel is a few MB. */
 const MAX_SYMVERS_BYTES = 32 * 1024 * 1024;
@@ -129,7 +141,8 @@ export async function runFactory(input: FactoryInput): Promise<FactoryOutput> {
   for (const m of mismatches) input.log(`warning: ${m.unit}: ${m.function}: ${m.reason} (--force)`);
   // Every module a unit is linked into is loaded before resolution starts.
   for (const o of built) for (const u of o.units) if (u.target !== 'vmlinux') await loadModule(u.target);
-  for (const exporter of new Set(symvers.values())) if (exporter !== 'vmlinux' && !modules.has(exporter)) modules.set(exporter, null);
+  for (const exporter of new Set(symvers.values()))
+    if (exporter !== 'vmlinux' && !modules.has(exporter)) modules.set(exporter, null);
 
   const resolver = new KernelSymbolResolver({
     symvers,
@@ -144,9 +157,13 @@ export async function runFactory(input: FactoryInput): Promise<FactoryOutput> {
   const extracted = extractPatchObject(units, resolver);
   if (extracted.refusals.length > 0) {
     const lines = extracted.refusals.map((r) => `  ${r.unit}: ${r.symbol}: ${r.reason}`);
-    throw new LivegraftError('NOT_LIVE_PATCHABLE', `the patched code cannot be carried into a live patch:\n${lines.join('\n')}`, {
-      details: { refusals: extracted.refusals },
-    });
+    throw new LivegraftError(
+      'NOT_LIVE_PATCHABLE',
+      `the patched code cannot be carried into a live patch:\n${lines.join('\n')}`,
+      {
+        details: { refusals: extracted.refusals },
+      },
+    );
   }
   const fixOfUnit = new Map<string, string>();
   for (const o of built) for (const u of o.units) fixOfUnit.set(u.unit, o.fix.spec.id);
@@ -155,5 +172,11 @@ export async function runFactory(input: FactoryInput): Promise<FactoryOutput> {
     compared: 0,
     matched: 0,
   });
-  return { outcomes, object: extracted.object, functions, klpRelocs: extracted.klpRelocs, repro: { ...sum, mismatches } };
+  return {
+    outcomes,
+    object: extracted.object,
+    functions,
+    klpRelocs: extracted.klpRelocs,
+    repro: { ...sum, mismatches },
+  };
 }

@@ -29,7 +29,8 @@ export interface ReproResult {
 /** The function's bytes with every relocated field zeroed, so link-time values do not count. */
 function masked(bytes: Buffer, fields: readonly { offset: number; width: number }[]): Buffer {
   const out = Buffer.from(bytes);
-  for (const f of fields) if (f.offset >= 0 && f.offset + f.width <= out.length) out.fill(0, f.offset, f.offset + f.width);
+  for (const f of fields)
+    if (f.offset >= 0 && f.offset + f.width <= out.length) out.fill(0, f.offset, f.offset + f.width);
   return out;
 }
 

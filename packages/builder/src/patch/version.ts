@@ -13,9 +13,14 @@ export function compareVersions(a: string, b: string): number {
  * Why a kernel build at `upstream` (e.g. 6.1.187) needs no live patch for a
  * fix that entered its stable branch at fixedIn[branch], or undefined.
  */
-export function alreadyFixedReason(fixedIn: Readonly<Record<string, string>> | undefined, upstream: string): string | undefined {
+export function alreadyFixedReason(
+  fixedIn: Readonly<Record<string, string>> | undefined,
+  upstream: string,
+): string | undefined {
   const branch = upstream.split('.').slice(0, 2).join('.');
   const fixed = fixedIn?.[branch];
   if (fixed === undefined) return undefined;
-  return compareVersions(upstream, fixed) >= 0 ? `already fixed in ${upstream} (the fix entered ${branch} in ${fixed})` : undefined;
+  return compareVersions(upstream, fixed) >= 0
+    ? `already fixed in ${upstream} (the fix entered ${branch} in ${fixed})`
+    : undefined;
 }
