@@ -14,6 +14,11 @@ APT_PACKAGES=(
   e2fsprogs             # the guest's persistent state disk
   ipxe-qemu             # QEMU's NIC option ROM (e1000)
   gcc make              # kbuild
+  gcc-12 flex bison bc  # the patch factory compiles Debian's kernel source with its own toolchain
+  libelf-dev libssl-dev # objtool and the kernel's host tools
+  dwarves               # pahole: its version is part of the kernel config
+  xz-utils patch        # the source tarball; applying upstream fixes
+  binutils              # readelf, used by tests as an independent ELF check
   postgresql            # storage contract tests and multi-node tests run a private PostgreSQL
   poppler-utils         # compliance PDF reports are checked by rendering them
   chromium              # dashboard browser tests (driven by playwright-core)
