@@ -55,13 +55,23 @@ async function patchCmd(p: PatchRun, extra: string[]): Promise<{ ok: boolean; ou
 export function describePatchFailure(output: string): string[] {
   const out: string[] = [];
   let file = '';
+  let missingAt: number | undefined;
   for (const line of output.split('\n')) {
     const f = /^(?:checking|patching) file '?([^']+?)'?$/.exec(line);
     if (f?.[1]) file = f[1];
     const h = /^Hunk #(\d+) FAILED at (\d+)/.exec(line);
     if (h) out.push(`${file}: hunk #${h[1]} does not apply (expected at line ${h[2]})`);
     const missing = /can't find file to patch at input line (\d+)/.exec(line);
-    if (missing) out.push(`patch line ${missing[1]}: the file it names is not in this kernel tree`);
+    if (missing) {
+      out.push(`patch line ${missing[1]}: the file it names is not in this kernel tree`);
+      missingAt = out.length - 1;
+    }
+    // patch(1) then quotes the header it could not place: name the file.
+    const quoted = /^\|\+\+\+ ([^\t]+)/.exec(line);
+    if (quoted?.[1] && missingAt !== undefined) {
+      out[missingAt] = `${quoted[1].trim()}: not in this kernel tree (${out[missingAt]?.split(':')[0] ?? 'patch'})`;
+      missingAt = undefined;
+    }
     if (/Reversed \(or previously applied\) patch detected/.test(line)) out.push(`${file}: already applied`);
     if (/^patch: \*\*\*\* /.test(line)) out.push(line.replace(/^patch: \*\*\*\* /, ''));
   }
