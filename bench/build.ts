@@ -2,13 +2,15 @@
 // module for one Debian kernel build. Prints one JSON document.
 //
 //   npm run bench -- build [--kernel 6.1.0-50-amd64] [--runs 3] [--only cold,one,multi,catalogue]
-//                          [--cache-dir DIR] [--verbose]
+//                          [--cache-dir DIR] [--keep-cache] [--verbose]
 //
 // The cold run starts from an empty temporary cache directory: real downloads
 // from the Debian archive, unpacking, preparing the source tree, the kallsyms
 // boot, then the build of the one-file fix. The warm runs then reuse that
 // cache (without cold: --cache-dir, else the default cache, prepared first if
-// needed). The temporary cache is removed at the end.
+// needed). Warm runs recompile (noCompileCache); one more run may take the
+// compiled objects from the builder's cache. The temporary cache is removed at
+// the end unless --keep-cache.
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     only: { type: 'string', default: 'cold,one,multi,catalogue' },
     'cache-dir': { type: 'string' },
+    'keep-cache': { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -67,6 +70,10 @@ interface Run {
   functions: number;
   klpRelocations: number;
   skipped: number;
+  /** Fixes whose compiled objects came from the builder's compile cache. */
+  compileCacheHits: number;
+  /** `<fix>: <function>@<object>` for every function the module replaces. */
+  replaced: string[];
   loadavgBefore: number[];
   loadavgAfter: number[];
   /** Cold only: time per program (apt-get download, dpkg-deb, make, qemu...). */
@@ -97,23 +104,33 @@ const la = (): number[] => loadavg().map((x) => Math.round(x * 100) / 100);
 const sum = (calls: readonly Call[], kind: string): number =>
   calls.filter((c) => c.kind === kind).reduce((a, c) => a + c.ms, 0);
 
-async function oneBuild(release: string, fixDirs: string[], cacheDir?: string): Promise<Run> {
+async function oneBuild(
+  release: string,
+  fixDirs: string[],
+  cacheDir: string | undefined,
+  rebuild: boolean,
+): Promise<Run> {
   const out = await mkdtemp(path.join(tmpdir(), 'lg-bench-out-'));
   const calls: Call[] = [];
   let ensuring = false;
   const run = timedRunner(calls, () => ensuring);
   let ensureMs = 0;
   const loadavgBefore = la();
+  let cacheHits = 0;
   const t0 = performance.now();
   try {
     const result = await buildPatch({
+      noCompileCache: rebuild,
       kernel: release,
       level: 1,
       fixDirs,
       outDir: out,
       cacheDir,
       run,
-      log,
+      log: (line) => {
+        if (line.includes('from the cache')) cacheHits++;
+        log(line);
+      },
       ensureKernel: async (r: string, parts: KernelPart[]) => {
         const e0 = performance.now();
         ensuring = true;
@@ -150,6 +167,10 @@ async function oneBuild(release: string, fixDirs: string[], cacheDir?: string): 
       functions: result.manifest.fixes.reduce((a, f) => a + (f.functions?.length ?? 0), 0),
       klpRelocations: result.klpRelocations,
       skipped: result.skipped.length,
+      compileCacheHits: cacheHits,
+      replaced: result.manifest.fixes.flatMap((f) =>
+        (f.functions ?? []).map((fn) => `${f.id}: ${fn.name}@${fn.object}`),
+      ),
       loadavgBefore,
       loadavgAfter: la(),
       ...(ensureMs > 1000 ? { byCommand } : {}),
@@ -181,11 +202,12 @@ async function warm(
   fixes: string[],
   runs: number,
   cacheDir: string | undefined,
+  rebuild = true,
 ): Promise<Record<string, unknown>> {
   const dirs = fixes.map((f) => path.join(CATALOGUE, f));
   const samples: Run[] = [];
   for (let i = 0; i < runs; i++) {
-    samples.push(await oneBuild(release, dirs, cacheDir));
+    samples.push(await oneBuild(release, dirs, cacheDir, rebuild));
     log(`${fixes.join('+')}: run ${i + 1}: ${samples.at(-1)?.totalMs} ms`);
   }
   return summarise(fixes, samples);
@@ -207,7 +229,7 @@ try {
   if (ONLY.has('cold')) {
     ownCache = await mkdtemp(path.join(tmpdir(), 'lg-bench-cache-'));
     cacheDir = ownCache;
-    const r = await oneBuild(release, [path.join(CATALOGUE, ONE_FILE)], ownCache);
+    const r = await oneBuild(release, [path.join(CATALOGUE, ONE_FILE)], ownCache, true);
     const stamp = JSON.parse(await readFile(path.join(ownCache, 'kernels', release, 'prepared.json'), 'utf8')) as {
       parts: Record<string, { ms: number }>;
     };
@@ -229,7 +251,13 @@ try {
     report.warmEnsureMs = Math.round(performance.now() - t0);
     report.warmCache = ownCache !== undefined ? "the cold run's fresh cache" : (cacheDir ?? 'the default cache');
   }
-  if (ONLY.has('one')) report.oneFile = await warm(release, [ONE_FILE], RUNS, cacheDir);
+  if (ONLY.has('one')) {
+    report.oneFile = await warm(release, [ONE_FILE], RUNS, cacheDir);
+    // The same build again, allowed to take the compiled objects from the builder's cache
+    // (the first of these two runs fills it if the rebuilds did not).
+    await oneBuild(release, [path.join(CATALOGUE, ONE_FILE)], cacheDir, false);
+    report.oneFileCompileCached = await warm(release, [ONE_FILE], 1, cacheDir, false);
+  }
   if (ONLY.has('multi')) report.multiFile = await warm(release, [MULTI_FILE], RUNS, cacheDir);
   if (ONLY.has('catalogue')) {
     const all = (await readdir(CATALOGUE, { withFileTypes: true }))
@@ -243,7 +271,8 @@ try {
   process.stderr.write(`${JSON.stringify(report, null, 2)}\n`);
   throw err;
 } finally {
-  if (ownCache !== undefined) await rm(ownCache, { recursive: true, force: true });
+  if (ownCache !== undefined && values['keep-cache'] === true) process.stderr.write(`kept the cache ${ownCache}\n`);
+  else if (ownCache !== undefined) await rm(ownCache, { recursive: true, force: true });
 }
 report.loadavgEnd = la();
 console.log(JSON.stringify(report, null, 2));
