@@ -18,6 +18,7 @@ interface CliOptions {
   cacheDir?: string;
   force?: boolean;
   quiet?: boolean;
+  rebuild?: boolean;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -34,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
       'where kernel builds are downloaded and prepared (default $LIVEGRAFT_CACHE_DIR, else ~/.cache/livegraft)',
     )
     .option('--force', 'build from patches even if the unpatched code does not match the shipped kernel')
+    .option('--rebuild', 'compile every patched unit again instead of reusing objects cached for this fix and kernel build')
     .option('-q, --quiet', 'no progress lines on stderr')
     .argument('<fix-dirs...>', 'fix directories, each holding fix.json and either upstream patches or C sources')
     .exitOverride()
@@ -62,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
     procVersionFile: opts.procVersion,
     cacheDir: opts.cacheDir,
     force: opts.force === true,
+    noCompileCache: opts.rebuild === true,
     log: opts.quiet === true ? undefined : (line: string) => process.stderr.write(`${line}\n`),
   });
   if (opts.json) {

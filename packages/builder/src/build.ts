@@ -16,7 +16,7 @@ import {
 } from './codegen.ts';
 import { checkFixSet, GENERATED_HEADER, isPatchFix, loadFix, type LoadedFix } from './fixes.ts';
 import { DEFAULT_HEADERS_ROOTS, resolveHeaders, type HeadersRoots } from './headers.ts';
-import { ensureKernelBuild, type KernelBuild, type KernelPart } from './kernel/index.ts';
+import { defaultCacheDir, ensureKernelBuild, type KernelBuild, type KernelPart } from './kernel/index.ts';
 import { writeKlpRelocations } from './klp/postlink.ts';
 import type { KlpReloc } from './klp/types.ts';
 import { runFactory, type FactoryOutput } from './patch/factory.ts';
@@ -56,6 +56,8 @@ export interface BuildOptions {
   cacheDir?: string;
   /** Build from patches even when the unpatched code does not match the shipped kernel. */
   force?: boolean;
+  /** Compile every fix again instead of reusing objects compiled for the same fix and kernel build. */
+  noCompileCache?: boolean;
   /** Progress lines (downloads, compiles); default silent. */
   log?: (line: string) => void;
   /** Gets a kernel build's artefacts; default ensureKernelBuild (injectable for tests). */

@@ -9,6 +9,7 @@ import type { DiffResult, ExtractUnit, Refusal } from '../klp/types.ts';
 import { appliesInReverse, applyPatch, checkApplies, type PatchRun } from './apply.ts';
 import { compileUnits, type CompiledUnit, type CompileTree } from './compile.ts';
 import { headerChangeIsHarmless, parsePatch, type ParsedPatch } from './parse.ts';
+import { fixKey, readCachedCompile, writeCachedCompile, type CachedCompile } from './fix-cache.ts';
 import { withTreeEdits } from './tree-edit.ts';
 import { alreadyFixedReason } from './version.ts';
 
@@ -34,6 +35,8 @@ export type PatchFixOutcome =
       /** The patch runs, so later fixes of the same level can build on this one. */
       runs: PatchRun[];
       touched: string[];
+      /** The compile cache key, which later fixes built on top of this one include in theirs. */
+      key?: string;
     }
   | { status: 'skipped'; fix: LoadedFix; commits: FixCommit[]; reason: string };
 
@@ -53,7 +56,9 @@ export interface PatchFixContext {
    * a later fix may need what an earlier one added (a helper, a prototype),
    * and its diff then holds only its own change.
    */
-  earlier?: readonly { runs: readonly PatchRun[]; touched: readonly string[] }[];
+  earlier?: readonly { runs: readonly PatchRun[]; touched: readonly string[]; key?: string }[];
+  /** Where compiled objects are kept between builds, and the kernel build they are for. */
+  cache?: { dir: string; kernel: { release: string; debianVersion: string } };
 }
 
 function refuse(fix: LoadedFix, refusals: readonly Refusal[]): LivegraftError {
@@ -127,11 +132,44 @@ function unitsOf(fix: LoadedFix, parsed: readonly ParsedPatch[]): string[] {
   return [...units].sort();
 }
 
+/** The diff of compiled objects: refusals, no change, or the functions to carry. */
+function finish(
+  fix: LoadedFix,
+  ctx: PatchFixContext,
+  commits: FixCommit[],
+  runs: PatchRun[],
+  key: string | undefined,
+  compiled: CachedCompile,
+): PatchFixOutcome {
+  if (compiled.status === 'skipped') return { status: 'skipped', fix, commits, reason: compiled.reason ?? 'skipped' };
+  const out: Extract<PatchFixOutcome, { status: 'built' }>['units'] = [];
+  const refusals: Refusal[] = [];
+  for (const u of compiled.units) {
+    const diff = diffObjects(u.original, u.patched, { unit: u.unit });
+    refusals.push(...diff.refusals);
+    out.push({ ...u, diff });
+  }
+  if (refusals.length > 0) throw refuse(fix, refusals);
+  if (out.every((u) => u.diff.noChange)) {
+    return { status: 'skipped', fix, commits, reason: `compiles to no change in ${ctx.release}'s configuration` };
+  }
+  return {
+    status: 'built',
+    fix,
+    commits,
+    units: out.filter((u) => !u.diff.noChange),
+    notes: [],
+    runs,
+    touched: compiled.touched,
+    ...(key === undefined ? {} : { key }),
+  };
+}
+
 /**
  * Builds one fix from its patches for one prepared kernel tree: checks it is
  * not already fixed there, that it applies, compiles the touched units
- * original and patched, and diffs them function by function. The tree is
- * restored whatever happens.
+ * original and patched (or takes both from the cache), and diffs them
+ * function by function. The tree is restored whatever happens.
  */
 export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promise<PatchFixOutcome> {
   const fixedBy = alreadyFixedReason(fix.spec.fixedIn, ctx.upstreamVersion);
@@ -144,16 +182,38 @@ export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promi
   const commits = commitsOf(fix, parsed);
   if (fixedBy !== undefined) return { status: 'skipped', fix, commits, reason: fixedBy };
   const units = unitsOf(fix, parsed);
+  const runs: PatchRun[] = parsed.map((p, i) => ({
+    run: ctx.run,
+    treeDir: ctx.tree.sourceDir,
+    patchFile: path.join(fix.dir, fix.patches[i] ?? ''),
+    shown: p.shown,
+    strip: p.strip,
+    signal: ctx.signal,
+  }));
+  const touched = [...new Set(parsed.flatMap((p) => p.files.map((f) => f.path)))];
+  const earlier = ctx.earlier ?? [];
+  const earlierTouched = new Set(earlier.flatMap((e) => e.touched));
 
-  return ctx.withTree(async () => {
-    const runs: PatchRun[] = parsed.map((p, i) => ({
-      run: ctx.run,
-      treeDir: ctx.tree.sourceDir,
-      patchFile: path.join(fix.dir, fix.patches[i] ?? ''),
-      shown: p.shown,
-      strip: p.strip,
-      signal: ctx.signal,
-    }));
+  // Earlier fixes matter to this one's objects only through shared files or headers.
+  const mine = new Set(touched);
+  const relevant = earlier.filter((e) => e.touched.some((t) => t.endsWith('.h') || mine.has(t)));
+  const key =
+    ctx.cache === undefined || relevant.some((e) => e.key === undefined)
+      ? undefined
+      : await fixKey(
+          ctx.cache.kernel,
+          fix,
+          relevant.map((e) => e.key ?? ''),
+        );
+  if (ctx.cache !== undefined && key !== undefined) {
+    const hit = await readCachedCompile(ctx.cache.dir, key);
+    if (hit) {
+      ctx.log(`${fix.spec.id}: compiled objects from the cache`);
+      return finish(fix, ctx, commits, runs, key, hit);
+    }
+  }
+
+  const compiled = await ctx.withTree(async (): Promise<CachedCompile> => {
     for (const u of units) {
       if (
         !(await exists(path.join(ctx.tree.sourceDir, u))) &&
@@ -170,16 +230,13 @@ export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promi
     for (const r of runs) if (await appliesInReverse(r)) reversed++;
     if (reversed === runs.length) {
       return {
-        status: 'skipped' as const,
-        fix,
-        commits,
+        status: 'skipped',
         reason: `already fixed in ${ctx.upstreamVersion} (the patch is in this kernel's source)`,
+        commits,
+        touched,
+        units: [],
       };
     }
-
-    const earlier = ctx.earlier ?? [];
-    const earlierTouched = new Set(earlier.flatMap((e) => e.touched));
-    const touched = [...new Set(parsed.flatMap((p) => p.files.map((f) => f.path)))];
     const { original, patched } = await withTreeEdits(ctx.tree.sourceDir, [...earlierTouched, ...touched], async () => {
       for (const e of earlier) for (const r of e.runs) await applyPatch(r, ctx.release);
       for (const r of runs) await checkApplies(r, ctx.release);
@@ -192,42 +249,28 @@ export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promi
       ctx.log(`${fix.spec.id}: compiling ${units.length} unit(s) patched`);
       return { original: before, patched: await compileUnits(ctx.run, ctx.tree, units, ctx.signal) };
     });
-
-    const out: Extract<PatchFixOutcome, { status: 'built' }>['units'] = [];
-    const refusals: Refusal[] = [];
-    for (const o of original) {
-      const p = patched.find((x) => x.unit === o.unit);
-      if (!p) continue;
-      const diff = diffObjects(o.object, p.object, { unit: o.unit });
-      refusals.push(...diff.refusals);
-      out.push({
-        unit: o.unit,
-        target: o.target,
-        original: o.object,
-        patched: p.object,
-        diff,
-        afterEarlier: earlierTouched.has(o.unit),
-      });
-    }
-    if (refusals.length > 0) throw refuse(fix, refusals);
-    if (out.every((u) => u.diff.noChange)) {
-      return {
-        status: 'skipped' as const,
-        fix,
-        commits,
-        reason: `compiles to no change in ${ctx.release}'s configuration`,
-      };
-    }
     return {
-      status: 'built' as const,
-      fix,
+      status: 'built',
       commits,
-      units: out.filter((u) => !u.diff.noChange),
-      notes: [],
-      runs,
       touched,
+      units: original.flatMap((o) => {
+        const p = patched.find((x) => x.unit === o.unit);
+        return p === undefined
+          ? []
+          : [
+              {
+                unit: o.unit,
+                target: o.target,
+                afterEarlier: earlierTouched.has(o.unit),
+                original: o.object,
+                patched: p.object,
+              },
+            ];
+      }),
     };
   });
+  if (ctx.cache !== undefined && key !== undefined) await writeCachedCompile(ctx.cache.dir, key, compiled);
+  return finish(fix, ctx, commits, runs, key, compiled);
 }
 
 /** The units of built fixes, ready for one extraction. */

@@ -32,6 +32,8 @@ export interface FactoryInput {
   run: ProcessRunner;
   /** Build even when the unpatched code does not match the shipped kernel. */
   force: boolean;
+  /** Keeps compiled objects per fix and kernel build; none when undefined. */
+  cacheDir?: string;
   log: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -83,7 +85,16 @@ export async function runFactory(input: FactoryInput): Promise<FactoryOutput> {
         withTree: (fn) => withSourceTreeLock(kernel, fn, { signal: input.signal }),
         log: input.log,
         signal: input.signal,
-        earlier: outcomes.flatMap((o) => (o.status === 'built' ? [{ runs: o.runs, touched: o.touched }] : [])),
+        earlier: outcomes.flatMap((o) =>
+          o.status === 'built'
+            ? [{ runs: o.runs, touched: o.touched, ...(o.key === undefined ? {} : { key: o.key }) }]
+            : [],
+        ),
+        ...(input.cacheDir === undefined
+          ? {}
+          : {
+              cache: { dir: input.cacheDir, kernel: { release: kernel.release, debianVersion: kernel.debianVersion } },
+            }),
       }),
     );
     const last = outcomes[outcomes.length - 1];

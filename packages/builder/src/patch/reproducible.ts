@@ -101,7 +101,9 @@ export function compareWithVmlinux(
 export function compareWithModule(unit: string, original: ElfFile, ko: ElfFile): ReproResult {
   const res: ReproResult = { compared: 0, matched: 0, mismatches: [] };
   const file = unit.split('/').pop() ?? unit;
-  // Locals of this unit follow its STT_FILE symbol in the module's symbol table.
+  // Locals of this unit follow its STT_FILE symbol in the module's symbol
+  // table; Debian's modules carry none, and then any local of the name counts.
+  const hasFiles = ko.symbols.some((s) => s.type === STT_FILE);
   const shipped = new Map<string, ElfSymbol[]>();
   let current: string | undefined;
   for (const s of ko.symbols) {
@@ -110,7 +112,7 @@ export function compareWithModule(unit: string, original: ElfFile, ko: ElfFile):
       continue;
     }
     if (s.type !== STT_FUNC || s.shndx === SHN_UNDEF || s.shndx >= SHN_LORESERVE) continue;
-    if (s.bind === STB_LOCAL && current !== file) continue;
+    if (hasFiles && s.bind === STB_LOCAL && current !== file) continue;
     shipped.set(s.name, [...(shipped.get(s.name) ?? []), s]);
   }
   for (const sym of unitFunctions(original)) {

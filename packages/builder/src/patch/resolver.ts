@@ -164,7 +164,8 @@ export class KernelSymbolResolver implements SymbolResolver {
     if (same.length === 0) return undefined;
     if (same.length === 1) return 0;
     const file = path.basename(q.unit);
-    const pick = same.filter(({ s }) => (q.local ? s.local && s.file === file : !s.local));
+    // Without STT_FILE symbols (Debian strips them) a local is told apart only if it is the one local of that name.
+    const pick = same.filter(({ s }) => (q.local ? s.local && (s.file === undefined || s.file === file) : !s.local));
     if (pick.length !== 1) {
       throw new LivegraftError(
         'SYMBOL_AMBIGUOUS',
