@@ -1,4 +1,4 @@
-import { commitsText, levelFixesOf, LivegraftError, type LevelFix, type SkippedFix } from '@livegraft/protocol';
+import { fixLines, levelFixesOf, LivegraftError } from '@livegraft/protocol';
 import type { CheckOutcome, OpOutcome, StatusReport, UpdateOutcome } from './agent.ts';
 
 /** All human and JSON output lives here so the commands stay about behaviour. */
@@ -24,26 +24,6 @@ function ago(sec: number | null): string {
   if (sec < 7200) return `${Math.round(sec / 60)}m ago`;
   if (sec < 172800) return `${Math.round(sec / 3600)}h ago`;
   return `${Math.round(sec / 86400)}d ago`;
-}
-
-/** How a fix was made, with its upstream commit(s): `patch from upstream 1a2b3c4d5e6f ("subject")`. */
-export function fixOrigin(f: Pick<LevelFix, 'kind' | 'commits'>): string {
-  const commits = commitsText(f.commits);
-  if (f.kind === 'patch') return `patch from upstream ${commits || '(commit not named)'}`;
-  return `hand-written C${commits === '' ? '' : `, for upstream ${commits}`}`;
-}
-
-/** One line per fix and a second with its origin, then the fixes the build left out and why. */
-export function fixLines(
-  fixes: readonly Pick<LevelFix, 'id' | 'title' | 'cves' | 'kind' | 'commits'>[],
-  skipped: readonly SkippedFix[],
-  indent = '  ',
-): string[] {
-  const cves = (list: readonly string[]): string => (list.length > 0 ? ` [${list.join(', ')}]` : '');
-  const lines: string[] = [];
-  for (const f of fixes) lines.push(`${indent}${f.id}: ${f.title}${cves(f.cves)}`, `${indent}  ${fixOrigin(f)}`);
-  for (const k of skipped) lines.push(`${indent}not built: ${k.id}${cves(k.cves)}: ${k.reason}`);
-  return lines;
 }
 
 export function formatCheck(c: CheckOutcome): string {

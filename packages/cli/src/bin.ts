@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { API_PREFIX, isLivegraftError, type PatchRecord } from '@livegraft/protocol';
 import { ApiClient } from './api.ts';
-import { publishPatch } from './publish.ts';
+import { publishedText, publishPatch } from './publish.ts';
 import { forward } from './forward.ts';
 import { inspectCommands } from './inspect.ts';
 import { table } from './format.ts';
@@ -77,11 +77,7 @@ program.addCommand(
       const records: PatchRecord[] = [];
       for (const m of manifests) records.push(await publishPatch(api, m, o.publish));
       if (o.json) return console.log(JSON.stringify(records, null, 2));
-      for (const r of records) {
-        console.log(
-          `${r.published ? 'published' : 'uploaded'} level ${r.level} for ${r.release} (kernel ${r.kernelId.slice(0, 12)}): ${r.fixIds.join(', ')}`,
-        );
-      }
+      for (const r of records) console.log(publishedText(r));
     }),
 );
 

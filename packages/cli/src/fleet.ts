@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import {
   effectiveRelease,
+  fixLines,
   type AuditEntry,
   type FeedCreate,
   type FeedRecord,
@@ -394,6 +395,13 @@ function ignoreLines(rec: HostRecord): string[] {
   return lines;
 }
 
+/** The applied level's fixes with their upstream commits, and the fixes its build left out. */
+function appliedLines(rec: HostRecord): string[] {
+  const a = rec.applied;
+  if (a === undefined || a === null) return [];
+  return [`level ${a.level} (${a.name}) fixes live: ${a.cves.join(', ') || '-'}`, ...fixLines(a.fixes, a.skipped)];
+}
+
 function hostLine(rec: HostRecord): string {
   return `host ${rec.hostname} (${rec.id}): feed ${rec.feed ?? '-'}, auto-update ${rec.autoUpdate === false ? 'off' : 'on'}, tags ${(rec.tags ?? []).join(',') || '-'}, ignored fixes ${(rec.ignore ?? []).join(',') || '-'}`;
 }
@@ -426,6 +434,7 @@ export function hostsCommand(server: string): Command {
         console.log(`tags: ${(rec.tags ?? []).join(', ') || '-'}`);
         for (const p of rec.pins ?? []) console.log(`pinned: ${pinText(p)}`);
         for (const line of ignoreLines(rec)) console.log(line);
+        for (const line of appliedLines(rec)) console.log(line);
         for (const t of rec.blockingTasks ?? []) console.log(`blocking the transition: ${t.comm} (pid ${t.pid})`);
         for (const e of rec.kernelEvents ?? []) console.log(`kernel ${e.kind} at ${e.at}: ${e.message}`);
       });

@@ -65,3 +65,23 @@ export function commitText(c: FixCommit): string {
 export function commitsText(commits: readonly FixCommit[] | undefined): string {
   return (commits ?? []).map(commitText).join('; ');
 }
+
+/** How a fix was made, with its upstream commit(s): `patch from upstream 1a2b3c4d5e6f ("subject")`. */
+export function fixOrigin(f: Pick<LevelFix, 'kind' | 'commits'>): string {
+  const commits = commitsText(f.commits);
+  if (f.kind === 'patch') return `patch from upstream ${commits || '(commit not named)'}`;
+  return `hand-written C${commits === '' ? '' : `, for upstream ${commits}`}`;
+}
+
+/** One line per fix and a second with its origin, then the fixes the build left out and why. */
+export function fixLines(
+  fixes: readonly Pick<LevelFix, 'id' | 'title' | 'cves' | 'kind' | 'commits'>[],
+  skipped: readonly SkippedFix[],
+  indent = '  ',
+): string[] {
+  const cves = (list: readonly string[]): string => (list.length > 0 ? ` [${list.join(', ')}]` : '');
+  const lines: string[] = [];
+  for (const f of fixes) lines.push(`${indent}${f.id}: ${f.title}${cves(f.cves)}`, `${indent}  ${fixOrigin(f)}`);
+  for (const k of skipped) lines.push(`${indent}not built: ${k.id}${cves(k.cves)}: ${k.reason}`);
+  return lines;
+}

@@ -10,28 +10,44 @@ export interface Validator<T extends TSchema> {
   problems(value: unknown): FieldProblem[];
 }
 
+/**
+ * The values of the union of literals at or just above `schemaPath` (a
+ * "#/properties/x/anyOf/2" pointer into `schema`), or undefined when that is
+ * not a union of literals.
+ */
+function literalUnion(schema: TSchema, schemaPath: string): unknown[] | undefined {
+  const parts = schemaPath
+    .replace(/^#\/?/, '')
+    .split('/')
+    .filter((p) => p !== '');
+  if (/^\d+$/.test(parts.at(-1) ?? '') && parts.at(-2) === 'anyOf') parts.splice(-2);
+  let node: unknown = schema;
+  for (const p of parts) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<string, unknown>)[p.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  const anyOf = (node as { anyOf?: unknown } | undefined)?.anyOf;
+  if (!Array.isArray(anyOf) || anyOf.length === 0) return undefined;
+  const values: unknown[] = [];
+  for (const member of anyOf) {
+    if (typeof member !== 'object' || member === null || !('const' in member)) return undefined;
+    values.push((member as { const: unknown }).const);
+  }
+  return values;
+}
+
 export function validator<T extends TSchema>(schema: T, what: string): Validator<T> {
   const compiled = Compile(schema);
   const problems = (value: unknown): FieldProblem[] => {
     const seen = new Set<string>();
     const out: FieldProblem[] = [];
-    const errors = [...compiled.Errors(value)];
-    // A union of literals fails once per literal, then once as "anyOf": say which values it takes instead.
-    const allowed = new Map<string, unknown[]>();
-    for (const e of errors) {
-      if (e.keyword !== 'const' || !/\/anyOf\/\d+$/.test(e.schemaPath)) continue;
-      allowed.set(e.instancePath, [
-        ...(allowed.get(e.instancePath) ?? []),
-        (e.params as { allowedValue?: unknown }).allowedValue,
-      ]);
-    }
-    for (const e of errors) {
+    for (const e of compiled.Errors(value)) {
       // additionalProperties reports twice (once as "schema is false"); keep the readable one.
       if (e.keyword === 'boolean') continue;
-      if (e.keyword === 'const' && allowed.has(e.instancePath) && /\/anyOf\/\d+$/.test(e.schemaPath)) continue;
       let path = e.instancePath;
       let message = e.message;
-      const values = e.keyword === 'anyOf' ? allowed.get(path) : undefined;
+      // A union of literals fails once per literal (and once more as "anyOf"): say once which values it takes.
+      const values = e.keyword === 'const' || e.keyword === 'anyOf' ? literalUnion(schema, e.schemaPath) : undefined;
       if (values !== undefined) message = `must be one of ${values.map((v) => JSON.stringify(v)).join(', ')}`;
       if (e.keyword === 'additionalProperties') {
         const extra = (e.params as { additionalProperties?: string[] }).additionalProperties ?? [];

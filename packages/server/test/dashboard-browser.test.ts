@@ -312,6 +312,38 @@ describe('dashboard in Chromium', { skip: haveChromium ? false : `no Chromium at
     assert.deepEqual(await world.ok<FeedRecord[]>('GET', '/feeds'), before, 'nothing changed');
   });
 
+  test(
+    'host and level pages name each fix with its upstream commit (short id + subject)',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const page = await newPage();
+      await signIn(page, world.viewer.token);
+      const hosts = await world.ok<HostRecord[]>('GET', '/hosts');
+      const web1 = await world.ok<HostRecord>('GET', `/hosts/${hostByName(hosts, 'web-1').id}`);
+      const fix = web1.applied?.fixes[0];
+      const commit = fix?.commits[0];
+      assert.ok(fix !== undefined && commit?.id !== undefined, 'the seeded level names an upstream commit');
+      await page.goto(`${world.url}/hosts/${web1.id}`);
+      const item = page.locator(`.fixes li[data-fix="${fix.id}"]`);
+      await item.waitFor();
+      const text = (await item.textContent()) ?? '';
+      assert.ok(text.includes(commit.id.slice(0, 12)), text);
+      assert.ok(!text.includes(commit.id), 'the id is shortened');
+      assert.ok(text.includes(commit.subject), text);
+      assert.match(text, /upstream patch/);
+      const skipped = (await page.locator('.fixes li.skipped').first().textContent()) ?? '';
+      assert.match(skipped, /not built.*already fixed in this kernel build/);
+
+      await page.click('nav >> text=Patches & rollouts');
+      const level2 = page.locator(`#kernel-${world.kernel192.slice(0, 12)} li[data-level="2"] .fixes li[data-fix]`);
+      await level2.waitFor();
+      assert.match(
+        (await level2.textContent()) ?? '',
+        /[0-9a-f]{12} netfilter: nf_tables: reject invalid verdicts \(level 2\)/,
+      );
+    },
+  );
+
   test('live events appear without a reload', { timeout: TEST_TIMEOUT_MS }, async () => {
     const page = await newPage();
     await signIn(page, world.admin);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,7 +114,17 @@ export async function startDashboardWorld(dashboardDir: string): Promise<Dashboa
           title: `cumulative fixes, level ${level}`,
           cves: patch.manifest.cves,
           functions: [{ name: 'nft_verdict_init', object: 'nf_tables' }],
+          kind: 'patch',
+          commits: [
+            {
+              id: createHash('sha1').update(`${k.release}/${level}`).digest('hex'),
+              subject: `netfilter: nf_tables: reject invalid verdicts (level ${level})`,
+            },
+          ],
         },
+      ];
+      patch.manifest.skipped = [
+        { id: `LG-SKIP-${level}`, cves: [], reason: `already fixed in this kernel build (${k.release})` },
       ];
       const up = await fetch(`${server.url}${API_PREFIX}/modules/${patch.sha256}`, {
         method: 'PUT',

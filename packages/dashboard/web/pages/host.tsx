@@ -9,6 +9,7 @@ import type {
 } from '@livegraft/protocol';
 import { call, canOperate, type SessionInfo } from '../api.ts';
 import { useApi } from '../data.ts';
+import { FixList } from '../fixes.tsx';
 import { hostStatus } from '../fleet.ts';
 import { ago, duration, when } from '../format.ts';
 import { useLiveRefresh } from '../live.ts';
@@ -247,7 +248,7 @@ export function HostPage(props: { id: string; session: SessionInfo }): JSX.Eleme
               <p>
                 <code>{applied.name}</code>, published {when(applied.publishedAt)}
               </p>
-              <p>Fixes: {applied.fixIds.join(', ')}</p>
+              <FixList fixes={h.applied?.fixes ?? applied.fixes} skipped={h.applied?.skipped ?? applied.skipped} />
               <p class="cves" data-testid="applied-cves">
                 {applied.cves.map((c) => (
                   <Link key={c} href={`/cves/${c}`} class="cve">

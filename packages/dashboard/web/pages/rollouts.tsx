@@ -4,6 +4,7 @@ import { call, canOperate, type SessionInfo } from '../api.ts';
 import { shortKernel } from '../activity.ts';
 import { Progress } from '../charts.tsx';
 import { useApi } from '../data.ts';
+import { FixList } from '../fixes.tsx';
 import { ago, duration, pct, when } from '../format.ts';
 import { useLiveRefresh } from '../live.ts';
 import { Link } from '../router.tsx';
@@ -151,6 +152,7 @@ function KernelCard(props: {
                       Resume
                     </button>
                   ))}
+                <FixList fixes={p.fixes} skipped={p.skipped} />
               </li>
             );
           })}
