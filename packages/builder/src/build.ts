@@ -246,6 +246,7 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
           force: options.force === true,
           log,
           signal: options.signal,
+          cacheDir: options.noCompileCache === true ? undefined : (options.cacheDir ?? defaultCacheDir()),
         })
       : undefined;
   const skipped: BuildResult['skipped'] = (factory?.outcomes ?? []).flatMap((o) =>
