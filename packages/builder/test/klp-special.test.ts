@@ -57,6 +57,7 @@ describe('extractPatchObject special sections', () => {
       type: 24,
       addend: 1,
       symbol: { object: 'vmlinux', name: 'mykey', sympos: 0 },
+      relaObject: 'vmlinux',
     });
     const jt = elf.sections.find((s) => s.name === '__jump_table');
     const text = elf.sections.find((s) => s.name === '.text.livegraft.1');

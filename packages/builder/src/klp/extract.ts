@@ -112,6 +112,21 @@ class PatchObjectBuilder {
     return at;
   }
 
+  /**
+   * Defines a global function the patch adds (a new helper other units call):
+   * references made before or after this point all resolve to it.
+   */
+  defineGlobal(sym: NewSymbol): void {
+    const def = { ...sym, bind: STB_GLOBAL };
+    const known = this.undefs.get(sym.name);
+    if (known !== undefined) {
+      this.symbols[known] = def;
+      return;
+    }
+    this.undefs.set(sym.name, this.symbols.length);
+    this.symbols.push(def);
+  }
+
   undef(name: string): number {
     const known = this.undefs.get(name);
     if (known !== undefined) return known;
@@ -173,6 +188,8 @@ class UnitExtractor {
     private readonly klpRelocs: KlpReloc[],
     private readonly refusals: Refusal[],
     private readonly functions: PatchedFunction[],
+    /** Global functions some unit of the patch adds: every unit links to the copy. */
+    private readonly addedGlobals: ReadonlySet<string>,
   ) {
     this.m = new ObjectModel(u.patched);
   }
@@ -248,14 +265,16 @@ class UnitExtractor {
       if (this.isFentryCall(r) && bytes[at - 1] === 0xe8) NOP5.copy(bytes, at - 1);
     }
     const outStart = this.b.append(out, bytes, 16);
-    this.b.symbols.push({
+    const sym: NewSymbol = {
       name: f.name,
       type: STT_FUNC,
       bind: STB_LOCAL,
       section: this.b.sections.indexOf(out),
       value: outStart + Number(f.value) - start,
       size: f.size,
-    });
+    };
+    if (f.bind !== STB_LOCAL && this.addedGlobals.has(f.name)) this.b.defineGlobal(sym);
+    else this.b.symbols.push(sym);
     this.addRange(src, start, end, out, outStart);
     return out;
   }
@@ -452,6 +471,10 @@ class UnitExtractor {
     addend: number,
     q: { definedInUnit: boolean; local: boolean; kind: 'function' | 'object' | 'unknown' },
   ): void {
+    if (this.addedGlobals.has(name)) {
+      job.out.relas.push({ offset: at, type, symbol: this.b.undef(name), addend });
+      return;
+    }
     const c = classifyReference(this.resolver, { name, unit: this.u.unit, object: this.u.object, ...q }, job.out.name);
     if (c.kind === 'refuse') {
       this.refuse(name, c.reason);
@@ -543,9 +566,14 @@ export function extractPatchObject(units: ExtractUnit[], resolver: SymbolResolve
   const klpRelocs: KlpReloc[] = [];
   const refusals: Refusal[] = [];
   const functions: PatchedFunction[] = [];
+  const addedGlobals = new Set<string>();
+  for (const u of units) {
+    const m = new ObjectModel(u.patched);
+    for (const f of m.functions()) if (f.bind !== STB_LOCAL && u.diff.added.includes(f.name)) addedGlobals.add(f.name);
+  }
   for (const u of units) {
     refusals.push(...u.diff.refusals);
-    new UnitExtractor(u, b, resolver, counter, klpRelocs, refusals, functions).run();
+    new UnitExtractor(u, b, resolver, counter, klpRelocs, refusals, functions, addedGlobals).run();
   }
   return { object: b.build(), functions, klpRelocs, refusals };
 }
