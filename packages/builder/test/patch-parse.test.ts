@@ -337,6 +337,9 @@ describe('headerChangeIsHarmless', () => {
     const r = headerChangeIsHarmless(file(['\tint new_field;']));
     assert.deepEqual(r, { ok: false, line: '\tint new_field;' });
     assert.equal(headerChangeIsHarmless(file(['\tunsigned long flags;'], ['\tu32 flags;'])).ok, false);
+    // A function-pointer field looks like a prototype but changes the layout.
+    assert.equal(headerChangeIsHarmless(file(['\tvoid (*destroy)(struct sock *sk);'])).ok, false);
+    assert.equal(headerChangeIsHarmless(file(['\tint\t\t(*changelink)(struct net_device *dev,'])).ok, false);
   });
 
   it('an inline function body is not harmless', () => {

@@ -224,6 +224,8 @@ export function headerChangeIsHarmless(file: TouchedFile): { ok: true } | { ok: 
       continue;
     }
     if (/^#\s*(include|if|ifdef|ifndef|else|elif|endif)\b/.test(l)) continue;
+    // A function pointer ("void (*fn)(int);") is a struct field or a variable, not a prototype.
+    if (/\(\s*\*/.test(l)) return { ok: false, line: raw };
     // A prototype: a declaration that ends in ");" with no body and no assignment.
     if (/^(extern\s+)?[A-Za-z_][\w\s*,()[\]]*\([^{};=]*\)\s*(__\w+(\([^)]*\))?\s*)*;$/.test(l) && !l.includes('{'))
       continue;
