@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
+import { manifestValidator, parseJson, ValidationError, type PatchManifest } from '@livegraft/protocol';
 import { cveImportCommand, inspectCommand, openDataset, type ImportFormat } from '@livegraft/inspector';
 
 /**
@@ -14,15 +16,27 @@ function datasetOption(): Option {
     .default(DEFAULT_DATASET);
 }
 
+async function readManifest(path: string): Promise<PatchManifest> {
+  try {
+    return parseJson(manifestValidator, await readFile(path, 'utf8'), path);
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ValidationError(`patch manifest ${path}`, err.problems);
+    throw err;
+  }
+}
+
 export function inspectCommands(): Command[] {
   const inspect = new Command('inspect')
     .description('list the known CVEs affecting a kernel: paste `uname -r` and/or /proc/version, or a version')
     .requiredOption('--kernel <string>', 'e.g. "6.1.100", or the /proc/version line of a host')
     .addOption(datasetOption())
+    .option('--applied <manifest>', 'the manifest of the live patch level the host runs: its CVEs count as fixed live')
     .option('--json', 'print JSON')
-    .action(async (o: { kernel: string; dataset: string; json?: boolean }) => {
+    .action(async (o: { kernel: string; dataset: string; applied?: string; json?: boolean }) => {
       const db = await openDataset(o.dataset);
-      console.log(inspectCommand(db, { kernel: o.kernel, json: o.json === true }).output);
+      const applied = o.applied === undefined ? undefined : await readManifest(o.applied);
+      const out = inspectCommand(db, { kernel: o.kernel, json: o.json === true, ...(applied ? { applied } : {}) });
+      console.log(out.output);
     });
 
   const cve = new Command('cve').description('the CVE knowledge base');

@@ -1,9 +1,10 @@
 import { readFile as fsReadFile, stat } from 'node:fs/promises';
-import { LivegraftError } from '@livegraft/protocol';
+import { levelFixesOf, liveFixedCves, LivegraftError, type PatchManifest } from '@livegraft/protocol';
 import { affected, type InspectionResult } from './affected.ts';
+import { exposure } from './exposure.ts';
 import { loadDataset, loadDefaultDataset, saveDataset, type CveDatabase } from './dataset.ts';
 import { IMPORT_FORMATS, importRecords, MAX_IMPORT_BYTES, type ImportFormat, type ImportResult } from './import.ts';
-import { renderInspection, renderInspectionJson } from './render.ts';
+import { renderExposure, renderInspection, renderInspectionJson, type AppliedLevelView } from './render.ts';
 
 /**
  * Pure pieces of `livegraft inspect` and `livegraft cve import`; the CLI parses arguments,
@@ -20,13 +21,32 @@ export async function openDataset(path?: string): Promise<CveDatabase> {
   return exists ? loadDataset(path) : loadDefaultDataset();
 }
 
-/** `livegraft inspect --kernel "<string>" [--json]` */
+/**
+ * `livegraft inspect --kernel "<string>" [--applied <manifest>] [--json]`:
+ * with the manifest of the level the host runs, the CVEs that level carries
+ * count as fixed live and the rest stay open.
+ */
 export function inspectCommand(
   db: CveDatabase,
-  opts: { kernel: string; json?: boolean },
+  opts: { kernel: string; json?: boolean; applied?: PatchManifest },
 ): { output: string; result: InspectionResult } {
-  const result = affected(db, opts.kernel);
-  return { output: opts.json === true ? renderInspectionJson(result) : renderInspection(result), result };
+  if (opts.applied === undefined) {
+    const result = affected(db, opts.kernel);
+    return { output: opts.json === true ? renderInspectionJson(result) : renderInspection(result), result };
+  }
+  const m = opts.applied;
+  const x = exposure(db, opts.kernel, liveFixedCves(m));
+  const level: AppliedLevelView = { level: m.level, name: m.name, ...levelFixesOf(m) };
+  if (opts.json !== true) return { output: renderExposure(x, level), result: x.inspection };
+  const json = {
+    ...x.inspection,
+    applied: { level: m.level, name: m.name, fixes: level.fixes, skipped: level.skipped },
+    fixedLive: x.mitigated,
+    notApplicable: x.notApplicable,
+    open: x.effective,
+    openCounts: x.counts,
+  };
+  return { output: `${JSON.stringify(json, null, 2)}\n`, result: x.inspection };
 }
 
 export interface CveImportOptions {

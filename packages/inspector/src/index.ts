@@ -34,6 +34,6 @@ export {
 export { compareDebianVersions, upstreamOfDebianVersion, DebianMapping, type DebianFixes } from './debian.ts';
 export { exposure, exposureSummary, type ExposureResult, type ExposureSummary } from './exposure.ts';
 export { importRecords, IMPORT_FORMATS, type ImportFormat, type ImportResult, type SkippedRecord } from './import.ts';
-export { renderInspection, renderInspectionJson } from './render.ts';
+export { renderExposure, renderInspection, renderInspectionJson, type AppliedLevelView } from './render.ts';
 export { inspectCommand, cveImportCommand, openDataset, type CveImportOptions } from './commands.ts';
 export type { CompactCve, Range, DatasetFile } from './schemas.ts';
