@@ -24,6 +24,8 @@ export interface CopiedFunction {
 
 /** The object holding every function copied out of patched translation units. */
 export const COPIED_OBJECT = 'livegraft_copied.o';
+/** The object defining the LG_SYMBOL pointers (see symbol-slots.ts), filled by klp relocations. */
+export const SYMBOLS_OBJECT = 'livegraft_symbols.o';
 
 export interface GenerateInput {
   moduleName: string;
@@ -46,7 +48,11 @@ export function kbuildFile(input: GenerateInput): string {
   // The copied object links first, so that its entries in merged sections
   // (__jump_table, .altinstructions, ...) start at offset 0, where the
   // post-link step expects them.
-  const objects = [...((input.copied ?? []).length > 0 ? [COPIED_OBJECT] : []), MAIN_SOURCE.replace(/\.c$/, '.o')];
+  const objects = [
+    ...((input.copied ?? []).length > 0 ? [COPIED_OBJECT] : []),
+    ...(allSymbols(input.fixes).length > 0 ? [SYMBOLS_OBJECT] : []),
+    MAIN_SOURCE.replace(/\.c$/, '.o'),
+  ];
   for (const { fix, subdir } of input.fixes) {
     for (const src of fix.sources) objects.push(`${subdir}/${src.replace(/\.c$/, '.o')}`);
   }
@@ -73,9 +79,12 @@ export function fixHeader(fix: LoadedFix, builder: string): string {
     '',
     '/*',
     " * LG_SYMBOL(name) is the address of a kernel symbol listed in this fix's",
-    ' * "symbols", looked up before the patch is enabled (never NULL once the',
-    ' * patch is live). For a variable it points at the variable; for a function',
-    ' * assign it to a function pointer of the right type.',
+    ' * "symbols". The livepatch core writes it from a klp relocation when this',
+    ' * module loads (a module symbol: when that module loads), so it is set',
+    ' * before any code of the fix can run. For a variable it points at the',
+    ' * variable; for a function assign it to a function pointer of the right',
+    ' * type. "name,N" is LG_SYMBOL(name__N); "module:name" is',
+    ' * LG_SYMBOL(module__name).',
     ' */',
     '#define LG_SYMBOL(name) (lg_sym_##name)',
     '',
@@ -165,10 +174,9 @@ function tripwireSource(level: number): string[] {
   ];
 }
 
-/** The main C file: klp tables, symbol resolution, module_init and the modinfo identity. */
+/** The main C file: klp tables, module_init and the modinfo identity (LG_SYMBOL pointers live in SYMBOLS_OBJECT). */
 export function mainSource(input: GenerateInput): string {
   const groups = groupByObject(input.fixes, input.copied ?? []);
-  const symbols = allSymbols(input.fixes);
   const replacements = [...new Set(groups.flatMap((g) => g.funcs.map((f) => f.replacement)))];
   const ids = input.fixes.map(({ fix }) => fix.spec.id);
   const cves = [...new Set(input.fixes.flatMap(({ fix }) => fix.spec.cves))].sort();
@@ -181,7 +189,6 @@ export function mainSource(input: GenerateInput): string {
     '#include <linux/errno.h>',
     '#include <linux/init.h>',
     '#include <linux/kernel.h>',
-    '#include <linux/kprobes.h>',
     '#include <linux/livepatch.h>',
     '#include <linux/module.h>',
     '#include <linux/printk.h>',
@@ -196,51 +203,6 @@ export function mainSource(input: GenerateInput): string {
     '',
     ...tripwireSource(input.level),
   );
-  if (symbols.length > 0) {
-    L.push(
-      '/* Kernel symbols the fixes declared; filled in before the patch is enabled. */',
-      ...symbols.map((s) => `void *lg_sym_${symbolCName(s)} __ro_after_init;`),
-      '',
-      'static const struct { const char *name; void **addr; } lg_symbols[] = {',
-      ...symbols.map((s) => `\t{ ${cString(s)}, &lg_sym_${symbolCName(s)} },`),
-      '};',
-      '',
-      '/*',
-      ' * kallsyms_lookup_name() is not exported since 5.7. A kprobe on it resolves',
-      ' * its address without needing it exported; the probe is removed at once.',
-      ' */',
-      'static int __init lg_resolve_symbols(void)',
-      '{',
-      '\ttypedef unsigned long (*lookup_fn)(const char *name);',
-      '\tstruct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };',
-      '\tlookup_fn lookup;',
-      '\tsize_t i;',
-      '\tint ret;',
-      '',
-      '\tret = register_kprobe(&kp);',
-      '\tif (ret < 0) {',
-      '\t\tpr_err("cannot locate kallsyms_lookup_name (register_kprobe: %d)\\n", ret);',
-      '\t\treturn ret;',
-      '\t}',
-      '\tlookup = (lookup_fn)kp.addr;',
-      '\tunregister_kprobe(&kp);',
-      '\tif (!lookup) {',
-      '\t\tpr_err("cannot locate kallsyms_lookup_name\\n");',
-      '\t\treturn -ENOENT;',
-      '\t}',
-      '\tfor (i = 0; i < ARRAY_SIZE(lg_symbols); i++) {',
-      '\t\t*lg_symbols[i].addr = (void *)lookup(lg_symbols[i].name);',
-      '\t\tif (!*lg_symbols[i].addr) {',
-      '\t\t\tpr_err("kernel symbol %s not found; this patch does not fit the running kernel\\n",',
-      '\t\t\t       lg_symbols[i].name);',
-      '\t\t\treturn -ENOENT;',
-      '\t\t}',
-      '\t}',
-      '\treturn 0;',
-      '}',
-      '',
-    );
-  }
   groups.forEach((g, i) => {
     L.push(`static struct klp_func lg_funcs_${i}[] = {`);
     for (const f of g.funcs) {
@@ -269,9 +231,6 @@ export function mainSource(input: GenerateInput): string {
     'static int __init lg_init(void)',
     '{',
   );
-  if (symbols.length > 0) {
-    L.push('\tint ret = lg_resolve_symbols();', '', '\tif (ret)', '\t\treturn ret;');
-  }
   L.push(
     '\treturn klp_enable_patch(&lg_patch);',
     '}',

@@ -33,9 +33,36 @@ export function isPatchFix(fix: LoadedFix): boolean {
   return fix.patches.length > 0;
 }
 
-/** The C identifier behind LG_SYMBOL(x) for a kallsyms name; `.` (as in `foo.isra.0`) becomes `__`. */
-export function symbolCName(symbol: string): string {
-  return symbol.replaceAll('.', '__');
+/** A fix.json `symbols` entry taken apart: `name`, `name,N`, `module:name` or `module:name,N`. */
+export interface SymbolRef {
+  /** `vmlinux` or the module name, normalized (`_` for `-`). */
+  object: string;
+  name: string;
+  /** 0 when the entry gives no position (the name must then be unique in its object). */
+  sympos: number;
+}
+
+/** Parses a `symbols` entry the fix.json schema already accepted. */
+export function parseSymbolRef(entry: string): SymbolRef {
+  const colon = entry.indexOf(':');
+  const rest = colon < 0 ? entry : entry.slice(colon + 1);
+  const comma = rest.indexOf(',');
+  return {
+    object: colon < 0 ? 'vmlinux' : normalizeObject(entry.slice(0, colon)),
+    name: comma < 0 ? rest : rest.slice(0, comma),
+    sympos: comma < 0 ? 0 : Number(rest.slice(comma + 1)),
+  };
+}
+
+/**
+ * The C identifier behind LG_SYMBOL(x) for a `symbols` entry: `.` (as in `foo.isra.0`) becomes
+ * `__`, a position `,N` becomes `__N` and a module prefix `mod:` becomes `mod__`; so `foo,2` is
+ * LG_SYMBOL(foo__2) and `ip_gre:ipgre_tap_ops` is LG_SYMBOL(ip_gre__ipgre_tap_ops).
+ */
+export function symbolCName(entry: string): string {
+  const ref = parseSymbolRef(entry);
+  const name = ref.name.replaceAll('.', '__');
+  return `${ref.object === 'vmlinux' ? '' : `${ref.object}__`}${name}${ref.sympos > 0 ? `__${ref.sympos}` : ''}`;
 }
 
 /** Module names use `_` where a file name may use `-`; livepatch looks objects up by module name. */
@@ -129,9 +156,13 @@ async function loadPatchFix(dir: string, shownDir: string, jsonFile: string, spe
   for (const name of patches) {
     const bytes = await fileSize(path.join(dir, name));
     if (bytes === undefined) {
-      throw new LivegraftError('FIX_SOURCE_MISSING', `fix ${spec.id}: patch ${path.join(shownDir, name)} does not exist`, {
-        details: { fix: spec.id, file: path.join(shownDir, name) },
-      });
+      throw new LivegraftError(
+        'FIX_SOURCE_MISSING',
+        `fix ${spec.id}: patch ${path.join(shownDir, name)} does not exist`,
+        {
+          details: { fix: spec.id, file: path.join(shownDir, name) },
+        },
+      );
     }
     if (bytes > MAX_SOURCE_BYTES) throw invalid(path.join(shownDir, name), `patch too large (${bytes} bytes)`);
   }
@@ -150,6 +181,25 @@ function checkOwnNames(jsonFile: string, spec: FixSpec): void {
     }
     if (f.replacement.startsWith(RESERVED_PREFIX)) {
       throw invalid(jsonFile, `/functions/${i}/replacement: names starting "${RESERVED_PREFIX}" are reserved`);
+    }
+  });
+  const objects = new Set(functions.map((f) => normalizeObject(f.object)));
+  (spec.symbols ?? []).forEach((s, i) => {
+    if (!s.includes(':')) return;
+    const { object } = parseSymbolRef(s);
+    if (object === 'vmlinux') {
+      throw invalid(
+        jsonFile,
+        `/symbols/${i}: write a vmlinux symbol without a prefix ("${s.slice(s.indexOf(':') + 1)}")`,
+      );
+    }
+    if (!objects.has(object)) {
+      throw invalid(
+        jsonFile,
+        `/symbols/${i}: "${s}" names a symbol of module ${object}, which this fix does not patch; ` +
+          'a module symbol is reachable only from a fix that replaces a function of that module ' +
+          '(its address is filled in when that module loads)',
+      );
     }
   });
   const seenC = new Map<string, string>();

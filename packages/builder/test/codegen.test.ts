@@ -25,7 +25,7 @@ const placed: PlacedFix[] = [
         { name: 'mod_fn', object: 'my-mod', replacement: 'r_mod' },
         { name: 'core_fn', object: 'vmlinux', replacement: 'r_core', sympos: 2 },
       ],
-      { symbols: ['saved_command_line', 'foo.isra.0'], cves: ['CVE-2030-0002'] },
+      { symbols: ['saved_command_line', 'foo.isra.0', 'helper,2', 'my-mod:tbl'], cves: ['CVE-2030-0002'] },
     ),
   },
   {
@@ -43,11 +43,26 @@ const input = {
 };
 
 describe('generated sources', () => {
-  it('Kbuild links the main file and every fix object into one module', () => {
+  it('Kbuild links the symbols object, the main file and every fix object into one module', () => {
     const k = kbuildFile(input);
     assert.match(k, /^obj-m := livegraft_abc_l3\.o$/m);
-    assert.match(k, /^livegraft_abc_l3-y := livegraft_main\.o fix0_A\/a\.o fix0_A\/b\.o fix1_B\/a\.o fix1_B\/b\.o$/m);
+    assert.match(
+      k,
+      /^livegraft_abc_l3-y := livegraft_symbols\.o livegraft_main\.o fix0_A\/a\.o fix0_A\/b\.o fix1_B\/a\.o fix1_B\/b\.o$/m,
+    );
     assert.match(k, /-Werror=implicit-function-declaration/);
+  });
+
+  it('Kbuild links the copied object first, then the symbols object, and no symbols object without symbols', () => {
+    const copied = [{ name: 'fn', object: 'vmlinux', sympos: 0, newSymbol: '__livegraft_new_1', fixId: 'P' }];
+    assert.match(
+      kbuildFile({ ...input, copied }),
+      /^livegraft_abc_l3-y := livegraft_copied\.o livegraft_symbols\.o livegraft_main\.o /m,
+    );
+    assert.match(
+      kbuildFile({ ...input, copied, fixes: [placed[1] as PlacedFix] }),
+      /^livegraft_abc_l3-y := livegraft_copied\.o livegraft_main\.o fix1_B\/a\.o/m,
+    );
   });
 
   it('groups functions per object, vmlinux first with a NULL name, module names normalized', () => {
@@ -61,25 +76,25 @@ describe('generated sources', () => {
     assert.match(c, /\.old_name = "other", \.new_func = r_other, \.old_sympos = 0/);
     assert.match(c, /\.replace = true/);
     assert.match(c, /extern void r_mod\(void\);/);
-    assert.match(c, /void \*lg_sym_foo__isra__0 __ro_after_init;/);
-    assert.match(c, /\{ "foo\.isra\.0", &lg_sym_foo__isra__0 \}/);
     assert.match(c, /MODULE_INFO\(livegraft_fixes, "A,B"\);/);
     assert.match(c, /MODULE_INFO\(livegraft_cves, "CVE-2030-0001,CVE-2030-0002"\);/);
     assert.match(c, /MODULE_INFO\(livepatch, "Y"\);/);
-    assert.match(c, /pr_err\("kernel symbol %s not found/);
   });
 
-  it('skips the kprobe lookup when no fix declares symbols', () => {
-    const c = mainSource({ ...input, fixes: [placed[1] as PlacedFix] });
-    assert.doesNotMatch(c, /register_kprobe\(/);
-    assert.match(c, /return klp_enable_patch\(&lg_patch\);/);
+  it('leaves the LG_SYMBOL pointers to the symbols object: no definitions, no kprobe lookup', () => {
+    const c = mainSource(input);
+    assert.doesNotMatch(c, /lg_sym_/);
+    assert.doesNotMatch(c, /kprobe|kallsyms_lookup_name/);
+    assert.match(c, /static int __init lg_init\(void\)\n\{\n\treturn klp_enable_patch\(&lg_patch\);\n\}/);
   });
 
   it("livegraft.h declares exactly the fix's own symbols", () => {
     const h = fixHeader((placed[0] as PlacedFix).fix, 'b/1');
     assert.match(h, /#define LG_SYMBOL\(name\) \(lg_sym_##name\)/);
     assert.match(h, /extern void \*lg_sym_saved_command_line;/);
-    assert.match(h, /extern void \*lg_sym_foo__isra__0;/);
+    assert.match(h, /extern void \*lg_sym_foo__isra__0; \/\* foo\.isra\.0 \*\//);
+    assert.match(h, /extern void \*lg_sym_helper__2; \/\* helper,2 \*\//);
+    assert.match(h, /extern void \*lg_sym_my_mod__tbl; \/\* my-mod:tbl \*\//);
     assert.equal(fixHeader((placed[1] as PlacedFix).fix, 'b/1').includes('extern'), false);
   });
 

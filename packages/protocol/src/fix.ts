@@ -7,6 +7,14 @@ export const FixId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' 
 export const CSymbol = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_.]{0,127}$' });
 /** `vmlinux` or a module name. */
 export const KernelObject = Type.String({ pattern: '^(vmlinux|[a-z0-9_-]{1,55})$' });
+/**
+ * A kernel symbol a hand-written fix reaches through LG_SYMBOL: `name` (a vmlinux symbol, unique
+ * there), `name,N` (the N-th of that name in kallsyms order) or `module:name[,N]` (a symbol of a
+ * module the fix patches).
+ */
+export const FixSymbolRef = Type.String({
+  pattern: '^([a-z0-9_-]{1,55}:)?[A-Za-z_][A-Za-z0-9_.]{0,127}(,[1-9][0-9]{0,3})?$',
+});
 
 export const FixFunction = Type.Object(
   {
@@ -79,7 +87,7 @@ export const FixSpec = Type.Object(
       ),
     ),
     functions: Type.Optional(Type.Array(FixFunction, { minItems: 1, maxItems: 200 })),
-    symbols: Type.Optional(Type.Array(CSymbol, { maxItems: 200, uniqueItems: true })),
+    symbols: Type.Optional(Type.Array(FixSymbolRef, { maxItems: 200, uniqueItems: true })),
     sources: Type.Optional(
       Type.Array(Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\\.c$' }), {
         minItems: 1,
