@@ -35,7 +35,10 @@ async function main(argv: string[]): Promise<number> {
       'where kernel builds are downloaded and prepared (default $LIVEGRAFT_CACHE_DIR, else ~/.cache/livegraft)',
     )
     .option('--force', 'build from patches even if the unpatched code does not match the shipped kernel')
-    .option('--rebuild', 'compile every patched unit again instead of reusing objects cached for this fix and kernel build')
+    .option(
+      '--rebuild',
+      'compile every patched unit again instead of reusing objects cached for this fix and kernel build',
+    )
     .option('-q, --quiet', 'no progress lines on stderr')
     .argument('<fix-dirs...>', 'fix directories, each holding fix.json and either upstream patches or C sources')
     .exitOverride()
