@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { LivegraftError } from '@livegraft/protocol';
 import {
   R_X86_64_64,
@@ -6,12 +7,15 @@ import {
   SHT_PROGBITS,
   STB_GLOBAL,
   STT_OBJECT,
+  readElf,
   writeRelocatable,
   type NewSymbol,
 } from './elf/index.ts';
 import { parseSymbolRef, symbolCName, type LoadedFix } from './fixes.ts';
+import { readKallsyms, type KernelBuild } from './kernel/index.ts';
 import type { KlpReloc } from './klp/types.ts';
-import type { KallsymsSymbol, ModuleSymbols } from './patch/resolver.ts';
+import { moduleFileIndex } from './patch/factory.ts';
+import { moduleSymbolsOf, type KallsymsSymbol, type ModuleSymbols } from './patch/resolver.ts';
 
 /** Its one data section: 8-byte pointers the livepatch core fills through klp relocations. */
 export const SYMBOLS_SECTION = '.data.livegraft.syms';
@@ -152,4 +156,28 @@ export function resolveSlots(fixes: readonly LoadedFix[], lookup: SlotLookup): S
     }
   }
   return slots;
+}
+
+/** The modules whose symbol tables the fixes' `module:name` entries need. */
+export function slotModules(fixes: readonly LoadedFix[]): string[] {
+  const names = fixes.flatMap((f) => (f.spec.symbols ?? []).map(parseSymbolRef)).map((r) => r.object);
+  return [...new Set(names.filter((o) => o !== 'vmlinux'))];
+}
+
+/**
+ * What resolveSlots needs from a kernel build prepared with the `kallsyms` part (which brings the
+ * image and its modules): vmlinux's kallsyms and the symbol tables of the shipped modules named.
+ */
+export async function slotLookupFor(kernel: KernelBuild, fixes: readonly LoadedFix[]): Promise<SlotLookup> {
+  const kallsyms = (await readKallsyms(kernel)).filter((k) => k.module === undefined);
+  const wanted = slotModules(fixes);
+  const modules = new Map<string, ModuleSymbols>();
+  if (wanted.length > 0) {
+    const files = await moduleFileIndex(kernel.modulesDir);
+    for (const name of wanted) {
+      const file = files.get(name);
+      if (file !== undefined) modules.set(name, moduleSymbolsOf(readElf(await readFile(file))));
+    }
+  }
+  return { kallsyms, moduleSymbols: (name) => modules.get(name) };
 }
