@@ -6,6 +6,7 @@ import { LivegraftError, manifestValidator, moduleNameFor, type PatchManifest } 
 import { writeFilesAtomically } from './atomic-write.ts';
 import {
   COPIED_OBJECT,
+  SYMBOLS_OBJECT,
   fixHeader,
   fixSubdir,
   kbuildFile,
@@ -14,12 +15,15 @@ import {
   type CopiedFunction,
   type PlacedFix,
 } from './codegen.ts';
-import { checkFixSet, GENERATED_HEADER, isPatchFix, loadFix, type LoadedFix } from './fixes.ts';
+import { checkFixSet, GENERATED_HEADER, isPatchFix, loadFix, parseSymbolRef, type LoadedFix } from './fixes.ts';
 import { DEFAULT_HEADERS_ROOTS, resolveHeaders, type HeadersRoots } from './headers.ts';
-import { defaultCacheDir, ensureKernelBuild, type KernelBuild, type KernelPart } from './kernel/index.ts';
+import { defaultCacheDir, ensureKernelBuild, readKallsyms, type KernelBuild, type KernelPart } from './kernel/index.ts';
 import { writeKlpRelocations } from './klp/postlink.ts';
 import type { KlpReloc } from './klp/types.ts';
-import { runFactory, type FactoryOutput } from './patch/factory.ts';
+import { moduleFileIndex, runFactory, type FactoryOutput } from './patch/factory.ts';
+import { moduleSymbolsOf, type ModuleSymbols } from './patch/resolver.ts';
+import { resolveSlots, symbolSlotsObject } from './symbol-slots.ts';
+import { readElf } from './elf/index.ts';
 import { runKbuild, MAKE_TIMEOUT_MS } from './kbuild.ts';
 import { targetKernel, type TargetKernel } from './kernel-id.ts';
 import { checkBuiltModule } from './module-check.ts';
@@ -165,6 +169,34 @@ function manifestFor(
   });
 }
 
+/**
+ * The LG_SYMBOL pointers of hand-written fixes: resolved against the target's
+ * kallsyms (fetched for the release when not already at hand) and filled by
+ * klp relocations when the patch loads. Undefined when no fix declares one.
+ */
+async function symbolSlotsFor(
+  fixes: readonly LoadedFix[],
+  release: string,
+  known: KernelBuild | undefined,
+  ensure: (release: string, parts: KernelPart[]) => Promise<KernelBuild>,
+): Promise<ReturnType<typeof symbolSlotsObject> | undefined> {
+  if (!fixes.some((f) => (f.spec.symbols ?? []).length > 0)) return undefined;
+  const kb = known?.parts.includes('kallsyms') === true ? known : await ensure(release, ['image', 'kallsyms']);
+  const kallsyms = await readKallsyms(kb);
+  const koFiles = await moduleFileIndex(kb.modulesDir);
+  const cache = new Map<string, ModuleSymbols | undefined>();
+  const moduleSymbols = (name: string): ModuleSymbols | undefined => cache.get(name);
+  for (const f of fixes) {
+    for (const entry of f.spec.symbols ?? []) {
+      const ref = parseSymbolRef(entry);
+      if (ref.object === 'vmlinux' || cache.has(ref.object)) continue;
+      const file = koFiles.get(ref.object);
+      cache.set(ref.object, file === undefined ? undefined : moduleSymbolsOf(readElf(await readFile(file))));
+    }
+  }
+  return symbolSlotsObject(resolveSlots(fixes, { kallsyms, moduleSymbols }));
+}
+
 /** Livepatch installs one replacement per function: two fixes may not both replace the same one. */
 function checkNoOverlap(fixes: readonly LoadedFix[], copied: readonly CopiedFunction[]): void {
   const owner = new Map<string, string>();
@@ -268,6 +300,7 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
     fixId: f.fixId,
   }));
   checkNoOverlap(included, copied);
+  const slots = await symbolSlotsFor(included, kernel.release, kernelBuild, ensure);
 
   const name = moduleNameFor(kernel.id, level);
   const buildDir = await mkdtemp(path.join(options.tmpRoot ?? tmpdir(), 'livegraft-build-'));
@@ -280,6 +313,13 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
       await writeFile(
         path.join(buildDir, `.${COPIED_OBJECT}.cmd`),
         '# prebuilt by livegraft-build from patched objects\n',
+      );
+    }
+    if (slots !== undefined) {
+      await writeFile(path.join(buildDir, SYMBOLS_OBJECT), slots.object);
+      await writeFile(
+        path.join(buildDir, `.${SYMBOLS_OBJECT}.cmd`),
+        '# prebuilt by livegraft-build: LG_SYMBOL pointers\n',
       );
     }
     await writeFile(path.join(buildDir, 'Kbuild'), kbuildFile({ ...gen, fixes: placed }));
@@ -303,10 +343,11 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
       });
     }
     const klpRelocs: KlpReloc[] = copied.length > 0 ? (factory?.klpRelocs ?? []) : [];
-    const ko =
+    let ko =
       klpRelocs.length > 0 && factory?.object !== undefined
         ? writeKlpRelocations(linked, klpRelocs, { patchObject: factory.object })
         : linked;
+    if (slots !== undefined) ko = writeKlpRelocations(ko, slots.relocs, { patchObject: slots.object });
     const { vermagic } = checkBuiltModule(ko, { name, level, release: kernel.release, kernelId: kernel.id });
     const manifest = manifestFor(
       name,

@@ -52,7 +52,7 @@ export interface FactoryOutput {
 }
 
 /** Finds `<name>.ko` under the image's lib/modules tree ('-' and '_' are the same to the kernel). */
-async function moduleFileIndex(modulesDir: string): Promise<Map<string, string>> {
+export async function moduleFileIndex(modulesDir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const walk = async (dir: string, depth: number): Promise<void> => {
     if (depth > 12) return;
