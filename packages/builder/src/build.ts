@@ -232,6 +232,11 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
   const outDir = path.resolve(options.outDir ?? '.');
   await checkOutDir(outDir);
 
+  // A headers directory is checked before anything else: it is the first thing a typo breaks.
+  const looksLikeDir = options.kernel.includes('/');
+  const givenHeaders = looksLikeDir
+    ? await resolveHeaders(options.kernel, options.headersRoots ?? DEFAULT_HEADERS_ROOTS)
+    : undefined;
   const fixes: LoadedFix[] = [];
   for (const dir of options.fixDirs) fixes.push(await loadFix(dir));
   checkFixSet(fixes);
@@ -247,7 +252,6 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
     options.ensureKernel ??
     ((release: string, parts: KernelPart[]) =>
       ensureKernelBuild(release, { cacheDir: options.cacheDir, run, log, signal: options.signal, parts }));
-  const looksLikeDir = options.kernel.includes('/');
   if (patchFixes.length > 0) {
     if (looksLikeDir) {
       throw usage(
@@ -259,11 +263,22 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
     headersDir = kernelBuild.headersDir;
   } else {
     try {
-      headersDir = await resolveHeaders(options.kernel, options.headersRoots ?? DEFAULT_HEADERS_ROOTS);
+      headersDir =
+        givenHeaders ?? (await resolveHeaders(options.kernel, options.headersRoots ?? DEFAULT_HEADERS_ROOTS));
     } catch (err) {
       if (looksLikeDir || (options.ensureKernel === undefined && !/^\d+\.\d+\.\d+-\d+-amd64$/.test(options.kernel)))
         throw err;
-      kernelBuild = await ensure(options.kernel, ['headers']);
+      // Not installed here: a Debian build is fetched from the archive into the cache.
+      try {
+        kernelBuild = await ensure(options.kernel, ['headers']);
+      } catch (fetchErr) {
+        if (!(fetchErr instanceof LivegraftError) || fetchErr.code !== 'KERNEL_BUILD_UNKNOWN') throw fetchErr;
+        const local = err as LivegraftError;
+        throw new LivegraftError('HEADERS_NOT_FOUND', `${local.message}\nNor can it be fetched: ${fetchErr.message}`, {
+          cause: fetchErr,
+          details: { ...(local.details ?? {}), archive: fetchErr.details },
+        });
+      }
       headersDir = kernelBuild.headersDir;
     }
   }
@@ -376,7 +391,7 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
       warnings: make.warnings,
       skipped,
       ...(factory ? { reproducibility: factory.repro } : {}),
-      klpRelocations: klpRelocs.length,
+      klpRelocations: klpRelocs.length + (slots?.relocs.length ?? 0),
     };
   } finally {
     await rm(buildDir, { recursive: true, force: true });

@@ -92,7 +92,7 @@ describe('livegraft-build command line', () => {
     // A stand-in make that records its pid and hangs, so the signal always lands mid-build.
     await writeFile(path.join(binDir, 'make'), `#!/bin/sh\necho $$ > "${marker}"\nexec sleep 60\n`, { mode: 0o755 });
     const headersDir = await fakeHeaders(path.join(tmp.dir, 'cancel-headers'));
-    const child = startCli(['--kernel', headersDir, '--level', '1', path.join(examplesDir, 'cmdline-redact')], cwd, {
+    const child = startCli(['--kernel', headersDir, '--level', '1', path.join(examplesDir, 'null-write-tripwire')], cwd, {
       ...process.env,
       PATH: `${binDir}:${process.env.PATH ?? ''}`,
       TMPDIR: tmpRoot,

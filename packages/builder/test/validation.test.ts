@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isLivegraftError } from '@livegraft/protocol';
+import { isLivegraftError, LivegraftError } from '@livegraft/protocol';
 import { buildPatch, type BuildOptions, type ProcessRunner } from '../src/index.ts';
 import { copyExample, fakeHeaders, listDir, scratch, writeFix } from './helpers.ts';
 
@@ -207,7 +207,15 @@ describe('buildPatch input validation', () => {
   it('reports missing headers for a release with the paths tried and the Debian package', async () => {
     const fix = await copyExample('cmdline-redact', tmp.dir);
     const roots = { modulesRoot: path.join(tmp.dir, 'lib-modules'), srcRoot: path.join(tmp.dir, 'usr-src') };
-    const msg = await failsWith('HEADERS_NOT_FOUND', { kernel: '6.1.0-99-amd64', headersRoots: roots, fixDirs: [fix] });
+    // Not installed, and (here) not in the archive either: both are said.
+    const msg = await failsWith('HEADERS_NOT_FOUND', {
+      kernel: '6.1.0-99-amd64',
+      headersRoots: roots,
+      fixDirs: [fix],
+      ensureKernel: () =>
+        Promise.reject(new LivegraftError('KERNEL_BUILD_UNKNOWN', "Debian's archive has no build 6.1.0-99-amd64")),
+    });
+    assert.match(msg, /Nor can it be fetched: Debian's archive has no build 6\.1\.0-99-amd64/);
     assert.ok(msg.includes(path.join(roots.modulesRoot, '6.1.0-99-amd64', 'build')), msg);
     assert.ok(msg.includes(path.join(roots.srcRoot, 'linux-headers-6.1.0-99-amd64')), msg);
     assert.match(msg, /package linux-headers-6\.1\.0-99-amd64/);
