@@ -16,7 +16,8 @@ const show = (label: string, value: string): void => console.log(`   ${label.pad
 
 /** vmlinux fixes whose triggers run as a user or root, and one module fix loaded later. */
 const KERNEL_FIXES = ['CVE-2026-63824', 'CVE-2026-68386', 'CVE-2026-46266'];
-const MODULE_FIX = 'CVE-2026-72053';
+const MODULE_FIX = 'CVE-2026-63829';
+const MODULE = 'ip_gre';
 
 function applyMs(json: unknown, fallback: number): number {
   const j = json as { apply?: { durationMs?: number }; durationMs?: number; result?: { durationMs?: number } };
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
     step('Before patching: each CVE trigger on the running kernel');
     const dirs = (list: string[]): string[] => list.map((id) => join(CATALOGUE, id));
     for (const [id, v] of await runTriggers(g, dirs(KERNEL_FIXES))) show(id, v);
-    show('ipip module loaded', (await g.run('grep -q "^ipip " /proc/modules')).code === 0 ? 'yes' : 'no');
+    show(`${MODULE} module loaded`, (await g.run(`grep -q "^${MODULE} " /proc/modules`)).code === 0 ? 'yes' : 'no');
     const bootId = (await viewKernel(g)).bootId;
 
     step('Enrolling the guest; a workload reads /proc in a loop throughout');
@@ -66,9 +67,9 @@ async function main(): Promise<void> {
     step('After patching: the same triggers');
     for (const [id, v] of await runTriggers(g, dirs(KERNEL_FIXES))) show(id, v);
 
-    step(`A module fix: ${MODULE_FIX} patches ipip, which is loaded only now`);
+    step(`A module fix: ${MODULE_FIX} patches ${MODULE}, which is loaded only now`);
     for (const [id, v] of await runTriggers(g, dirs([MODULE_FIX]))) show(id, v);
-    show('ipip patched as it loaded', await g.sh(`cat /sys/kernel/livepatch/${m.name}/ipip/patched`));
+    show(`${MODULE} patched as it loaded`, await g.sh(`cat /sys/kernel/livepatch/${m.name}/${MODULE}/patched`));
 
     step('What the host reports (livegraft-agent status)');
     console.log((await agent(g, 'status')).stdout.replace(/^/gm, '   '));

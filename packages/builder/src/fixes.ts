@@ -244,6 +244,17 @@ export function checkFixSet(fixes: readonly LoadedFix[]): void {
         details: { id, dirs: [prev, fix.shownDir] },
       });
     }
+    for (const need of fix.spec.requires ?? []) {
+      if (!ids.has(need)) {
+        const later = fixes.some((f) => f.spec.id === need);
+        throw new LivegraftError(
+          'FIX_REQUIREMENT_MISSING',
+          `fix ${id} builds on fix ${need}, which ${later ? 'must come before it' : 'is not in this level'}: ` +
+            `give ${need} earlier on the command line (a cumulative level applies its fixes in order)`,
+          { details: { fix: id, requires: need, present: later } },
+        );
+      }
+    }
     ids.set(id, fix.shownDir);
     for (const f of fix.spec.functions ?? []) {
       const key = `${normalizeObject(f.object)}:${f.name}:${f.sympos ?? 0}`;

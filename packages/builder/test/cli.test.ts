@@ -92,11 +92,15 @@ describe('livegraft-build command line', () => {
     // A stand-in make that records its pid and hangs, so the signal always lands mid-build.
     await writeFile(path.join(binDir, 'make'), `#!/bin/sh\necho $$ > "${marker}"\nexec sleep 60\n`, { mode: 0o755 });
     const headersDir = await fakeHeaders(path.join(tmp.dir, 'cancel-headers'));
-    const child = startCli(['--kernel', headersDir, '--level', '1', path.join(examplesDir, 'null-write-tripwire')], cwd, {
-      ...process.env,
-      PATH: `${binDir}:${process.env.PATH ?? ''}`,
-      TMPDIR: tmpRoot,
-    });
+    const child = startCli(
+      ['--kernel', headersDir, '--level', '1', path.join(examplesDir, 'null-write-tripwire')],
+      cwd,
+      {
+        ...process.env,
+        PATH: `${binDir}:${process.env.PATH ?? ''}`,
+        TMPDIR: tmpRoot,
+      },
+    );
     const deadline = Date.now() + 20_000;
     while (!existsSync(marker) && Date.now() < deadline) await delay(50);
     const makePid = Number((await readFile(marker, 'utf8')).trim());

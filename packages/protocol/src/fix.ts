@@ -67,6 +67,11 @@ export const FixSpec = Type.Object(
     cves: Type.Array(CveId, { maxItems: 200, uniqueItems: true }),
     /** Unified diffs against the kernel source tree, applied in order. */
     patches: Type.Optional(Type.Array(PatchFileName, { minItems: 1, maxItems: 20, uniqueItems: true })),
+    /**
+     * Fixes this one builds on (e.g. one that adds a helper it calls): they must
+     * come earlier in the same level, so their patches are applied first.
+     */
+    requires: Type.Optional(Type.Array(FixId, { maxItems: 20, uniqueItems: true })),
     /** The upstream commit(s); when absent they are read from the patches' headers. */
     commits: Type.Optional(Type.Array(FixCommit, { maxItems: 20 })),
     /** The first stable version of each branch carrying the fix, e.g. {"6.1": "6.1.177"}. */

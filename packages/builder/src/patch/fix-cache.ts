@@ -32,7 +32,7 @@ const MAX_CACHED_OBJECT = 64 * 1024 * 1024;
 
 /**
  * The cache key of a fix compiled for a kernel build: the build, the fix's
- * own files, and the keys of the earlier fixes of the level it was compiled
+ * patches, and the keys of the earlier fixes of the level it was compiled
  * on top of (only those that change a file it touches, or a header).
  */
 export async function fixKey(
@@ -41,7 +41,7 @@ export async function fixKey(
   earlier: readonly string[],
 ): Promise<string> {
   const h = createHash('sha256').update(`${CACHE_FORMAT}\0${kernel.release}\0${kernel.debianVersion}\0`);
-  h.update(await readFile(path.join(fix.dir, 'fix.json')));
+  // The patches decide the objects; fix.json's prose, scores and trigger do not.
   for (const p of fix.patches) h.update(`\0${p}\0`).update(await readFile(path.join(fix.dir, p)));
   for (const e of earlier) h.update(`\0earlier:${e}`);
   return h.digest('hex');
