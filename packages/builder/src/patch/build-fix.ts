@@ -9,6 +9,8 @@ import type { DiffResult, ExtractUnit, Refusal } from '../klp/types.ts';
 import { appliesInReverse, applyPatch, checkApplies, type PatchRun } from './apply.ts';
 import { compileUnits, type CompiledUnit, type CompileTree } from './compile.ts';
 import { headerChangeIsHarmless, parsePatch, type ParsedPatch } from './parse.ts';
+import type { CveDatabase } from '@livegraft/inspector';
+import { cnaFixedReason } from './cna-fixed.ts';
 import { fixKey, readCachedCompile, writeCachedCompile, type CachedCompile } from './fix-cache.ts';
 import { withTreeEdits } from './tree-edit.ts';
 import { alreadyFixedReason } from './version.ts';
@@ -57,6 +59,8 @@ export interface PatchFixContext {
    * and its diff then holds only its own change.
    */
   earlier?: readonly { runs: readonly PatchRun[]; touched: readonly string[]; key?: string }[];
+  /** The shipped CVE data, for fixes whose fix.json names no fixedIn. */
+  cveData?: () => Promise<CveDatabase>;
   /** Where compiled objects are kept between builds, and the kernel build they are for. */
   cache?: { dir: string; kernel: { release: string; debianVersion: string } };
 }
@@ -172,7 +176,13 @@ function finish(
  * function by function. The tree is restored whatever happens.
  */
 export async function buildPatchFix(fix: LoadedFix, ctx: PatchFixContext): Promise<PatchFixOutcome> {
-  const fixedBy = alreadyFixedReason(fix.spec.fixedIn, ctx.upstreamVersion);
+  // fix.json's fixedIn wins; without it the shipped CVE data may know.
+  const fixedBy =
+    fix.spec.fixedIn !== undefined
+      ? alreadyFixedReason(fix.spec.fixedIn, ctx.upstreamVersion)
+      : ctx.cveData === undefined
+        ? undefined
+        : cnaFixedReason(await ctx.cveData(), fix.spec.cves, ctx.upstreamVersion);
   const parsed: ParsedPatch[] = [];
   for (const name of fix.patches) {
     const text = await readFile(path.join(fix.dir, name), 'utf8');

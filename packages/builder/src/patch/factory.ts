@@ -7,6 +7,7 @@ import { extractPatchObject } from '../klp/extract.ts';
 import type { KlpReloc, PatchedFunction } from '../klp/types.ts';
 import { readKallsyms, withSourceTreeLock, SOURCE_MAKE_ARGS, type KernelBuild } from '../kernel/index.ts';
 import type { ProcessRunner } from '../runner.ts';
+import { cveDatabase } from './cna-fixed.ts';
 import { buildPatchFix, extractUnitsOf, type PatchFixOutcome } from './build-fix.ts';
 import {
   assertReproducible,
@@ -85,6 +86,7 @@ export async function runFactory(input: FactoryInput): Promise<FactoryOutput> {
         withTree: (fn) => withSourceTreeLock(kernel, fn, { signal: input.signal }),
         log: input.log,
         signal: input.signal,
+        cveData: cveDatabase,
         earlier: outcomes.flatMap((o) =>
           o.status === 'built'
             ? [{ runs: o.runs, touched: o.touched, ...(o.key === undefined ? {} : { key: o.key }) }]
