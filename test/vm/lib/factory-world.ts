@@ -54,7 +54,15 @@ fi
 export PS1=''
 stty -echo
 echo LIVEGRAFT_GUEST_READY
-exec sh 2>&1
+# The console shell is restarted if it ever reads end-of-file (seen once, after a
+# trigger, under heavy load): PID 1 must not exit, or the kernel panics and the
+# run loses the guest. Each restart is logged to the kernel log.
+while :; do
+  sh 2>&1
+  echo "livegraft-test: console shell exited, restarting it" > /dev/kmsg
+  stty -echo 2>/dev/null
+  sleep 0.2
+done
 `;
 
 export interface FactoryWorld {
