@@ -33,7 +33,6 @@ export type PatchFixOutcome =
         diff: DiffResult;
         afterEarlier: boolean;
       }[];
-      notes: string[];
       /** The patch runs, so later fixes of the same level can build on this one. */
       runs: PatchRun[];
       touched: string[];
@@ -162,7 +161,6 @@ function finish(
     fix,
     commits,
     units: out.filter((u) => !u.diff.noChange),
-    notes: [],
     runs,
     touched: compiled.touched,
     ...(key === undefined ? {} : { key }),
