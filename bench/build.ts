@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 // bench/build: how long the builder takes from upstream patches to a livepatch
 // module for one Debian kernel build. Prints one JSON document.
 //
@@ -261,7 +262,7 @@ try {
   if (ONLY.has('multi')) report.multiFile = await warm(release, [MULTI_FILE], RUNS, cacheDir);
   if (ONLY.has('catalogue')) {
     const all = (await readdir(CATALOGUE, { withFileTypes: true }))
-      .filter((e) => e.isDirectory())
+      .filter((e) => e.isDirectory() && existsSync(path.join(CATALOGUE, e.name, 'fix.json')))
       .map((e) => e.name)
       .sort();
     report.catalogue = await warm(release, all, 1, cacheDir);
