@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 // bench/build: how long the builder takes from upstream patches to a livepatch
 // module for one Debian kernel build. Prints one JSON document.
 //
@@ -12,6 +11,7 @@ import { existsSync } from 'node:fs';
 // needed). Warm runs recompile (noCompileCache); one more run may take the
 // compiled objects from the builder's cache. The temporary cache is removed at
 // the end unless --keep-cache.
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
