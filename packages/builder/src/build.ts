@@ -15,15 +15,13 @@ import {
   type CopiedFunction,
   type PlacedFix,
 } from './codegen.ts';
-import { checkFixSet, GENERATED_HEADER, isPatchFix, loadFix, parseSymbolRef, type LoadedFix } from './fixes.ts';
+import { checkFixSet, GENERATED_HEADER, isPatchFix, loadFix, type LoadedFix } from './fixes.ts';
 import { DEFAULT_HEADERS_ROOTS, resolveHeaders, type HeadersRoots } from './headers.ts';
-import { defaultCacheDir, ensureKernelBuild, readKallsyms, type KernelBuild, type KernelPart } from './kernel/index.ts';
+import { defaultCacheDir, ensureKernelBuild, type KernelBuild, type KernelPart } from './kernel/index.ts';
 import { writeKlpRelocations } from './klp/postlink.ts';
 import type { KlpReloc } from './klp/types.ts';
-import { moduleFileIndex, runFactory, type FactoryOutput } from './patch/factory.ts';
-import { moduleSymbolsOf, type ModuleSymbols } from './patch/resolver.ts';
-import { resolveSlots, symbolSlotsObject } from './symbol-slots.ts';
-import { readElf } from './elf/index.ts';
+import { runFactory, type FactoryOutput } from './patch/factory.ts';
+import { resolveSlots, slotLookupFor, symbolSlotsObject } from './symbol-slots.ts';
 import { runKbuild, MAKE_TIMEOUT_MS } from './kbuild.ts';
 import { targetKernel, type TargetKernel } from './kernel-id.ts';
 import { checkBuiltModule } from './module-check.ts';
@@ -182,19 +180,7 @@ async function symbolSlotsFor(
 ): Promise<ReturnType<typeof symbolSlotsObject> | undefined> {
   if (!fixes.some((f) => (f.spec.symbols ?? []).length > 0)) return undefined;
   const kb = known?.parts.includes('kallsyms') === true ? known : await ensure(release, ['image', 'kallsyms']);
-  const kallsyms = await readKallsyms(kb);
-  const koFiles = await moduleFileIndex(kb.modulesDir);
-  const cache = new Map<string, ModuleSymbols | undefined>();
-  const moduleSymbols = (name: string): ModuleSymbols | undefined => cache.get(name);
-  for (const f of fixes) {
-    for (const entry of f.spec.symbols ?? []) {
-      const ref = parseSymbolRef(entry);
-      if (ref.object === 'vmlinux' || cache.has(ref.object)) continue;
-      const file = koFiles.get(ref.object);
-      cache.set(ref.object, file === undefined ? undefined : moduleSymbolsOf(readElf(await readFile(file))));
-    }
-  }
-  return symbolSlotsObject(resolveSlots(fixes, { kallsyms, moduleSymbols }));
+  return symbolSlotsObject(resolveSlots(fixes, await slotLookupFor(kb, fixes)));
 }
 
 /** Livepatch installs one replacement per function: two fixes may not both replace the same one. */

@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PatchManifest } from '@livegraft/protocol';
-import { pickTestRelease } from '../../../packages/builder/src/kernel/index.ts';
+import { defaultCacheDir, pickTestRelease } from '../../../packages/builder/src/kernel/index.ts';
 import { spawnRunner } from '../../../packages/builder/src/runner.ts';
 import { execOk } from './exec.ts';
 import { Front } from './front.ts';
@@ -18,13 +18,6 @@ export const CATALOGUE = join(REPO, 'catalogue');
 const GUEST_MODULES = ['e1000', 'virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4'];
 /** Building the whole catalogue compiles ~20 units twice on two cores. */
 const BUILD_TIMEOUT_MS = 60 * 60_000;
-
-/** The user cache the builder uses, so a prepared kernel build is reused across runs. */
-export function userCache(): string {
-  const env = process.env;
-  if (env.LIVEGRAFT_CACHE_DIR) return env.LIVEGRAFT_CACHE_DIR;
-  return join(env.XDG_CACHE_HOME ?? join(env.HOME ?? '/root', '.cache'), 'livegraft');
-}
 
 const FACTORY_INIT = `#!/bin/sh
 # /init of the patch-factory guest: drivers through modprobe (so later
@@ -122,7 +115,8 @@ export async function createFactoryWorld(
 ): Promise<FactoryWorld> {
   if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} missing: run npm run build first`);
   const release = await pickTestRelease(spawnRunner);
-  const cache = userCache();
+  // The builder's own cache, so a kernel build it prepared is reused.
+  const cache = defaultCacheDir();
   const kernel = await fetchKernelImage(cache, release, join(cache, 'debs'));
   const dir = join(CACHE, name);
   rmSync(dir, { recursive: true, force: true });

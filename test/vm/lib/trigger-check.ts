@@ -4,20 +4,14 @@
  *   npx tsx test/vm/lib/trigger-check.ts <release> [CVE...]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultCacheDir } from '../../../packages/builder/src/kernel/index.ts';
 import { Guest } from './guest.ts';
 import { fetchKernelImage } from './kernel.ts';
 import { buildTriggerInitramfs, catalogueDirs, runTriggers } from './triggers.ts';
 
 const CATALOGUE = fileURLToPath(new URL('../../../catalogue', import.meta.url));
-
-function cacheDir(): string {
-  const env = process.env;
-  if (env.LIVEGRAFT_CACHE_DIR) return env.LIVEGRAFT_CACHE_DIR;
-  return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'livegraft');
-}
 
 async function main(): Promise<void> {
   const [release, ...only] = process.argv.slice(2);
@@ -25,7 +19,7 @@ async function main(): Promise<void> {
     console.error('usage: trigger-check.ts <kernel release, e.g. 6.1.0-50-amd64> [CVE...]');
     process.exit(2);
   }
-  const cache = cacheDir();
+  const cache = defaultCacheDir();
   const kernel = await fetchKernelImage(cache, release, join(cache, 'debs'));
   const fixDirs = catalogueDirs(CATALOGUE, only);
   const workDir = join(cache, 'trigger-check', release);
