@@ -193,7 +193,13 @@ export const HaltRecord = Type.Object({
 });
 export type HaltRecord = Static<typeof HaltRecord>;
 
-export const ApiRole = Type.Union([Type.Literal('admin'), Type.Literal('operator'), Type.Literal('viewer')]);
+export const ApiRole = Type.Union([
+  Type.Literal('admin'),
+  Type.Literal('operator'),
+  Type.Literal('viewer'),
+  /** Build workers: may only claim jobs, fetch their inputs and send their results. */
+  Type.Literal('worker'),
+]);
 export type ApiRole = Static<typeof ApiRole>;
 const TokenName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[\\x20-\\x7e]+$' });
 

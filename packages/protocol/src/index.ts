@@ -11,3 +11,5 @@ export * from './fleet.ts';
 export * from './tuf-keys.ts';
 export * from './compliance.ts';
 export * from './level-fixes.ts';
+export * from './pipeline.ts';
+export * from './userspace.ts';

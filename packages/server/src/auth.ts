@@ -31,7 +31,8 @@ export type Principal =
  */
 export type Role = ApiRole | 'host' | 'host-or-viewer' | 'host-or-admin';
 
-const RANK: Record<ApiRole, number> = { viewer: 1, operator: 2, admin: 3 };
+// A worker token ranks below viewer: it passes no role guard, only the job routes' own check.
+const RANK: Record<ApiRole, number> = { worker: 0, viewer: 1, operator: 2, admin: 3 };
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
@@ -186,7 +187,8 @@ export function createAuthenticator(
         );
       }
       const needed: ApiRole = role === 'host-or-viewer' || role === 'host-or-admin' ? 'viewer' : role;
-      if (RANK[who.role] < RANK[needed]) {
+      // Workers hold a role of their own: only routes that ask for exactly it let them in, and they reach nothing else.
+      if ((needed === 'worker') !== (who.role === 'worker') || RANK[who.role] < RANK[needed]) {
         throw new LivegraftError(
           'FORBIDDEN',
           `this endpoint needs the ${needed} role; token "${who.name}" has the ${who.role} role`,
