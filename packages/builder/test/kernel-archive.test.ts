@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import { isLivegraftError } from '@livegraft/protocol';
 import type { ProcessRunner } from '../src/runner.ts';
 import {
+  compareKernelDebianVersions,
+  pickKbuildVersion,
   listAvailableBuilds,
   parseMadison,
   pickTestRelease,
@@ -95,5 +97,22 @@ describe('Debian archive versions', () => {
       pickTestRelease(fakeAptCache({}).run),
       (err: unknown) => isLivegraftError(err) && err.code === 'KERNEL_BUILD_UNKNOWN',
     );
+  });
+});
+
+describe('the kbuild paired with a build', () => {
+  it('takes the exact version when the archive still has it', () => {
+    assert.equal(pickKbuildVersion('6.1.176-1', ['6.1.192-3', '6.1.176-1']), '6.1.176-1');
+  });
+  it('takes the nearest newer version of the series when the exact one is gone', () => {
+    assert.equal(pickKbuildVersion('6.1.187-1', ['6.1.192-3', '6.1.176-1', '6.1.190-1']), '6.1.190-1');
+  });
+  it('falls back to the nearest older version when none is newer', () => {
+    assert.equal(pickKbuildVersion('6.1.199-1', ['6.1.176-1', '6.1.192-3']), '6.1.192-3');
+    assert.equal(pickKbuildVersion('6.1.176-1', []), undefined);
+  });
+  it('orders revisions after the upstream version', () => {
+    assert.ok(compareKernelDebianVersions('6.1.192-3', '6.1.192-2') > 0);
+    assert.ok(compareKernelDebianVersions('6.1.99-1', '6.1.187-1') < 0);
   });
 });

@@ -99,6 +99,47 @@ export async function resolveDebianVersion(
   return { debianVersion, upstreamVersion: upstreamOf(debianVersion) };
 }
 
+/** Orders Debian kernel versions such as 6.1.187-1 and 6.1.192-3 (numeric parts, then the revision). */
+export function compareKernelDebianVersions(a: string, b: string): number {
+  const parts = (v: string): number[] => (v.replace(/^\d+:/, '').match(/\d+/g) ?? []).map(Number);
+  const x = parts(a);
+  const y = parts(b);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? -1) - (y[i] ?? -1);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/**
+ * The linux-kbuild version to pair with a build's headers. The archive keeps
+ * only the newest kbuild of a suite, so an older security build's exact one
+ * can be gone (6.1.187-1 while 6.1.192-3 is current). Its host tools (modpost,
+ * objtool, genksyms) are the same program across one stable series, so the
+ * nearest newer version is taken, else the nearest older one; the caller
+ * proves the pairing by building a module whose vermagic must match.
+ */
+export function pickKbuildVersion(wanted: string, offered: readonly string[]): string | undefined {
+  if (offered.includes(wanted)) return wanted;
+  const sorted = [...offered].sort(compareKernelDebianVersions);
+  return (
+    sorted.find((v) => compareKernelDebianVersions(v, wanted) > 0) ??
+    sorted.filter((v) => compareKernelDebianVersions(v, wanted) < 0).at(-1)
+  );
+}
+
+/** The linux-kbuild-<series> version the archive offers for a build (see pickKbuildVersion). */
+export async function resolveKbuildVersion(run: ProcessRunner, series: string, debianVersion: string): Promise<string> {
+  const pkg = `linux-kbuild-${series}`;
+  const offered = parseMadison(await aptCache(run, ['madison', pkg])).get(pkg) ?? [];
+  const picked = pickKbuildVersion(debianVersion, offered);
+  if (picked === undefined)
+    throw new LivegraftError('KERNEL_DOWNLOAD_FAILED', `the Debian archive offers no ${pkg} (run apt-get update?)`, {
+      details: { package: pkg, version: debianVersion },
+    });
+  return picked;
+}
+
 /** The file name apt-get download gives a package (the epoch's colon is escaped). */
 function debPrefix(pkg: string, version: string): string {
   return `${pkg}_${version.replace(/:/g, '%3a')}_`;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { LivegraftError } from '@livegraft/protocol';
 import { writeFilesAtomically } from '../atomic-write.ts';
 import { spawnRunner, type ProcessRunner } from '../runner.ts';
-import { downloadDeb, imagePackage, resolveDebianVersion } from './archive.ts';
+import { downloadDeb, imagePackage, resolveDebianVersion, resolveKbuildVersion } from './archive.ts';
 import type { ConfigComparison } from './config.ts';
 import { buildHelloModule, extractDebs, headersSubdir, readVermagic, relocateHeaders } from './headers.ts';
 import { dumpKallsyms, readKallsymsFile, type KallsymsEntry } from './kallsyms.ts';
@@ -225,9 +225,14 @@ async function prepareHeaders({
 }: PartInput): Promise<Omit<PartStamp, 'preparedAt' | 'ms'>> {
   const l = layout(dir, release);
   const abi = abiOf(release);
-  const pkgs = [`linux-headers-${release}`, `linux-headers-${abi}-common`, `linux-kbuild-${seriesOf(release)}`];
   const files: string[] = [];
-  for (const p of pkgs) files.push(await downloadDeb(ctx, debs, p, stamp.debianVersion));
+  for (const p of [`linux-headers-${release}`, `linux-headers-${abi}-common`])
+    files.push(await downloadDeb(ctx, debs, p, stamp.debianVersion));
+  const series = seriesOf(release);
+  const kbuild = await resolveKbuildVersion(ctx.run, series, stamp.debianVersion);
+  if (kbuild !== stamp.debianVersion)
+    ctx.log(`linux-kbuild-${series} ${stamp.debianVersion} is no longer in the archive; using ${kbuild} (same series)`);
+  files.push(await downloadDeb(ctx, debs, `linux-kbuild-${series}`, kbuild));
   const tmp = `${l.headersRoot}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   try {

@@ -11,11 +11,14 @@ export {
   type PreparedStamp,
 } from './ensure.ts';
 export {
+  compareKernelDebianVersions,
   downloadDeb,
   imagePackage,
   listAvailableBuilds,
   parseMadison,
+  pickKbuildVersion,
   resolveDebianVersion,
+  resolveKbuildVersion,
   upstreamOf,
   type AvailableBuild,
 } from './archive.ts';
