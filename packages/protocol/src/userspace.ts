@@ -241,6 +241,8 @@ export const UserspaceFixSpec = Type.Object(
       {
         package: DebianPackage,
         path: Type.String({ pattern: '^/[A-Za-z0-9_./+-]{1,255}$' }),
+        /** A package with the library's detached debug symbols (e.g. libc6-dbg), to find local functions. */
+        debugPackage: Type.Optional(DebianPackage),
       },
       { additionalProperties: false },
     ),
