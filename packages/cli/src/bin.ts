@@ -59,6 +59,18 @@ program
   });
 
 program
+  .command('worker')
+  .description(
+    'claim build jobs: build each level for its kernel build and validate it in a VM (see livegraft worker --help)',
+  )
+  .helpOption(false)
+  .allowUnknownOption(true)
+  .argument('[args...]')
+  .action(async (args: string[]) => {
+    process.exitCode = await forward('worker', args);
+  });
+
+program
   .command('server')
   .description('run the patch server (see livegraft server --help)')
   .helpOption(false)

@@ -2,12 +2,13 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /**
- * `livegraft build` and `livegraft server` run the builder's and the server's
+ * `livegraft build`, `livegraft worker` and `livegraft server` run the builder's and the server's
  * own entry points as child processes: the apps stay separate programs that
  * share nothing but the protocol.
  */
 const ENTRY = {
   build: '../../builder/bin/livegraft-build.mjs',
+  worker: '../../builder/bin/livegraft-worker.mjs',
   server: '../../server/bin/livegraft-server.mjs',
 } as const;
 
