@@ -39,9 +39,10 @@ import {
 import { ModuleCache, type CachedModule } from './cache.ts';
 import { ServerClient, isTransient, type FetchFn } from './client.ts';
 import { waitFor, type Clock } from './clock.ts';
+import { clockSkewSec, humanDuration, skewWarning } from './clock-skew.ts';
 import { disableFilePath, loadConfig, loadConfigIfPresent, writeConfig, type AgentConfig } from './config.ts';
 import { readBootId, readKillSwitch, type KillSwitch } from './guards.ts';
-import { readKernelIdentity } from './identity.ts';
+import { bootKernelIdentity } from './identity.ts';
 import { JournalStore, type JournalEntry, type JournalStep } from './journal.ts';
 import type { KernelEventQueue } from './kmsg-watch.ts';
 import { readApplied, readUptimeSec, type AppliedPatch } from './kernel-state.ts';
@@ -49,13 +50,17 @@ import type { ModuleLoader } from './loader.ts';
 import { acquireLock } from './lock.ts';
 import type { Logger } from './log.ts';
 import { scannerView, writeScannerFiles } from './scanner.ts';
+import { SpaceReserve } from './reserve.ts';
+import { asStateIoError, errnoOf, stateIoError } from './state-io.ts';
 import { StateStore, type AgentState } from './state.ts';
 import { LivepatchSysfs } from './sysfs.ts';
 import { TufClient, type TufSession } from './tuf-client.ts';
-import { DEFAULT_DELIVERY_LIMITS, fsWriteError, type DeliveryLimits, type WriteChunk } from './tuf-fetcher.ts';
+import { DEFAULT_DELIVERY_LIMITS, type DeliveryLimits, type WriteChunk } from './tuf-fetcher.ts';
 import { verifyManifestTarget, verifyModuleFile } from './verify.ts';
 import { AGENT_VERSION } from './version.ts';
 
+/** A last check this far in the future is a clock set back, not rounding. */
+const CLOCK_BACK_TOLERANCE_SEC = 60;
 /** Used until the server has told us its interval. */
 export const DEFAULT_CHECKIN_INTERVAL_SEC = 3600;
 const MAX_ERROR_TEXT = 4000;
@@ -73,6 +78,7 @@ const NOT_THE_MODULE_CODES: ReadonlySet<string> = new Set([
   'DOWNLOAD_TIMEOUT',
   'DOWNLOAD_STALLED',
   'DISK_FULL',
+  'STATE_IO_ERROR',
   'STAGING_WRITE_FAILED',
   'DOWNGRADE_REFUSED',
   'LEVEL_QUARANTINED',
@@ -263,6 +269,8 @@ export class Agent {
   readonly cache: ModuleCache;
   readonly store: StateStore;
   readonly journal: JournalStore;
+  readonly reserve: SpaceReserve;
+  #identity: KernelIdentity | undefined;
 
   constructor(deps: AgentDeps) {
     this.deps = deps;
@@ -270,10 +278,18 @@ export class Agent {
     this.cache = new ModuleCache(deps.stateDir);
     this.store = new StateStore(deps.stateDir);
     this.journal = new JournalStore(deps.stateDir);
+    this.reserve = new SpaceReserve(deps.stateDir);
   }
 
+  /** The running kernel, as read once per boot: a live patch cannot change it (see bootKernelIdentity). */
   identity(): KernelIdentity {
-    return readKernelIdentity({ sysRoot: this.deps.sysRoot, procRoot: this.deps.procRoot });
+    this.#identity ??= bootKernelIdentity(
+      { sysRoot: this.deps.sysRoot, procRoot: this.deps.procRoot },
+      this.deps.stateDir,
+      readBootId(this.deps.procRoot),
+      (m) => this.deps.log.log('warn', m),
+    );
+    return this.#identity;
   }
 
   applied(kernel: KernelIdentity): AppliedPatch {
@@ -331,9 +347,15 @@ export class Agent {
   }
 
   async #locked<T>(fn: () => Promise<T>): Promise<T> {
-    const release = await acquireLock(join(this.deps.stateDir, 'agent.lock'), this.deps.clock);
+    const release = await acquireLock(join(this.deps.stateDir, 'agent.lock'), this.deps.clock, {
+      bootId: readBootId(this.deps.procRoot),
+      onStale: (m) => this.deps.log.log('warn', m),
+    });
     try {
       return await fn();
+    } catch (err) {
+      // A raw filesystem error (a damaged or full state disk) is reported with its path, errno and a hint.
+      throw asStateIoError(err, this.deps.stateDir) ?? err;
     } finally {
       release();
     }
@@ -504,6 +526,14 @@ export class Agent {
     return req;
   }
 
+  /** Compares this host's clock with the server's Date header; warns past the threshold. Returns the skew. */
+  #noteClockSkew(dateHeader: string | undefined): number | undefined {
+    const skew = clockSkewSec(this.deps.clock.now(), dateHeader);
+    const warning = skewWarning(skew);
+    if (warning !== undefined) this.deps.log.log('warn', warning, { code: 'CLOCK_SKEW', skewSec: skew });
+    return skew;
+  }
+
   /** The release counter only goes up, except when an operator authorised a downgrade. */
   #raiseHighest(s: AgentState, kernelId: string, level: number): void {
     s.highestLevel = { ...s.highestLevel, [kernelId]: Math.max(s.highestLevel?.[kernelId] ?? 0, level) };
@@ -516,9 +546,11 @@ export class Agent {
     const state = this.#readState();
     const req = this.#checkinRequest(config, kernel, applied, state);
     let res: CheckinResponse;
+    const client = this.#client(config);
     try {
-      res = await this.#client(config).checkin(req);
+      res = await client.checkin(req);
     } catch (err) {
+      this.#noteClockSkew(client.lastServerDate);
       if (!(err instanceof LivegraftError && err.code === 'KERNEL_UNSUPPORTED')) {
         this.#recordError(err);
         if (isRevocation(err)) this.recordRevoked(`check-in refused (HTTP 401): credential revoked; ${err.message}`);
@@ -556,7 +588,14 @@ export class Agent {
       latest = undefined;
       desired = undefined;
     }
+    const skew = this.#noteClockSkew(client.lastServerDate);
     this.#record((s) => {
+      if (skew !== undefined) s.clockSkew = { sec: skew, at: this.#nowIso() };
+      // What the kernel runs is what boot must put back, even if state.json was reset meanwhile.
+      if (applied.level > 0 && !applied.inTransition && (s.kernelId !== kernel.id || s.level !== applied.level)) {
+        s.kernelId = kernel.id;
+        s.level = applied.level;
+      }
       s.lastCheckAt = this.#nowIso();
       s.lastCheck = {
         kernelId: kernel.id,
@@ -569,6 +608,7 @@ export class Agent {
       if (s.lastError?.op === 'check') s.lastError = null;
       s.revoked = null;
     });
+    if (applied.level > 0 && !applied.inTransition) this.#markRunning(kernel.id, applied.level);
     if (req.kernelEvents !== undefined) this.deps.kernelEvents?.ack(req.kernelEvents);
     return {
       exit: statusExitFor(res.kernelSupported, latestLevel, applied.level),
@@ -629,14 +669,62 @@ export class Agent {
 
   // ---- journal, reconcile, crash-loop guard -------------------------------------------------------------
 
-  /** A step hook that persists each step (temp + fsync + rename) before the procedure continues. */
+  /**
+   * Runs a state write that must follow a kernel change. On a full disk the
+   * reserve kept for this is freed and the write tried once more; if it still
+   * fails, the error says the kernel already changed and carries
+   * `kernelChanged`, so the journal is kept for the next run to settle.
+   */
+  #persist(what: string, path: string, write: () => void): void {
+    // The stores report their own I/O errors; the errno underneath decides, and the message says the kernel changed.
+    const raw = (err: unknown): unknown =>
+      err instanceof LivegraftError && (err.code === 'DISK_FULL' || err.code === 'STATE_IO_ERROR') && err.cause
+        ? err.cause
+        : err;
+    try {
+      write();
+      return;
+    } catch (err) {
+      const errno = errnoOf(raw(err));
+      const full = errno === 'ENOSPC' || errno === 'EDQUOT';
+      if (!full || !this.reserve.release()) throw stateIoError(what, path, raw(err), 'changed');
+      this.deps.log.log('warn', `the state filesystem is full; freed the space reserve ${this.reserve.path}`);
+    }
+    try {
+      write();
+    } catch (err) {
+      throw stateIoError(what, path, raw(err), 'changed');
+    }
+  }
+
+  /** Removes the journal; a failure is logged, never thrown over the outcome being reported. */
+  #clearJournal(): void {
+    try {
+      this.journal.clear();
+    } catch (err) {
+      this.deps.log.log('warn', `cannot remove the journal ${this.journal.path}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * A step hook that persists each step (temp + fsync + rename) before the
+   * procedure continues. Before "intent" (the kernel untouched) it makes sure
+   * the space reserve is on disk, so the later steps always fit.
+   */
   #journalHook(base: Omit<JournalEntry, 'step' | 'updatedAt'>): StepHook {
     return async (step) => {
-      try {
-        this.journal.write({ ...base, step, updatedAt: this.#nowIso() });
-      } catch (err) {
-        // No journal, no kernel change: the step cannot be recorded, so the procedure stops here.
-        throw fsWriteError(`cannot write the journal ${this.journal.path} (step "${step}")`, err);
+      const entry = { ...base, step, updatedAt: this.#nowIso() };
+      const what = `write the journal (step "${step}")`;
+      if (step === 'intent') {
+        this.reserve.ensure();
+        try {
+          this.journal.write(entry);
+        } catch (err) {
+          // No journal, no kernel change: the step cannot be recorded, so the procedure stops here.
+          throw stateIoError(what, this.journal.path, err, 'untouched');
+        }
+      } else {
+        this.#persist(what, this.journal.path, () => this.journal.write(entry));
       }
       await this.deps.journalHook?.(step);
     };
@@ -658,25 +746,43 @@ export class Agent {
   /**
    * Journal handling around a kernel change. A handled failure (a
    * LivegraftError: the procedure cleaned up) clears the journal, except a
-   * reverse that stalled: the kernel is mid-change and a reboot must count
-   * against that level. Anything else (a crash) leaves it for reconcile.
+   * reverse that stalled (the kernel is mid-change and a reboot must count
+   * against that level) and a state write that failed after the kernel
+   * changed (the next run settles it from the journal). Anything else (a
+   * crash) leaves it for reconcile. `run` records its own success before it
+   * returns, so the journal goes only once the state follows the kernel.
    */
   async #journalled<T>(run: () => Promise<T>): Promise<T> {
+    let out: T;
     try {
-      const out = await run();
-      this.journal.clear();
-      return out;
+      out = await run();
     } catch (err) {
-      if (err instanceof LivegraftError && err.code !== 'TRANSITION_REVERSE_STALLED') this.journal.clear();
+      const keep =
+        !(err instanceof LivegraftError) ||
+        err.code === 'TRANSITION_REVERSE_STALLED' ||
+        err.details?.['kernelChanged'] === true;
+      if (!keep) this.#clearJournal();
       throw err;
+    }
+    this.#clearJournal();
+    return out;
+  }
+
+  /** Records that the kernel runs `level` for this build, beside the cache (best effort: state.json has it too). */
+  #markRunning(kernelId: string, level: number): void {
+    try {
+      this.cache.recordRunning(kernelId, level, this.#nowIso());
+    } catch (err) {
+      this.deps.log.log('warn', `cannot record the running level in ${this.cache.root}: ${(err as Error).message}`);
     }
   }
 
+  /** Best effort: a failed state write must not stop a boot from re-applying what ran. */
   #quarantine(kernelId: string, level: number, why: string): void {
     const message =
       `level ${level} for kernel ${kernelId.slice(0, 12)} was being applied when ${why}; it is quarantined and ` +
       `will not be applied again until an operator runs "livegraft-agent unquarantine ${level}"`;
-    this.store.update((s) => {
+    this.#record((s) => {
       const list = new Set(s.quarantined?.[kernelId] ?? []);
       list.add(level);
       s.quarantined = { ...s.quarantined, [kernelId]: [...list].sort((a, b) => a - b) };
@@ -686,15 +792,75 @@ export class Agent {
   }
 
   #setAttention(err: LivegraftError): void {
-    this.store.update((s) => {
+    this.#record((s) => {
       s.attention = { code: err.code, message: err.message.slice(0, MAX_ERROR_TEXT), at: this.#nowIso() };
     });
   }
 
   /**
+   * A journal left by a change the host went down in. What ran then decides
+   * what boot re-applies now, even if state.json was lost meanwhile:
+   * - "transitioned" or later: the change had succeeded; it is confirmed;
+   * - "intent"/"loaded": the level may be what brought the host down, so it
+   *   is quarantined, and the level that ran before it is the one to re-apply;
+   * - an unload: the operator's unload stands.
+   */
+  #settleAfterReboot(entry: JournalEntry): void {
+    const log = this.deps.log;
+    const at = this.#nowIso();
+    const done = entry.step === 'transitioned' || entry.step === 'old-removed';
+    if (entry.op === 'unload') {
+      this.#record((s) => {
+        s.kernelId = entry.kernelId;
+        s.level = 0;
+        s.appliedAt = null;
+        s.hold = { maxLevel: 0, reason: 'unload', at };
+      });
+      this.#markRunning(entry.kernelId, 0);
+      log.log('warn', `the host went down during an unload (journal step "${entry.step}"); it stays unloaded`);
+      return;
+    }
+    if (done) {
+      const apply: ApplyResult = {
+        action: entry.op,
+        fromLevel: entry.fromLevel,
+        toLevel: entry.level,
+        ok: true,
+        durationMs: Math.max(0, Date.parse(entry.updatedAt) - Date.parse(entry.startedAt)) || 0,
+        at: entry.updatedAt,
+      };
+      this.#record((s) => {
+        s.kernelId = entry.kernelId;
+        s.level = entry.level;
+        s.appliedAt = entry.updatedAt;
+        s.lastApply = apply;
+        if (s.lastError?.op === 'apply') s.lastError = null;
+        if (entry.level < entry.fromLevel) s.highestLevel = { ...s.highestLevel, [entry.kernelId]: entry.level };
+        else this.#raiseHighest(s, entry.kernelId, entry.level);
+      });
+      this.#markRunning(entry.kernelId, entry.level);
+      log.log(
+        'warn',
+        `the ${entry.op} of level ${entry.level} had completed (journal step "${entry.step}") when the host went down; ` +
+          'confirmed, it is the level to re-apply',
+      );
+      return;
+    }
+    if (entry.level > 0)
+      this.#quarantine(entry.kernelId, entry.level, `the host went down (journal step "${entry.step}")`);
+    // What ran before this change is what to re-apply; state.json normally says so already.
+    const before = entry.op === 'boot' ? entry.level : entry.fromLevel;
+    this.#record((s) => {
+      if (s.kernelId === entry.kernelId) return;
+      s.kernelId = entry.kernelId;
+      s.level = before;
+    });
+    if (this.cache.running(entry.kernelId) === undefined) this.#markRunning(entry.kernelId, before);
+  }
+
+  /**
    * Settles a change a killed agent left behind, from the journal and the
-   * kernel (the kernel is the truth). Never loads anything. A journal from
-   * before a reboot whose change never completed quarantines that level.
+   * kernel (the kernel is the truth). Never loads anything.
    */
   async #reconcile(config: AgentConfig | undefined): Promise<void> {
     const { entry, warning } = this.journal.read();
@@ -702,10 +868,8 @@ export class Agent {
     if (entry === undefined) return;
     const log = this.deps.log;
     if (entry.bootId !== readBootId(this.deps.procRoot)) {
-      if (entry.op !== 'unload' && entry.level > 0) {
-        this.#quarantine(entry.kernelId, entry.level, `the host went down (journal step "${entry.step}")`);
-      }
-      this.journal.clear();
+      this.#settleAfterReboot(entry);
+      this.#clearJournal();
       return;
     }
     const k = this.#kernelOps(config);
@@ -723,7 +887,7 @@ export class Agent {
     try {
       if (entry.op === 'unload') {
         await removeRetiredModules(k);
-        this.journal.clear();
+        this.#clearJournal();
         return;
       }
       const name = entry.module;
@@ -733,11 +897,11 @@ export class Agent {
           // Never loaded, refused, or reversed: take away what is left and report the change as not done.
           if (p !== undefined) await waitFor(k.clock, () => !this.sysfs.patchExists(name), DISABLE_TIMEOUT_MS);
           if (this.sysfs.moduleLoaded(name)) await removeModule(k, name);
-          this.journal.clear();
           const apply = record(false, { code: 'INTERRUPTED', message: `the agent stopped before ${name} was enabled` });
-          this.store.update((s) => {
+          this.#record((s) => {
             s.lastApply = apply;
           });
+          this.#clearJournal();
           log.log('warn', `the interrupted ${entry.op} of level ${entry.level} did not take effect; nothing to resume`);
           return;
         }
@@ -747,24 +911,30 @@ export class Agent {
         await onStep('old-removed');
       }
       const apply = record(true);
-      this.store.update((s) => {
-        s.kernelId = entry.kernelId;
-        s.level = entry.level;
-        s.appliedAt = apply.at;
-        s.lastApply = apply;
-        s.lastError = null;
-        if (entry.level < entry.fromLevel) {
-          s.highestLevel = { ...s.highestLevel, [entry.kernelId]: entry.level };
-        } else {
-          this.#raiseHighest(s, entry.kernelId, entry.level);
-        }
-      });
-      this.journal.clear();
+      this.#persist('record the applied level in', this.store.path, () =>
+        this.store.update((s) => {
+          s.kernelId = entry.kernelId;
+          s.level = entry.level;
+          s.appliedAt = apply.at;
+          s.lastApply = apply;
+          s.lastError = null;
+          if (entry.level < entry.fromLevel) {
+            s.highestLevel = { ...s.highestLevel, [entry.kernelId]: entry.level };
+          } else {
+            this.#raiseHighest(s, entry.kernelId, entry.level);
+          }
+        }),
+      );
+      this.#markRunning(entry.kernelId, entry.level);
+      this.#clearJournal();
       log.log('info', `finished the interrupted ${entry.op} of level ${entry.level}`);
     } catch (err) {
       const { code, message } = errorText(err);
+      const keep =
+        code === 'TRANSITION_REVERSE_STALLED' ||
+        (err instanceof LivegraftError && err.details?.['kernelChanged'] === true);
       if (err instanceof LivegraftError && code === 'TRANSITION_REVERSE_STALLED') this.#setAttention(err);
-      else this.journal.clear();
+      if (!keep) this.#clearJournal();
       this.#record((s) => {
         s.lastApply = record(false, { code: code.slice(0, 64), message });
         s.lastError = { code, message, at: this.#nowIso(), op: 'apply' };
@@ -847,23 +1017,31 @@ export class Agent {
         await journalStep(step);
         marks[step] = clock.now();
       };
-      const outcome = await this.#journalled(() =>
-        installPatch(this.#kernelOps(config), cached.manifest, cached.modulePath, kernel, onStep),
-      );
-      const warnings = outcome.warnings;
-      const apply = result(true, warnings.length > 0 ? { message: warnings.join('\n').slice(0, 4000) } : {});
-      this.#record((s) => {
-        s.kernelId = kernel.id;
-        s.level = toLevel;
-        s.appliedAt = apply.at;
-        s.lastApply = apply;
-        s.lastError = null;
-        s.blockingTasks = null;
-        if (s.blocked?.level === toLevel) s.blocked = null;
-        // An authorised downgrade resets the counter; anything else only raises it.
-        if (target.downgrade === true) s.highestLevel = { ...s.highestLevel, [kernel.id]: toLevel };
-        else this.#raiseHighest(s, kernel.id, toLevel);
+      let apply: ApplyResult | undefined;
+      const outcome = await this.#journalled(async () => {
+        const o = await installPatch(this.#kernelOps(config), cached.manifest, cached.modulePath, kernel, onStep);
+        const done = result(true, o.warnings.length > 0 ? { message: o.warnings.join('\n').slice(0, 4000) } : {});
+        apply = done;
+        // Recorded before the journal goes: if this fails, the journal still says what the kernel runs.
+        this.#persist('record the applied level in', this.store.path, () =>
+          this.store.update((s) => {
+            s.kernelId = kernel.id;
+            s.level = toLevel;
+            s.appliedAt = done.at;
+            s.lastApply = done;
+            s.lastError = null;
+            s.blockingTasks = null;
+            if (s.blocked?.level === toLevel) s.blocked = null;
+            // An authorised downgrade resets the counter; anything else only raises it.
+            if (target.downgrade === true) s.highestLevel = { ...s.highestLevel, [kernel.id]: toLevel };
+            else this.#raiseHighest(s, kernel.id, toLevel);
+          }),
+        );
+        this.#markRunning(kernel.id, toLevel);
+        return o;
       });
+      if (apply === undefined) throw new LivegraftError('INTERNAL', 'apply finished without a result');
+      const warnings = outcome.warnings;
       for (const w of warnings) this.deps.log.log('warn', w);
       const summary = outcome.alreadyApplied
         ? `level ${toLevel} was already applied`
@@ -1165,18 +1343,23 @@ export class Agent {
     });
     try {
       const onStep = this.#journalHook(this.#journalBase('unload', kernel, '', 0, fromLevel));
+      const apply = mk(true);
       const { disabled, removed } = await this.#journalled(async () => {
         await onStep('intent');
-        return uninstallAll(this.#kernelOps(config));
-      });
-      const apply = mk(true);
-      this.store.update((s) => {
-        s.kernelId = kernel.id;
-        s.level = 0;
-        s.appliedAt = null;
-        s.lastApply = apply;
-        s.lastError = null;
-        s.hold = { maxLevel: 0, reason: 'unload', at: apply.at };
+        const out = await uninstallAll(this.#kernelOps(config));
+        Object.assign(apply, mk(true));
+        this.#persist('record the unload in', this.store.path, () =>
+          this.store.update((s) => {
+            s.kernelId = kernel.id;
+            s.level = 0;
+            s.appliedAt = null;
+            s.lastApply = apply;
+            s.lastError = null;
+            s.hold = { maxLevel: 0, reason: 'unload', at: apply.at };
+          }),
+        );
+        this.#markRunning(kernel.id, 0);
+        return out;
       });
       const summary =
         disabled.length + removed.length === 0
@@ -1201,9 +1384,52 @@ export class Agent {
     return this.#mutating(config, () => this.#unloadNow(config, this.identity()));
   }
 
+  /**
+   * Boot needs no config to re-apply from the cache: an unreadable or invalid
+   * one is a warning, and the default kill-switch file still counts.
+   */
+  #bootConfig(): AgentConfig | undefined {
+    try {
+      return loadConfigIfPresent(this.deps.configPath);
+    } catch (err) {
+      this.deps.log.log(
+        'warn',
+        `${(err as Error).message}; re-applying from the local cache without it ` +
+          `(kill-switch file: ${disableFilePath(this.deps.configPath, undefined)})`,
+        { code: err instanceof LivegraftError ? err.code : 'CONFIG_UNREADABLE' },
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * The level boot should put back, and where that comes from: state.json;
+   * if it has nothing for this kernel (lost, corrupt or reset), the running
+   * level recorded beside the cache; else the highest cached level whose
+   * module still verifies and is not quarantined.
+   */
+  #bootLevel(state: AgentState, kernel: KernelIdentity): { level: number; source: string } | undefined {
+    if (state.kernelId === kernel.id) return { level: state.level, source: 'state' };
+    const running = this.cache.running(kernel.id);
+    if (running !== undefined) return { level: running, source: `the running level recorded in ${this.cache.root}` };
+    const quarantined = state.quarantined?.[kernel.id] ?? [];
+    for (const level of this.cache.levels(kernel.id).reverse()) {
+      if (quarantined.includes(level)) continue;
+      const c = this.cache.get(kernel.id, level);
+      if (c === undefined) continue;
+      try {
+        verifyModuleFile(c.manifest, c.modulePath, kernel);
+        return { level, source: `the highest verified level in ${this.cache.root}` };
+      } catch (err) {
+        this.deps.log.log('warn', `cached level ${level} does not verify: ${(err as Error).message}`);
+      }
+    }
+    return undefined;
+  }
+
   /** Re-applies the recorded level from the local cache, offline. For a boot-time unit. */
   async boot(): Promise<OpOutcome> {
-    const config = loadConfigIfPresent(this.deps.configPath);
+    const config = this.#bootConfig();
     return this.#mutating(config, async () => {
       const kernel = this.identity();
       const state = this.#readState();
@@ -1212,15 +1438,22 @@ export class Agent {
         return { summary: `livegraft is disabled (${disabled.detail}); not re-applying anything`, disabled };
       }
       this.#assertNoAttention(state);
-      if (state.kernelId !== kernel.id || state.level === 0) {
+      const recorded = this.#bootLevel(state, kernel);
+      if (recorded === undefined || recorded.level === 0) {
         return { summary: 'nothing recorded to re-apply for this kernel' };
       }
+      const level = recorded.level;
+      if (recorded.source !== 'state') {
+        this.deps.log.log(
+          'warn',
+          `state.json has no level for this kernel; re-applying level ${level} from ${recorded.source}`,
+        );
+      }
       const applied = this.applied(kernel).level;
-      if (applied === state.level) return { summary: `level ${applied} is already applied` };
-      if (applied > 0)
-        return { summary: `kernel already runs level ${applied}; leaving it (state says ${state.level})` };
-      if ((state.quarantined?.[kernel.id] ?? []).includes(state.level)) {
-        const summary = `level ${state.level} is quarantined; not re-applying it ("livegraft-agent unquarantine ${state.level}" allows it again)`;
+      if (applied === level) return { summary: `level ${applied} is already applied` };
+      if (applied > 0) return { summary: `kernel already runs level ${applied}; leaving it (recorded: ${level})` };
+      if ((state.quarantined?.[kernel.id] ?? []).includes(level)) {
+        const summary = `level ${level} is quarantined; not re-applying it ("livegraft-agent unquarantine ${level}" allows it again)`;
         this.deps.log.log('error', summary, { code: 'LEVEL_QUARANTINED' });
         return { summary };
       }
@@ -1229,12 +1462,12 @@ export class Agent {
         this.deps.log.log('error', refusal, { code: state.kernelRefusal?.code });
         return { summary: refusal };
       }
-      const cached = this.cache.get(kernel.id, state.level);
-      const target = { level: state.level, sha256: cached?.manifest.module.sha256 ?? '' };
+      const cached = this.cache.get(kernel.id, level);
+      const target = { level, sha256: cached?.manifest.module.sha256 ?? '' };
       return this.#apply('boot', config, kernel, target, () => {
         if (cached === undefined) {
           return Promise.reject(
-            new LivegraftError('CACHE_MISSING', `level ${state.level} for this kernel is not in ${this.cache.root}`),
+            new LivegraftError('CACHE_MISSING', `level ${level} for this kernel is not in ${this.cache.root}`),
           );
         }
         return Promise.resolve(cached);
@@ -1297,9 +1530,22 @@ export class Agent {
     const manifest = applied.level > 0 ? this.cache.get(kernel.id, applied.level)?.manifest : undefined;
     const lastCheck = state.lastCheck?.kernelId === kernel.id ? state.lastCheck : null;
     const now = this.deps.clock.now();
-    const lastCheckAgeSec =
-      state.lastCheckAt && lastCheck ? Math.max(0, Math.round((now - Date.parse(state.lastCheckAt)) / 1000)) : null;
+    const rawAgeSec =
+      state.lastCheckAt && lastCheck ? Math.round((now - Date.parse(state.lastCheckAt)) / 1000) : Number.NaN;
+    // A last check "in the future" means the clock was set back: no age can be given, and it is stale.
+    const clockWentBack = rawAgeSec < -CLOCK_BACK_TOLERANCE_SEC;
+    const lastCheckAgeSec = Number.isFinite(rawAgeSec) && !clockWentBack ? Math.max(0, rawAgeSec) : null;
     const interval = config?.checkinIntervalSec ?? lastCheck?.checkinIntervalSec ?? DEFAULT_CHECKIN_INTERVAL_SEC;
+    const clockWarnings = [
+      clockWentBack
+        ? `the last check (${state.lastCheckAt}) is ${humanDuration(-rawAgeSec)} in the future: the clock went back; check the clock`
+        : undefined,
+      skewWarning(state.clockSkew?.sec),
+    ].filter((w) => w !== undefined);
+    const recorded =
+      state.kernelId === kernel.id && state.level !== applied.level && !applied.inTransition
+        ? `state.json records level ${state.level}, the kernel runs level ${applied.level} (sysfs is what counts)`
+        : undefined;
     const disabled = this.killSwitch(config);
     return {
       exit: lastCheck
@@ -1319,6 +1565,8 @@ export class Agent {
       lastCheckAt: lastCheck ? (state.lastCheckAt ?? null) : null,
       lastCheckAgeSec,
       checkStale: lastCheckAgeSec === null || lastCheckAgeSec > 2 * interval,
+      clockSkewSec: state.clockSkew?.sec ?? null,
+      clockWarning: clockWarnings.join('; ') || null,
       lastError: state.lastError ?? null,
       lastApply: state.lastApply ?? null,
       hold: state.hold ?? null,
@@ -1333,7 +1581,7 @@ export class Agent {
       blockingTasks: state.blockingTasks ?? [],
       disabled: disabled ?? null,
       journal: journal ? { op: journal.op, level: journal.level, step: journal.step, at: journal.updatedAt } : null,
-      stateWarning: [warning, journalWarning].filter((w) => w !== undefined).join('; ') || null,
+      stateWarning: [warning, journalWarning, recorded].filter((w) => w !== undefined).join('; ') || null,
     };
   }
 }
@@ -1369,6 +1617,10 @@ export interface StatusReport {
   lastCheckAt: string | null;
   lastCheckAgeSec: number | null;
   checkStale: boolean;
+  /** This host's clock minus the server's at the last check-in (null: not known). */
+  clockSkewSec: number | null;
+  /** The clock differs from the server's, or went back: "check the clock". */
+  clockWarning: string | null;
   lastError: { code: string; message: string; at: string } | null;
   lastApply: ApplyResult | null;
   hold: AgentState['hold'] | null;

@@ -4,6 +4,9 @@ import { manifestValidator, parseJson, type KernelIdentity, type PatchManifest }
 import { commitTempFile, tempPathFor, writeFileAtomic } from './fs-atomic.ts';
 import { verifyModuleFile } from './verify.ts';
 
+/** <cache>/<kernelId>/running.json: see ModuleCache.running. */
+const RUNNING_FILE = 'running.json';
+
 export interface CachedModule {
   manifest: PatchManifest;
   modulePath: string;
@@ -57,6 +60,27 @@ export class ModuleCache {
     const modulePath = join(dir, manifest.module.file);
     if (!existsSync(modulePath)) return undefined;
     return { manifest, modulePath };
+  }
+
+  /**
+   * The level the kernel ran last for this build, as recorded beside the
+   * cached modules (0 = unloaded). A second record besides state.json, so a
+   * lost or reset state file does not leave the host unpatched after a
+   * reboot. Undefined when absent or unreadable.
+   */
+  running(kernelId: string): number | undefined {
+    try {
+      const doc = JSON.parse(readFileSync(join(this.root, kernelId, RUNNING_FILE), 'utf8')) as { level?: unknown };
+      return typeof doc.level === 'number' && Number.isInteger(doc.level) && doc.level >= 0 ? doc.level : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Records the level the kernel now runs for this build (temp + fsync + rename). */
+  recordRunning(kernelId: string, level: number, at: string): void {
+    if (this.running(kernelId) === level) return;
+    writeFileAtomic(join(this.root, kernelId, RUNNING_FILE), `${JSON.stringify({ level, at })}\n`, 0o600);
   }
 
   /**

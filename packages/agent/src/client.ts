@@ -116,6 +116,8 @@ export class ServerClient {
   readonly #server: string;
   readonly #token: string | undefined;
   readonly #fetch: FetchFn;
+  /** The Date header of the last answer, to compare this host's clock with the server's. */
+  lastServerDate: string | undefined;
 
   constructor(opts: ServerClientOptions) {
     this.#server = opts.server.replace(/\/+$/, '');
@@ -141,6 +143,7 @@ export class ServerClient {
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
+      this.lastServerDate = res.headers.get('date') ?? undefined;
       if (!res.ok) throw await httpError(res, url);
       text = await readBounded(res, MAX_RESPONSE_BYTES, url);
     } catch (err) {

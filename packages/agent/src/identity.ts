@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { LivegraftError, kernelIdFromProcVersion, type KernelIdentity } from '@livegraft/protocol';
+import { writeFileAtomic } from './fs-atomic.ts';
 
 /** Where the agent reads the kernel from; tests point these at a fake tree. */
 export interface KernelRoots {
@@ -75,6 +76,73 @@ export function readKernelIdentity(roots: KernelRoots): KernelIdentity {
     if (buildId !== undefined) identity.buildId = buildId;
   } catch {
     // Not every kernel exposes notes (or we may lack permission); the build-id is informative only.
+  }
+  return identity;
+}
+
+/** <state>/kernel-identity.json: the identity as read first in a boot. */
+export const IDENTITY_FILE = 'kernel-identity.json';
+const MAX_IDENTITY_FILE_BYTES = 16 * 1024;
+
+interface IdentityRecord {
+  bootId: string;
+  identity: KernelIdentity;
+}
+
+function readRecord(path: string): IdentityRecord | undefined {
+  try {
+    const text = readFileSync(path, 'utf8');
+    if (text.length > MAX_IDENTITY_FILE_BYTES) return undefined;
+    const doc = JSON.parse(text) as Partial<IdentityRecord>;
+    const id = doc.identity;
+    if (typeof doc.bootId !== 'string' || typeof id !== 'object' || id === null) return undefined;
+    if (typeof id.id !== 'string' || !/^[0-9a-f]{64}$/.test(id.id) || typeof id.procVersion !== 'string') {
+      return undefined;
+    }
+    if (kernelIdFromProcVersion(id.procVersion) !== id.id) return undefined;
+    return { bootId: doc.bootId, identity: id };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The kernel identity, fixed for the whole boot. A live patch can change
+ * /proc/version (a fix to version_proc_show, say), and with it the id the
+ * server knows this kernel by; the agent would then lose its cached levels
+ * and its rollback. So the identity is read once per boot (keyed by the
+ * kernel's boot_id) and kept in the state directory. In a later boot, a
+ * kernel with the same GNU build-id (from /sys/kernel/notes, which no patch
+ * to a text function changes) is the same binary with the same banner, so
+ * the recorded identity is kept even if /proc/version reads differently.
+ */
+export function bootKernelIdentity(
+  roots: KernelRoots,
+  stateDir: string,
+  bootId: string,
+  warn: (message: string) => void,
+): KernelIdentity {
+  const path = join(stateDir, IDENTITY_FILE);
+  const recorded = readRecord(path);
+  if (recorded !== undefined && bootId !== '' && recorded.bootId === bootId) return recorded.identity;
+  let identity = readKernelIdentity(roots);
+  if (
+    recorded !== undefined &&
+    identity.buildId !== undefined &&
+    recorded.identity.buildId === identity.buildId &&
+    recorded.identity.id !== identity.id
+  ) {
+    warn(
+      `/proc/version differs from the one recorded for kernel build-id ${identity.buildId} (a live patch may ` +
+        'have changed it); keeping the recorded kernel identity',
+    );
+    identity = recorded.identity;
+  }
+  if (bootId === '') return identity;
+  try {
+    writeFileAtomic(path, `${JSON.stringify({ bootId, identity }, null, 2)}\n`, 0o600);
+  } catch (err) {
+    warn(`cannot record the kernel identity in ${path}: ${(err as Error).message}`);
   }
   return identity;
 }

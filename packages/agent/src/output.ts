@@ -160,6 +160,7 @@ export function formatStatus(s: StatusReport): string {
   row('server', s.server ?? 'not enrolled');
   if (s.mirror) row('mirror', s.mirror);
   row('host id', s.hostId ?? 'not enrolled');
+  if (s.clockWarning) row('clock', s.clockWarning);
   if (s.stateWarning) row('state warning', s.stateWarning);
   return `${lines.join('\n')}\n`;
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Type, type Static, type TSchema } from 'typebox';
 import { ApplyResult, BlockingTask, KernelId, parseJson, validator } from '@livegraft/protocol';
 import { writeFileAtomic } from './fs-atomic.ts';
+import { stateIoError } from './state-io.ts';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -74,6 +75,8 @@ export const AgentState = Type.Object({
   ),
   /** The server refused this host's token (revoked): push stops; re-enrolling clears it. */
   revoked: Type.Optional(Nullable(Type.Object({ at: Type.String(), message: Type.String() }))),
+  /** This host's clock minus the server's (its Date header) at the last check-in. */
+  clockSkew: Type.Optional(Nullable(Type.Object({ sec: Type.Integer(), at: Type.String() }))),
   /** Set when the kernel was left in a state a human must look at (a reverse that stalled); blocks patching. */
   attention: Type.Optional(Nullable(Type.Object({ code: Type.String(), message: Type.String(), at: Type.String() }))),
 });
@@ -119,7 +122,11 @@ export class StateStore {
 
   write(state: AgentState): void {
     stateValidator.parse(state);
-    writeFileAtomic(this.path, `${JSON.stringify(state, null, 2)}\n`, 0o600);
+    try {
+      writeFileAtomic(this.path, `${JSON.stringify(state, null, 2)}\n`, 0o600);
+    } catch (err) {
+      throw stateIoError('write', this.path, err);
+    }
   }
 
   update(fn: (s: AgentState) => void): AgentState {

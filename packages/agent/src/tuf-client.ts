@@ -1,5 +1,5 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   LivegraftError,
@@ -61,7 +61,10 @@ export function tufError(err: unknown, fetcher?: GuardedFetcher): LivegraftError
   if (/DownloadLengthMismatchError|Max length/.test(text))
     return wrapped('DOWNLOAD_TOO_LARGE', 'a download ran past its signed length');
   if (/ExpiredMetadataError|is expired/.test(text))
-    return wrapped('TUF_METADATA_EXPIRED', 'signed metadata has expired');
+    return wrapped(
+      'TUF_METADATA_EXPIRED',
+      `signed metadata has expired by this host's clock (${new Date().toISOString()}); check the clock, then the server's signing`,
+    );
   if (
     /EqualVersionError|BadVersionError|less than current|does not match snapshot version|doesn't match timestamp|Expected version/.test(
       text,
@@ -311,6 +314,13 @@ export class TufClient {
         try {
           await updater.downloadTarget(info, dest);
         } catch (err) {
+          // What did not fit is the module, not the metadata: say so, with its size.
+          if (
+            /ENOSPC|EDQUOT/.test(describeThrown(err).message) ||
+            /ENOSPC|EDQUOT/.test(String((err as NodeJS.ErrnoException)?.code))
+          ) {
+            throw fsWriteError(`cannot store the module ${info.path} (${info.length} bytes) in ${dirname(dest)}`, err);
+          }
           throw tufError(err, fetcher);
         }
       },

@@ -195,7 +195,22 @@ describe('crash-loop guard: quarantine after an unconfirmed apply across a reboo
   beforeEach(() => t.start());
   afterEach(() => t.stop());
 
-  for (const step of ['intent', 'loaded', 'transitioned'] as const) {
+  for (const step of ['transitioned', 'old-removed'] as const) {
+    it(`the host went down after "${step}" (the apply had succeeded): boot confirms level 2 and re-applies it`, async () => {
+      await t.crashAt(step);
+      const k = t.host.reboot();
+      const b = await t.host.cli(['boot']);
+      assert.equal(b.code, 0, b.stderr);
+      assert.match(b.stderr, /had completed .* confirmed/);
+      assert.equal(k.patchEnabled(t.l(2)), true, 'the completed level is back');
+      const s = await t.status();
+      assert.deepEqual(s.quarantined, []);
+      assert.equal(s.lastError, null);
+      assert.equal(s.appliedLevel, 2);
+    });
+  }
+
+  for (const step of ['intent', 'loaded'] as const) {
     it(`the host went down after "${step}": level 2 is quarantined, boot re-applies level 1`, async () => {
       await t.crashAt(step);
       const oldBoot = t.host.kernel.bootId;
@@ -381,7 +396,7 @@ describe('single-instance lock', () => {
   it('takes over the lock of a dead process', async () => {
     const dead = spawnSync(process.execPath, ['-e', 'process.pid'], { encoding: 'utf8' }).pid;
     writeFileSync(lock, `${dead} 12345\n`);
-    const release = await acquireLock(lock, clock, 1_000);
+    const release = await acquireLock(lock, clock, { timeoutMs: 1_000 });
     assert.match(readFileSync(lock, 'utf8'), new RegExp(`^${process.pid} `));
     release();
     assert.equal(existsSync(lock), false);
@@ -393,7 +408,7 @@ describe('single-instance lock', () => {
       await new Promise((r) => setTimeout(r, 50));
       writeFileSync(lock, `${child.pid} ${startOf(child.pid ?? 0)}\n`);
       const started = Date.now();
-      await assert.rejects(acquireLock(lock, clock, 600), { code: 'BUSY' });
+      await assert.rejects(acquireLock(lock, clock, { timeoutMs: 600 }), { code: 'BUSY' });
       assert.ok(Date.now() - started >= 500);
     } finally {
       child.kill('SIGKILL');
@@ -407,7 +422,7 @@ describe('single-instance lock', () => {
       await new Promise((r) => setTimeout(r, 50));
       // Same pid, another start time: the original holder is gone.
       writeFileSync(lock, `${child.pid} 1\n`);
-      const release = await acquireLock(lock, clock, 1_000);
+      const release = await acquireLock(lock, clock, { timeoutMs: 1_000 });
       release();
     } finally {
       child.kill('SIGKILL');
@@ -415,7 +430,7 @@ describe('single-instance lock', () => {
   });
 
   it('release leaves a lock someone else holds alone', async () => {
-    const release = await acquireLock(lock, clock, 1_000);
+    const release = await acquireLock(lock, clock, { timeoutMs: 1_000 });
     writeFileSync(lock, '999999 1\n');
     release();
     assert.equal(readFileSync(lock, 'utf8'), '999999 1\n');

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernelIdFromProcVersion, modinfoValue, parseModinfo } from '@livegraft/protocol';
@@ -11,6 +11,11 @@ export const PROC_VERSION =
   'Linux version 6.1.0-99-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, ' +
   'GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.999-1 (2025-01-01)';
 export const BUILD_ID = '0123456789abcdef0123456789abcdef01234567';
+
+/** Another kernel build has another build-id: the default build's is BUILD_ID. */
+export function buildIdFor(procVersion: string): string {
+  return procVersion === PROC_VERSION ? BUILD_ID : createHash('sha1').update(procVersion).digest('hex');
+}
 
 interface Transition {
   name: string;
@@ -76,7 +81,7 @@ export class FakeKernel {
       join(this.sys, 'kernel/notes'),
       Buffer.concat([
         elfNote('Xen', 6, Buffer.from('abcd')),
-        elfNote('GNU', 3, Buffer.from(BUILD_ID, 'hex')),
+        elfNote('GNU', 3, Buffer.from(buildIdFor(this.procVersion), 'hex')),
         elfNote('Linux', 0x100, Buffer.from([1, 2, 3])),
       ]),
     );

@@ -63,9 +63,16 @@ export class FakeServer {
   readonly tripwires: TripwireEvent[] = [];
   /** The token was revoked: every host request answers 401. */
   revoked = false;
+  /**
+   * The Date header of every answer. Unset, none is sent: the tests' clocks
+   * are fake, and a real Date would read as a skewed host clock.
+   */
+  date: string | undefined;
 
   constructor() {
     this.#server = createServer((req, res) => {
+      res.sendDate = false;
+      if (this.date !== undefined) res.setHeader('date', this.date);
       void this.#handle(req, res).catch((err: unknown) => this.#send(res, 500, { code: 'X', message: String(err) }));
     });
   }
