@@ -9,17 +9,18 @@ import { Guest } from './guest.ts';
 import { fetchKernelImage, type KernelImage } from './kernel.ts';
 import { startServer, type RunningServer } from './server.ts';
 import { buildTriggerInitramfs, catalogueDirs } from './triggers.ts';
+import { packagedAgentFiles } from './agent-runtime.ts';
 import { CACHE, REPO, type BuiltPatch } from './world.ts';
 
 const NODE = process.execPath;
-const AGENT_BUNDLE = join(REPO, 'packages/agent/dist/livegraft-agent.mjs');
+export const AGENT_BUNDLE = join(REPO, 'packages/agent/dist/livegraft-agent.mjs');
 export const CATALOGUE = join(REPO, 'catalogue');
 /** Drivers the guest needs besides what the triggers autoload: NIC, state disk, ext2 via ext4. */
-const GUEST_MODULES = ['e1000', 'virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4'];
+export const GUEST_MODULES = ['e1000', 'virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4'];
 /** Building the whole catalogue compiles ~20 units twice on two cores. */
 const BUILD_TIMEOUT_MS = 60 * 60_000;
 
-const FACTORY_INIT = `#!/bin/sh
+export const FACTORY_INIT = `#!/bin/sh
 # /init of the patch-factory guest: drivers through modprobe (so later
 # autoloads work the same way), the agent's state disk, boot re-apply, network.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -148,15 +149,18 @@ export async function createFactoryWorld(
 
   const fixDirs = catalogueDirs(CATALOGUE);
   const wrapper = join(dir, 'livegraft-agent');
-  writeFileSync(wrapper, '#!/bin/sh\nexec /usr/bin/node /opt/livegraft/livegraft-agent.mjs "$@"\n', { mode: 0o755 });
+  writeFileSync(wrapper, '#!/bin/sh\nexec /usr/bin/livegraft-agent "$@"\n', { mode: 0o755 });
+  // The agent as the Debian package installs it, on Debian 12's nodejs.
+  const agentFiles = Object.fromEntries(
+    Object.entries(await packagedAgentFiles(join(dir, 'package'))).map(([g, h]) => [`/${g}`, h]),
+  );
   const { initrd, qemuArgs } = await buildTriggerInitramfs({
     kernel,
     fixDirs,
     workDir: join(dir, 'initramfs'),
     extraModules: GUEST_MODULES,
     init: FACTORY_INIT,
-    files: { '/opt/livegraft/livegraft-agent.mjs': AGENT_BUNDLE, '/bin/livegraft-agent': wrapper },
-    executables: { '/usr/bin/node': NODE },
+    files: { ...agentFiles, '/bin/livegraft-agent': wrapper },
   });
   const disk = join(dir, 'state.img');
   await execOk('mkfs.ext2', ['-q', '-F', disk, '64M']);
