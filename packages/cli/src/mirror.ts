@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join, normalize, sep } from 'node:path';
 import { Metadata, MetadataKind, type Root, type Snapshot, type Targets, type Timestamp } from '@tufjs/models';
 import { LivegraftError, MAX_MODULE_BYTES, TUF_METADATA_PATH, TUF_TARGETS_PATH } from '@livegraft/protocol';
@@ -237,18 +237,28 @@ async function fetchImmutable(dl: Downloader, local: string, path: string, max: 
 
 const CONTENT_TYPES: Record<string, string> = { '.json': 'application/json', '.ko': 'application/octet-stream' };
 
+/** The request path without its query, percent-decoded; undefined when the encoding is malformed. */
+export function decodePath(url: string): string | undefined {
+  try {
+    return decodeURIComponent(url.split('?')[0] ?? '/');
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Serves `<dir>/tuf/**` read-only over HTTP (GET/HEAD), nothing else. The
  * mirror is untrusted by design: clients verify every byte it serves.
  */
 export function serveMirror(dir: string): Server {
   const root = normalize(join(dir, 'tuf'));
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const fail = (status: number, msg: string): void => {
-      res.writeHead(status, { 'content-type': 'text/plain' }).end(`${msg}\n`);
+      res.writeHead(status, { 'content-type': 'text/plain', 'x-content-type-options': 'nosniff' }).end(`${msg}\n`);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return fail(405, 'read-only mirror');
-    const path = decodeURIComponent((req.url ?? '/').split('?')[0] ?? '/');
+    const path = decodePath(req.url ?? '/');
+    if (path === undefined) return fail(400, 'malformed path');
     if (!path.startsWith('/tuf/') || path.includes('\0')) return fail(404, 'not found');
     const file = normalize(join(dir, path));
     if (!file.startsWith(root + sep)) return fail(404, 'not found');
@@ -261,6 +271,7 @@ export function serveMirror(dir: string): Server {
         res.writeHead(200, {
           'content-type': type,
           'content-length': st.size,
+          'x-content-type-options': 'nosniff',
           'cache-control': path.endsWith('/timestamp.json') ? 'no-cache' : 'public, max-age=31536000, immutable',
         });
         if (req.method === 'HEAD') return res.end();
@@ -270,6 +281,15 @@ export function serveMirror(dir: string): Server {
       },
       () => fail(404, 'not found'),
     );
+  };
+  // One bad request must never take the mirror down for every other client.
+  const server = createServer((req, res) => {
+    try {
+      handle(req, res);
+    } catch {
+      if (res.headersSent) res.destroy();
+      else res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+    }
   });
   server.requestTimeout = SERVE_REQUEST_TIMEOUT_MS;
   return server;
