@@ -3,6 +3,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LivegraftError, manifestValidator, moduleNameFor, type PatchManifest } from '@livegraft/protocol';
+import { identityWarnings } from './identity-functions.ts';
 import { writeFilesAtomically } from './atomic-write.ts';
 import {
   COPIED_OBJECT,
@@ -374,7 +375,15 @@ export async function buildPatch(options: BuildOptions): Promise<BuildResult> {
       manifestPath,
       headersDir,
       kernel,
-      warnings: make.warnings,
+      warnings: [
+        ...make.warnings,
+        ...identityWarnings([
+          ...copied,
+          ...included.flatMap((fix) =>
+            (fix.spec.functions ?? []).map((f) => ({ name: f.name, object: f.object, fixId: fix.spec.id })),
+          ),
+        ]),
+      ],
       skipped,
       ...(factory ? { reproducibility: factory.repro } : {}),
       klpRelocations: klpRelocs.length + (slots?.relocs.length ?? 0),
