@@ -66,6 +66,7 @@ export interface ModuleOptions {
   /** Overrides the modinfo kernel id or level (to make a module that disagrees with its manifest). */
   modinfoKernelId?: string;
   modinfoLevel?: string;
+  modinfoVermagic?: string;
   salt?: string;
 }
 
@@ -79,7 +80,7 @@ export function buildPatch(opts: ModuleOptions = {}): { bytes: Buffer; sha256: s
     `livegraft_level=${opts.modinfoLevel ?? String(level)}`,
     `livegraft_kernel_id=${opts.modinfoKernelId ?? kernelId}`,
     `salt=${opts.salt ?? ''}`,
-    'vermagic=6.1.0-18-amd64 SMP preempt mod_unload modversions ',
+    `vermagic=${opts.modinfoVermagic ?? '6.1.0-18-amd64 SMP preempt mod_unload modversions '}`,
     `name=${name}`,
   ];
   if (opts.livepatch !== false) entries.push('livepatch=Y');

@@ -101,6 +101,28 @@ describe('refused uploads and manifests', () => {
     await cleanModules();
   });
 
+  it('refuses to sign a module whose modinfo vermagic lies about its kernel', async () => {
+    const p = buildPatch({ modinfoVermagic: '9.9.9-evil SMP preempt mod_unload modversions ' });
+    await h.call('PUT', `/modules/${p.sha256}`, { body: p.bytes });
+    const body = assertError(
+      await h.call('POST', '/patches', { json: { manifest: p.manifest, publish: true } }),
+      400,
+      'MANIFEST_MISMATCH',
+    );
+    assert.match(body.message, /vermagic is 9\.9\.9-evil/);
+    assert.deepEqual((await h.call('GET', '/patches')).json, []);
+    await cleanModules();
+  });
+
+  it('refuses a manifest whose release is not the one its vermagic names', async () => {
+    const p = buildPatch();
+    await h.call('PUT', `/modules/${p.sha256}`, { body: p.bytes });
+    const manifest = { ...p.manifest, kernel: { ...p.manifest.kernel, release: '6.1.0-19-amd64' } };
+    const body = assertError(await h.call('POST', '/patches', { json: { manifest } }), 400, 'MANIFEST_MISMATCH');
+    assert.match(body.message, /kernel\.release/);
+    await cleanModules();
+  });
+
   it('refuses a manifest whose kernel id disagrees with the module modinfo', async () => {
     const p = buildPatch({ modinfoKernelId: OTHER_KERNEL_ID });
     await h.call('PUT', `/modules/${p.sha256}`, { body: p.bytes });

@@ -31,7 +31,7 @@ function mismatch(what: string, manifestSays: unknown, actual: unknown): Livegra
 }
 
 /** Checks that a manifest names its module correctly and that the stored module agrees with it. */
-async function checkManifest(ctx: RouteContext, m: PatchManifest): Promise<void> {
+export async function checkManifest(ctx: Pick<RouteContext, 'modules'>, m: PatchManifest): Promise<void> {
   const expectedName = moduleNameFor(m.kernel.id, m.level);
   if (m.name !== expectedName) throw mismatch('name', m.name, `kernel and level give ${expectedName}`);
   if (m.module.file !== `${m.name}.ko`) throw mismatch('module.file', m.module.file, `the name gives ${m.name}.ko`);
@@ -61,6 +61,14 @@ async function checkManifest(ctx: RouteContext, m: PatchManifest): Promise<void>
   const kernelId = modinfoValue(info, 'livegraft_kernel_id');
   if (kernelId !== m.kernel.id) {
     throw mismatch('kernel.id', m.kernel.id, `the module's livegraft_kernel_id is ${kernelId ?? 'missing'}`);
+  }
+  // The agent refuses a module whose vermagic is not its kernel's; one that lies must never be signed.
+  const vermagic = modinfoValue(info, 'vermagic')?.trim();
+  if (vermagic !== m.kernel.vermagic.trim()) {
+    throw mismatch('kernel.vermagic', m.kernel.vermagic.trim(), `the module's vermagic is ${vermagic ?? 'missing'}`);
+  }
+  if (!`${vermagic} `.startsWith(`${m.kernel.release} `)) {
+    throw mismatch('kernel.release', m.kernel.release, `the module's vermagic is ${vermagic}`);
   }
   // modpost records the module name; older toolchains may not, so only a present one must agree.
   const name = modinfoValue(info, 'name');
