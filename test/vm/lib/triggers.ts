@@ -4,89 +4,50 @@ import { execOk } from './exec.ts';
 import type { Guest } from './guest.ts';
 import { buildInitramfs, moduleClosure } from './initramfs.ts';
 import type { KernelImage } from './kernel.ts';
+import { fixSpecValidator } from '@livegraft/protocol';
+import {
+  GUEST_TRIGGER_DIR,
+  TRIGGER_UID,
+  compileTrigger,
+  qemuArgsOf,
+  readTrigger,
+  triggerCommand,
+  type TriggerSpec,
+} from '../../../packages/builder/src/validate/triggers.ts';
+import { spawnRunner } from '../../../packages/builder/src/runner.ts';
 
 /** What a catalogue trigger printed: VULNERABLE, FIXED, or why it could not tell. */
 export type TriggerVerdict = 'VULNERABLE' | 'FIXED' | string;
 
-/** One fix directory's trigger, as the guest runs it. */
-export interface TriggerSpec {
-  /** The fix's id (its CVE for the catalogue). */
-  id: string;
-  fixDir: string;
-  source: string;
-  runAs: 'root' | 'user';
-  /** Modules the trigger needs modprobe to find (from `trigger.modules`, one name a line). */
-  modules: string[];
-  /** Extra QEMU arguments, from `qemu.json` (see qemuArgsFor). */
-  qemu?: { generator: string; args: string[] };
-}
-
-/** Where the trigger binaries live in the guest. */
-export const GUEST_TRIGGER_DIR = '/triggers';
-/** The unprivileged user a `runAs: "user"` trigger runs as. */
-export const TRIGGER_UID = 1000;
+export { GUEST_TRIGGER_DIR, TRIGGER_UID, type TriggerSpec };
 const TRIGGER_TIMEOUT_MS = 60_000;
+const TRIGGER_TIMEOUT_SEC = 50;
 const VERDICT = /^(VULNERABLE|FIXED|UNSUPPORTED: .*)$/;
 
-/** Reads the trigger of each fix directory that has one. */
-export function readTriggers(fixDirs: string[]): TriggerSpec[] {
+/** Reads the trigger of each fix directory that has one (the builder's reading of fix.json, trigger.modules, qemu.json). */
+export async function readTriggers(fixDirs: string[]): Promise<TriggerSpec[]> {
   const out: TriggerSpec[] = [];
   for (const fixDir of fixDirs) {
-    const spec = JSON.parse(readFileSync(join(fixDir, 'fix.json'), 'utf8')) as {
-      id: string;
-      trigger?: { source: string; runAs?: 'root' | 'user' };
-    };
-    if (!spec.trigger) continue;
-    const modFile = join(fixDir, 'trigger.modules');
-    const modules = existsSync(modFile)
-      ? readFileSync(modFile, 'utf8')
-          .split('\n')
-          .map((l) => l.trim())
-          .filter((l) => l && !l.startsWith('#'))
-      : [];
-    const qemuFile = join(fixDir, 'qemu.json');
-    const qemu = existsSync(qemuFile)
-      ? (JSON.parse(readFileSync(qemuFile, 'utf8')) as { generator: string; args: string[] })
-      : undefined;
-    out.push({
-      id: spec.id,
+    const t = await readTrigger(
       fixDir,
-      source: spec.trigger.source,
-      runAs: spec.trigger.runAs ?? 'root',
-      modules,
-      ...(qemu ? { qemu } : {}),
-    });
+      fixSpecValidator.parse(JSON.parse(readFileSync(join(fixDir, 'fix.json'), 'utf8'))),
+    );
+    if (t !== undefined) out.push(t);
   }
   return out;
 }
 
 /** Compiles every trigger with `gcc -static -O2` into workDir; returns guest path -> host binary. */
 export async function compileTriggers(triggers: TriggerSpec[], workDir: string): Promise<Record<string, string>> {
-  mkdirSync(workDir, { recursive: true });
   const bins: Record<string, string> = {};
-  for (const t of triggers) {
-    const bin = join(workDir, t.id);
-    await execOk('gcc', ['-static', '-O2', '-Wall', '-o', bin, join(t.fixDir, t.source)], { timeoutMs: 120_000 });
-    bins[`${GUEST_TRIGGER_DIR}/${t.id}`] = bin;
-  }
+  for (const t of triggers) bins[`${GUEST_TRIGGER_DIR}/${t.fixId}`] = await compileTrigger(spawnRunner, t, workDir);
   return bins;
 }
 
-/**
- * QEMU arguments the triggers need. A fix directory's `qemu.json` names a C
- * generator in that directory and arguments where `{out}` stands for the file
- * the generator writes (its only argument), e.g. an e1000 option ROM.
- */
+/** QEMU arguments the triggers need (see the builder's qemuArgsOf). */
 export async function qemuArgsFor(triggers: TriggerSpec[], workDir: string): Promise<string[]> {
   const args: string[] = [];
-  for (const t of triggers) {
-    if (!t.qemu) continue;
-    const gen = join(workDir, `${t.id}-gen`);
-    const out = resolve(workDir, `${t.id}.bin`);
-    await execOk('gcc', ['-O2', '-o', gen, join(t.fixDir, t.qemu.generator)], { timeoutMs: 120_000 });
-    await execOk(gen, [out]);
-    args.push(...t.qemu.args.map((a) => a.replaceAll('{out}', out)));
-  }
+  for (const t of triggers) args.push(...(await qemuArgsOf(spawnRunner, t, resolve(workDir))));
   return args;
 }
 
@@ -165,7 +126,7 @@ export interface TriggerInitramfsOptions {
 export async function buildTriggerInitramfs(
   o: TriggerInitramfsOptions,
 ): Promise<{ initrd: string; qemuArgs: string[] }> {
-  const triggers = readTriggers(o.fixDirs);
+  const triggers = await readTriggers(o.fixDirs);
   const bins = await compileTriggers(triggers, join(o.workDir, 'bin'));
   const modules = [...new Set([...triggers.flatMap((t) => t.modules), ...(o.extraModules ?? [])])];
   const tree = await modprobeTree(o.kernel, modules, join(o.workDir, 'modtree'));
@@ -185,13 +146,6 @@ export async function buildTriggerInitramfs(
   return { initrd: path, qemuArgs: await qemuArgsFor(triggers, o.workDir) };
 }
 
-/** The command line that runs one trigger in the guest. */
-export function triggerCommand(t: Pick<TriggerSpec, 'id' | 'runAs'>): string {
-  const bin = `${GUEST_TRIGGER_DIR}/${t.id}`;
-  // busybox su from root asks no password; /etc/passwd names uid TRIGGER_UID "user".
-  return `cd /tmp && timeout 50 ${t.runAs === 'user' ? `su -s /bin/sh -c ${bin} user` : bin} 2>&1`;
-}
-
 /** Takes the verdict line out of a trigger's output. */
 export function parseVerdict(out: string, code: number): TriggerVerdict {
   const lines = out.split('\n').map((l) => l.trim());
@@ -206,9 +160,9 @@ export function parseVerdict(out: string, code: number): TriggerVerdict {
  */
 export async function runTriggers(guest: Guest, fixDirs: string[]): Promise<Map<string, TriggerVerdict>> {
   const results = new Map<string, TriggerVerdict>();
-  for (const t of readTriggers(fixDirs)) {
-    const r = await guest.run(triggerCommand(t), TRIGGER_TIMEOUT_MS);
-    results.set(t.id, parseVerdict(r.out, r.code));
+  for (const t of await readTriggers(fixDirs)) {
+    const r = await guest.run(triggerCommand(t, TRIGGER_TIMEOUT_SEC), TRIGGER_TIMEOUT_MS);
+    results.set(t.fixId, parseVerdict(r.out, r.code));
   }
   return results;
 }
