@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GROUPS = {
-  unit: { patterns: ['packages/*/test/**/*.test.ts'], concurrency: true },
+  unit: { patterns: ['packages/*/test/**/*.test.ts', 'packaging/test/*.test.ts'], concurrency: true },
   vm: { patterns: ['test/vm/*.test.ts'], concurrency: 1 },
 } as const;
 type Group = keyof typeof GROUPS;

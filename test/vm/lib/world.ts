@@ -9,6 +9,7 @@ import { buildInitramfs } from './initramfs.ts';
 import { Guest } from './guest.ts';
 import { startServer, type RunningServer } from './server.ts';
 import { Front } from './front.ts';
+import { packagedAgentFiles } from './agent-runtime.ts';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const CACHE = join(REPO, '.cache', 'vm');
@@ -163,9 +164,10 @@ export async function createWorld(name: string, opts: WorldOptions = {}): Promis
 
   const init = readFileSync(fileURLToPath(new URL('./init.sh', import.meta.url)), 'utf8');
   const wrapper = join(dir, 'livegraft-agent');
-  writeFileSync(wrapper, '#!/bin/sh\nexec /usr/bin/node /opt/livegraft/livegraft-agent.mjs "$@"\n', { mode: 0o755 });
+  writeFileSync(wrapper, '#!/bin/sh\nexec /usr/bin/livegraft-agent "$@"\n', { mode: 0o755 });
   const files: Record<string, string> = {
-    'opt/livegraft/livegraft-agent.mjs': AGENT_BUNDLE,
+    // The agent as the Debian package installs it, on Debian 12's nodejs.
+    ...(await packagedAgentFiles(join(dir, 'package'))),
     'bin/livegraft-agent': wrapper,
     [`fixtures/other-kernel/${other.manifest.name}.json`]: other.manifestPath,
     [`fixtures/other-kernel/${other.manifest.module.file}`]: other.modulePath,
@@ -190,7 +192,7 @@ export async function createWorld(name: string, opts: WorldOptions = {}): Promis
     modules: GUEST_MODULES,
     init,
     files,
-    executables: { 'usr/bin/node': NODE },
+    executables: {},
     out: join(dir, 'initrd.cpio'),
   });
   const disk = join(dir, 'state.img');

@@ -1,0 +1,127 @@
+/**
+ * livegraft-agent_<version>_all.deb: the agent bundled for Debian 12's own
+ * Node.js (18), its systemd units, the example settings (a conffile), the
+ * state directory, the man page and shell completion.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { buildDeb, type DebFile } from './deb.ts';
+import { bashCompletion, manPage, zshCompletion } from './cli-docs.ts';
+import { agentProgram } from './programs.ts';
+import { agentManSections } from './agent/man.ts';
+
+export const PACKAGING = import.meta.dirname;
+export const REPO = join(PACKAGING, '..');
+/** The oldest Node.js the package runs on: Debian 12's. */
+export const NODE_TARGET = 'node18';
+export const MAINTAINER = 'Livegraft maintainers <maintainers@livegraft.invalid>';
+
+export function version(): string {
+  return (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** The agent as one CommonJS file with a /usr/bin/node shebang, and the npm packages inside it. */
+export async function bundleAgent(): Promise<{ code: string; packages: { name: string; license: string }[] }> {
+  const r = await build({
+    entryPoints: [join(PACKAGING, 'agent/entry.ts')],
+    bundle: true,
+    platform: 'node',
+    target: NODE_TARGET,
+    format: 'cjs',
+    minify: true,
+    keepNames: true,
+    legalComments: 'none',
+    banner: { js: '#!/usr/bin/node' },
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
+  });
+  const names = new Set<string>();
+  for (const input of Object.keys(r.metafile.inputs)) {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (m?.[1] && !m[1].startsWith('@livegraft/')) names.add(m[1]);
+  }
+  const packages = [...names].sort().map((name) => {
+    const pkg = JSON.parse(readFileSync(join(REPO, 'node_modules', name, 'package.json'), 'utf8')) as {
+      license?: string;
+    };
+    return { name, license: pkg.license ?? 'UNKNOWN' };
+  });
+  const out = r.outputFiles[0];
+  if (out === undefined) throw new Error('esbuild wrote no output');
+  return { code: out.text, packages };
+}
+
+function changelog(v: string): string {
+  return [
+    `livegraft-agent (${v}) unstable; urgency=medium`,
+    '',
+    '  * Release built from the Livegraft repository.',
+    '',
+    ` -- ${MAINTAINER}  ${new Date(Date.UTC(2026, 0, 1)).toUTCString().replace('GMT', '+0000')}`,
+    '',
+  ].join('\n');
+}
+
+export async function buildAgentDeb(outDir: string): Promise<string> {
+  const v = version();
+  const { code, packages } = await bundleAgent();
+  const bad = packages.filter((p) => !/^(MIT|ISC|Apache-2\.0|BSD-[23]-Clause|0BSD)$/.test(p.license));
+  if (bad.length > 0) throw new Error(`bundled packages with unexpected licenses: ${JSON.stringify(bad)}`);
+  const program = await agentProgram();
+  const read = (p: string): string => readFileSync(join(PACKAGING, 'agent', p), 'utf8');
+  const copyright = read('debian/copyright').replace(
+    ' The bundled agent also contains commander (MIT), tuf-js and @tufjs/models (MIT),\n typebox (MIT) and their dependencies, each under its own license.\n',
+    ` The bundled agent also contains these npm packages, each under its license:\n${packages.map((p) => ` ${p.name} (${p.license})`).join('\n')}\n`,
+  );
+  const doc = 'usr/share/doc/livegraft-agent';
+  const files: DebFile[] = [
+    { path: 'usr/bin/livegraft-agent', content: code, mode: 0o755 },
+    { path: 'lib/systemd/system/livegraft-agent.service', content: read('livegraft-agent.service'), mode: 0o644 },
+    {
+      path: 'lib/systemd/system/livegraft-agent-boot.service',
+      content: read('livegraft-agent-boot.service'),
+      mode: 0o644,
+    },
+    { path: 'etc/livegraft/agent.conf', content: read('agent.conf'), mode: 0o644 },
+    {
+      path: 'usr/share/man/man8/livegraft-agent.8.gz',
+      content: manPage(program, {
+        section: 8,
+        version: v,
+        summary: 'Livegraft host agent: applies live kernel patches',
+        extra: agentManSections(),
+      }),
+      mode: 0o644,
+      gzip: true,
+    },
+    { path: 'usr/share/bash-completion/completions/livegraft-agent', content: bashCompletion(program), mode: 0o644 },
+    { path: 'usr/share/zsh/vendor-completions/_livegraft-agent', content: zshCompletion(program), mode: 0o644 },
+    { path: `${doc}/copyright`, content: copyright, mode: 0o644 },
+    { path: `${doc}/changelog.gz`, content: changelog(v), mode: 0o644, gzip: true },
+  ];
+  return buildDeb(
+    {
+      name: 'livegraft-agent',
+      version: v,
+      architecture: 'all',
+      maintainer: MAINTAINER,
+      section: 'admin',
+      depends: ['nodejs (>= 18)', 'kmod', 'ca-certificates'],
+      description: [
+        'Livegraft host agent: live kernel patches without a reboot',
+        'The agent checks in with a self-hosted Livegraft server, fetches the patch level the server wants through signed TUF metadata, verifies the module against the running kernel and applies it through the kernel livepatch interface, with rollback and re-apply at boot.',
+      ],
+      files,
+      dirs: ['var/lib/livegraft'],
+      conffiles: ['/etc/livegraft/agent.conf'],
+      scripts: {
+        postinst: read('debian/postinst'),
+        prerm: read('debian/prerm'),
+        postrm: read('debian/postrm'),
+      },
+    },
+    outDir,
+  );
+}
