@@ -18,7 +18,7 @@ export class ModuleStore {
   }
 
   async init(): Promise<void> {
-    await mkdir(this.#root, { recursive: true, mode: 0o750 });
+    await mkdir(this.#root, { recursive: true, mode: 0o700 });
   }
 
   /** Size in bytes of a stored module, or undefined if it is not stored. */
@@ -37,7 +37,7 @@ export class ModuleStore {
     if ((await this.size(sha256)) !== undefined) return false;
     const tmp = join(this.#root, `.tmp-${sha256}-${randomBytes(6).toString('hex')}`);
     try {
-      const fh = await open(tmp, 'wx', 0o640);
+      const fh = await open(tmp, 'wx', 0o600);
       try {
         await fh.writeFile(bytes);
         await fh.sync();

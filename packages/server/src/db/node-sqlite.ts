@@ -1,3 +1,4 @@
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { SqliteDatabase, SqliteStatement } from 'kysely';
 
@@ -14,7 +15,23 @@ export type ReadSync = (sql: string, params: readonly unknown[]) => Record<strin
  * expects (it was written for better-sqlite3): parameters come as one array,
  * and `reader` tells whether the statement returns rows.
  */
+/**
+ * Creates the database file owner-only before SQLite does (SQLite would follow the umask, and it
+ * gives its -wal and -shm files the database file's mode), and tightens one created looser.
+ */
+function ownerOnly(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      chmodSync(file, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}
+
 export function openNodeSqlite(path: string): SqliteDatabase & { readSync: ReadSync } {
+  if (path !== ':memory:') ownerOnly(path);
   const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
   db.exec('PRAGMA journal_mode = WAL');
   // In WAL mode NORMAL never corrupts the database; it fsyncs at checkpoints instead of at every
