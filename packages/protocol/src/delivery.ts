@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { PatchManifest } from './manifest.ts';
+import { ValidationSummary } from './pipeline.ts';
 import { validator } from './validate.ts';
 
 /**
@@ -21,7 +22,11 @@ export function tufTargetPath(kernelId: string, level: number, name: string): st
 }
 
 export const TargetCustom = Type.Object({
-  livegraft: Type.Object({ manifest: PatchManifest }),
+  livegraft: Type.Object({
+    manifest: PatchManifest,
+    /** Levels the build pipeline released: the VM validation that proved them on their exact kernel build. */
+    validation: Type.Optional(ValidationSummary),
+  }),
 });
 export type TargetCustom = Static<typeof TargetCustom>;
 export const targetCustomValidator = validator(TargetCustom, 'TUF target custom metadata');

@@ -63,6 +63,8 @@ export const FeedCreate = Type.Object(
     autoPublish: Type.Optional(Type.Boolean({ description: 'a newly published level lands here at once' })),
     promotion: Type.Optional(Nullable(PromotionRule)),
     windows: Type.Optional(Type.Array(MaintenanceWindow, { maxItems: 28 })),
+    /** Only levels with a passed validation (or an operator's recorded override) enter; default true except for `canary`. */
+    requireValidated: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -75,6 +77,7 @@ export const FeedUpdate = Type.Object(
     autoPublish: Type.Optional(Type.Boolean()),
     promotion: Type.Optional(Nullable(PromotionRule)),
     windows: Type.Optional(Type.Array(MaintenanceWindow, { maxItems: 28 })),
+    requireValidated: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -136,6 +139,8 @@ export const FeedRecord = Type.Object({
   autoPublish: Type.Boolean(),
   promotion: Nullable(PromotionRule),
   windows: Type.Array(MaintenanceWindow),
+  /** Levels enter (publish, promotion, set-level) only with a passed validation or a recorded override. */
+  requireValidated: Type.Boolean(),
   levels: Type.Array(FeedLevel),
   pins: Type.Array(PinRecord),
   hostCount: Type.Integer(),

@@ -47,6 +47,8 @@ const program = new Command('livegraft-server')
   .option('--enroll-burst <n>', 'enrolments allowed at once per client IP', integer)
   .option('--enroll-per-minute <n>', 'sustained enrolments per minute per client IP', integer)
   .option('--stall-sec <sec>', 'a reported livepatch transition running this long halts the rollout', integer)
+  .option('--job-lease <sec>', 'build jobs: seconds a worker holds a job without a heartbeat (default 120)', integer)
+  .option('--catalogue <dir>', 'fix catalogue (a directory of fix directories) that submitted fixes must not duplicate')
   .addHelpText(
     'after',
     '\nEnvironment: LIVEGRAFT_ADMIN_TOKEN and LIVEGRAFT_REGISTRATION_KEY override the secrets\n' +
@@ -74,6 +76,8 @@ async function main(): Promise<void> {
     enrollBurst?: number;
     enrollPerMinute?: number;
     stallSec?: number;
+    jobLease?: number;
+    catalogue?: string;
   }>();
   let config;
   try {
@@ -95,6 +99,8 @@ async function main(): Promise<void> {
       enrollBurst: opts.enrollBurst,
       enrollPerMinute: opts.enrollPerMinute,
       stallSec: opts.stallSec,
+      jobLeaseSec: opts.jobLease,
+      catalogueDir: opts.catalogue,
       adminToken: process.env['LIVEGRAFT_ADMIN_TOKEN'] || undefined,
       registrationKey: process.env['LIVEGRAFT_REGISTRATION_KEY'] || undefined,
     });

@@ -52,6 +52,10 @@ export const ConfigSchema = Type.Object(
     tufRoots: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { maxItems: 1000 })),
     /** Tripwire alerts (exploit attempts blocked by live patches) are POSTed here as JSON. */
     alertWebhook: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048 })),
+    /** Build jobs: a worker's lease lasts this long unless a heartbeat extends it. */
+    jobLeaseSec: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400 })),
+    /** A directory of shipped fixes (one sub-directory with fix.json each) that submitted fixes must not repeat. */
+    catalogueDir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
   },
   { additionalProperties: false },
 );

@@ -30,6 +30,15 @@ export const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   FEED_IN_USE: 409,
   DOWNGRADE_REFUSED: 409,
   RATE_LIMITED: 429,
+  // The build pipeline (issue 11).
+  FIX_INVALID: 400,
+  PATCH_INVALID: 400,
+  FIX_NO_CVE: 400,
+  FIX_DUPLICATE: 400,
+  FIX_NOT_FOUND: 404,
+  JOB_NOT_FOUND: 404,
+  LEASE_LOST: 409,
+  NOT_VALIDATED: 409,
 };
 
 // Fastify's own request errors, renamed to our stable codes.

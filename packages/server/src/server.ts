@@ -38,6 +38,9 @@ import { tripwireRoutes } from './routes/tripwires.ts';
 import { vexRoutes } from './routes/vex.ts';
 import { TufRepository, type TufOptions } from './tuf/repository.ts';
 import { createDashboard } from './dashboard/index.ts';
+import { createPipeline } from './pipeline/service.ts';
+import { pipelineRoutes } from './routes/pipeline.ts';
+import { jobRoutes } from './routes/jobs.ts';
 
 export const MODULES_DIR = 'modules';
 export const TUF_KEYS_DIR = 'keys';
@@ -178,6 +181,8 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     compliance,
   };
 
+  const pipeline = createPipeline(ctx, db as unknown as Kysely<unknown>, logger);
+
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: MAX_JSON_BODY_BYTES,
@@ -217,6 +222,8 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
         vexRoutes(api, ctx, compliance);
         tripwireRoutes(api, ctx, compliance);
         dashboard.api(api, ctx);
+        pipelineRoutes(api, ctx, pipeline);
+        jobRoutes(api, ctx, pipeline);
         done();
       },
       { prefix: API_PREFIX },

@@ -234,7 +234,8 @@ export function runStorageContract(
       const down = await migrator.migrateTo('0020_dashboard_sessions');
       assert.equal(down.error, undefined);
       assert.deepEqual(
-        down.results?.map((r) => [r.migrationName, r.direction, r.status]),
+        // Later migrations (0040 on) go down first; these two are the ones this test is about.
+        down.results?.filter((r) => r.migrationName < '0040').map((r) => [r.migrationName, r.direction, r.status]),
         [
           ['0031_host_report_fp', 'Down', 'Success'],
           ['0030_host_ignore', 'Down', 'Success'],

@@ -78,9 +78,15 @@ export function fleetSuite(backend: string, makeDatabase: DatabaseMaker, skip: s
     it('promotes after the rule delay, evaluated with an injected clock', async () => {
       const clock = new ManualClock();
       const h = await start({ deps: { clock: clock.now } });
-      await h.ok('POST', '/feeds', { json: { name: 'late', promotion: null } });
+      await h.ok('POST', '/feeds', { json: { name: 'late', promotion: null, requireValidated: false } });
       await h.ok('POST', '/feeds', {
-        json: { name: 'early', autoPublish: true, promotesTo: 'late', promotion: { afterSec: 3600 } },
+        json: {
+          name: 'early',
+          autoPublish: true,
+          promotesTo: 'late',
+          promotion: { afterSec: 3600 },
+          requireValidated: false,
+        },
       });
       await h.publish(1);
       assert.deepEqual(await h.server.fleet.fleet.evaluatePromotions(), []);
@@ -103,9 +109,15 @@ export function fleetSuite(backend: string, makeDatabase: DatabaseMaker, skip: s
     it('promotes by health: N hosts applied with no failure for T, then the next feed gets it', async () => {
       const clock = new ManualClock();
       const h = await start({ deps: { clock: clock.now } });
-      await h.ok('POST', '/feeds', { json: { name: 'wide' } });
+      await h.ok('POST', '/feeds', { json: { name: 'wide', requireValidated: false } });
       await h.ok('POST', '/feeds', {
-        json: { name: 'pilot', autoPublish: true, promotesTo: 'wide', promotion: { minHosts: 2, healthySec: 300 } },
+        json: {
+          name: 'pilot',
+          autoPublish: true,
+          promotesTo: 'wide',
+          promotion: { minHosts: 2, healthySec: 300 },
+          requireValidated: false,
+        },
       });
       const key = await ringKey(h, 'pilot');
       const a = await h.enroll('pilot-a', { key });
@@ -131,10 +143,10 @@ export function fleetSuite(backend: string, makeDatabase: DatabaseMaker, skip: s
       clock.set('2026-03-02T10:00:00.000Z'); // a Monday
       const h = await start({ deps: { clock: clock.now } });
       await h.ok('POST', '/feeds', {
-        json: { name: 'db', windows: [{ days: ['sat'], start: '23:00', end: '02:00' }] },
+        json: { name: 'db', windows: [{ days: ['sat'], start: '23:00', end: '02:00' }], requireValidated: false },
       });
       await h.ok('POST', '/feeds', {
-        json: { name: 'web', autoPublish: true, promotesTo: 'db', promotion: { afterSec: 0 } },
+        json: { name: 'web', autoPublish: true, promotesTo: 'db', promotion: { afterSec: 0 }, requireValidated: false },
       });
       await h.publish(1);
       await h.server.fleet.fleet.evaluatePromotions();
@@ -150,9 +162,15 @@ export function fleetSuite(backend: string, makeDatabase: DatabaseMaker, skip: s
     it('an apply failure halts the level: no promotion, hosts not on it stay back, recorded; resume lifts it', async () => {
       const clock = new ManualClock();
       const h = await start({ deps: { clock: clock.now } });
-      await h.ok('POST', '/feeds', { json: { name: 'after' } });
+      await h.ok('POST', '/feeds', { json: { name: 'after', requireValidated: false } });
       await h.ok('POST', '/feeds', {
-        json: { name: 'first', autoPublish: true, promotesTo: 'after', promotion: { afterSec: 60 } },
+        json: {
+          name: 'first',
+          autoPublish: true,
+          promotesTo: 'after',
+          promotion: { afterSec: 60 },
+          requireValidated: false,
+        },
       });
       const key = await ringKey(h, 'first');
       const bad = await h.enroll('bad', { key });
@@ -543,7 +561,7 @@ export function fleetSuite(backend: string, makeDatabase: DatabaseMaker, skip: s
 
     it('registration keys bind a feed and tags; feeds validate their fields', async () => {
       const h = await start();
-      await h.ok('POST', '/feeds', { json: { name: 'edge', autoPublish: true } });
+      await h.ok('POST', '/feeds', { json: { name: 'edge', autoPublish: true, requireValidated: false } });
       const key = await ringKey(h, 'edge', ['eu', 'web']);
       const host = await h.enroll('edge1', { key });
       const rec = await h.ok<HostRecord>('GET', `/hosts/${host.hostId}`);

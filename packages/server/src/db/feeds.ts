@@ -21,6 +21,7 @@ export interface Feed {
   promotion: PromotionRule | null;
   windows: MaintenanceWindow[];
   createdAt: string;
+  requireValidated: boolean;
 }
 
 export interface LevelChange {
@@ -65,6 +66,8 @@ export class FeedRepository {
         promotion_json: spec.promotion === undefined || spec.promotion === null ? null : JSON.stringify(spec.promotion),
         windows_json: JSON.stringify(spec.windows ?? []),
         created_at: now.toISOString(),
+        // Gated unless said otherwise, except canary: it is where unproven levels are meant to land.
+        require_validated: (spec.requireValidated ?? spec.name !== 'canary') ? 1 : 0,
       })
       .onConflict((oc) => oc.column('name').doNothing())
       .executeTakeFirst();
@@ -80,6 +83,7 @@ export class FeedRepository {
         ? {}
         : { promotion_json: u.promotion === null ? null : JSON.stringify(u.promotion) }),
       ...(u.windows === undefined ? {} : { windows_json: JSON.stringify(u.windows) }),
+      ...(u.requireValidated === undefined ? {} : { require_validated: u.requireValidated ? 1 : 0 }),
     };
     if (Object.keys(set).length === 0) return (await this.get(name)) !== undefined;
     const res = await this.#db.updateTable('feeds').set(set).where('name', '=', name).executeTakeFirst();
@@ -191,6 +195,23 @@ export class FeedRepository {
     return Number(res.numDeletedRows) > 0;
   }
 
+  /**
+   * Levels that may enter a gated feed (key: kernelId + NUL + level): a passed
+   * VM validation or an operator's recorded override.
+   */
+  async validatedLevels(kernelIds?: string[]): Promise<Set<string>> {
+    let q = this.#db
+      .selectFrom('level_validations')
+      .select(['kernel_id', 'level'])
+      .where('result', 'in', ['passed', 'override']);
+    if (kernelIds !== undefined) {
+      if (kernelIds.length === 0) return new Set();
+      q = q.where('kernel_id', 'in', kernelIds);
+    }
+    const rows = await q.execute();
+    return new Set(rows.map((r) => `${r.kernel_id}\u0000${r.level}`));
+  }
+
   async halts(kernelIds?: string[]): Promise<HaltRecord[]> {
     let q = this.#db.selectFrom('level_halts').selectAll();
     if (kernelIds !== undefined) {
@@ -215,6 +236,7 @@ function toFeed(row: Selectable<FeedsTable>): Feed {
     promotion: row.promotion_json === null ? null : (JSON.parse(row.promotion_json) as PromotionRule),
     windows: JSON.parse(row.windows_json) as MaintenanceWindow[],
     createdAt: row.created_at,
+    requireValidated: Number(row.require_validated) !== 0,
   };
 }
 

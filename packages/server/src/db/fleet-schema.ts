@@ -14,6 +14,21 @@ export interface FeedsTable {
   /** MaintenanceWindow[] as JSON; [] = any time. */
   windows_json: string;
   created_at: string;
+  /** 1: only validated levels enter (migration 0040; existing feeds 0). */
+  require_validated: Generated<number>;
+}
+
+/** Whether a stored level may enter a gated feed (migration 0040). */
+export interface LevelValidationsTable {
+  kernel_id: string;
+  level: number;
+  /** 'passed' or 'failed' (a VM validation), or 'override' (an operator's audited decision). */
+  result: string;
+  /** ValidationSummary JSON (signed into the TUF target); null for an override. */
+  summary_json: string | null;
+  reason: string | null;
+  actor: string;
+  at: string;
 }
 
 export interface FeedLevelsTable {
@@ -107,4 +122,5 @@ export interface FleetTables {
   api_tokens: ApiTokensTable;
   registration_keys: RegistrationKeysTable;
   audit_log: AuditLogTable;
+  level_validations: LevelValidationsTable;
 }

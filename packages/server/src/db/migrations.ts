@@ -4,6 +4,7 @@ import { tufMigration } from '../tuf/migration.ts';
 import { fleetMigration, hostIgnoreMigration, hostReportFingerprintMigration } from './fleet-migration.ts';
 import { complianceMigration } from '../compliance/migration.ts';
 import { sessionMigration } from '../dashboard/sessions.ts';
+import { pipelineMigration } from '../pipeline/schema.ts';
 
 /**
  * Numbered, append-only. Written with the schema builder only (no SQLite-only
@@ -55,6 +56,7 @@ export const migrations: Record<string, Migration> = {
   '0020_dashboard_sessions': sessionMigration,
   '0030_host_ignore': hostIgnoreMigration,
   '0031_host_report_fp': hostReportFingerprintMigration,
+  '0040_pipeline': pipelineMigration,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

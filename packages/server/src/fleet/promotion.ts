@@ -24,7 +24,8 @@ const since = (iso: string, now: Date): number => (now.getTime() - Date.parse(is
  * that the next feed lacks: the delay since it landed must have passed; if
  * the rule counts hosts, enough of them must run it patched, continuously
  * for healthySec; it must not be halted (a failure halts it); and the next
- * feed's maintenance window, if any, must be open. Writes are conditional,
+ * feed's maintenance window, if any, must be open; and a next feed that
+ * requires validation takes only a validated level. Writes are conditional,
  * so nodes evaluating at once promote each level once.
  */
 export async function evaluatePromotions(d: PromotionDeps, onlyFeed?: string): Promise<Promotion[]> {
@@ -32,6 +33,7 @@ export async function evaluatePromotions(d: PromotionDeps, onlyFeed?: string): P
   const feeds = await d.feeds.list();
   const byName = new Map(feeds.map((f) => [f.name, f]));
   const halted = new Set((await d.feeds.halts()).map((h) => haltKey(h.kernelId, h.level)));
+  const validated = feeds.some((f) => f.requireValidated) ? await d.feeds.validatedLevels() : new Set<string>();
   const done: Promotion[] = [];
   for (const feed of feeds) {
     if (onlyFeed !== undefined && feed.name !== onlyFeed) continue;
@@ -44,6 +46,8 @@ export async function evaluatePromotions(d: PromotionDeps, onlyFeed?: string): P
     for (const row of await d.feeds.levels({ feed: feed.name })) {
       if (row.level === 0 || (destLevels.get(row.kernel_id) ?? 0) >= row.level) continue;
       if (halted.has(haltKey(row.kernel_id, row.level))) continue;
+      // A feed that requires validation is never promoted an unproven level.
+      if (dest.requireValidated && !validated.has(haltKey(row.kernel_id, row.level))) continue;
       const delayOk = rule.afterSec === undefined || since(row.set_at, now) >= rule.afterSec;
       let healthyOk: boolean;
       if (countsHosts) {

@@ -248,7 +248,15 @@ export class Fleet {
     }
   }
 
-  /** A level was published: it lands in every auto-publish feed. Returns the feeds that moved. */
+  /** A passed VM validation or an operator's override is recorded for the level: gated feeds may take it. */
+  async isValidated(kernelId: string, level: number): Promise<boolean> {
+    return (await this.feeds.validatedLevels([kernelId])).has(haltKey(kernelId, level));
+  }
+
+  /**
+   * A level was published: it lands in every auto-publish feed (a feed that
+   * requires validation only when the level has one). Returns the feeds that moved.
+   */
   async onPublished(kernelId: string, level: number, actor: Actor): Promise<string[]> {
     // A newly published level changes the snapshot even when no feed moves.
     this.#cache.invalidate();
@@ -256,7 +264,8 @@ export class Fleet {
     const moved: string[] = [];
     // A halted level (failed, or rolled back by an operator) does not come back by being published again.
     if ((await this.feeds.halts([kernelId])).some((h) => h.level === level)) return moved;
-    for (const feed of (await this.feeds.list()).filter((f) => f.autoPublish)) {
+    const validated = (await this.feeds.validatedLevels([kernelId])).has(haltKey(kernelId, level));
+    for (const feed of (await this.feeds.list()).filter((f) => f.autoPublish && (validated || !f.requireValidated))) {
       const change = { feed: feed.name, kernelId, level, source: 'publish' as const, allowDowngrade: false };
       if ((await this.feeds.setLevel({ ...change, onlyUpward: true }, now)) !== undefined) moved.push(feed.name);
     }
@@ -275,8 +284,14 @@ export class Fleet {
     allowDowngrade: boolean,
     actor: Actor,
   ): Promise<void> {
-    await this.requireFeed(feedName);
+    const feed = await this.requireFeed(feedName);
     await this.requirePublished(kernelId, level);
+    if (feed.requireValidated && level > 0 && !(await this.isValidated(kernelId, level))) {
+      throw new LivegraftError(
+        'NOT_VALIDATED',
+        `feed ${feedName} requires validated levels, and level ${level} of kernel ${kernelId} has no passed validation; record an override (PUT /api/v1/kernels/${kernelId}/levels/${level}/validation) or turn the feed's requireValidated off`,
+      );
+    }
     const current = await this.feeds.level(feedName, kernelId);
     if (current !== undefined && level < current.level && !allowDowngrade) {
       throw new LivegraftError(
@@ -487,15 +502,18 @@ export class Fleet {
     if (dest === null) {
       throw new LivegraftError('BAD_REQUEST', `feed ${from} promotes to no feed; name one with "to"`);
     }
-    await this.requireFeed(dest);
+    const destFeed = await this.requireFeed(dest);
     const now = this.#o.clock();
     const halted = new Set((await this.feeds.halts()).map((h) => haltKey(h.kernelId, h.level)));
+    const validated = destFeed.requireValidated ? await this.feeds.validatedLevels() : undefined;
     const done: Promotion[] = [];
     for (const row of await this.feeds.levels({
       feed: from,
       ...(kernelId === undefined ? {} : { kernelIds: [kernelId] }),
     })) {
       if (halted.has(haltKey(row.kernel_id, row.level))) continue;
+      // A gated feed takes no unproven level, even by hand (level 0, no patch, needs no proof).
+      if (validated !== undefined && row.level > 0 && !validated.has(haltKey(row.kernel_id, row.level))) continue;
       const change = { feed: dest, kernelId: row.kernel_id, level: row.level, source: 'promotion' as const };
       const moved = await this.feeds.setLevel({ ...change, allowDowngrade: false, onlyUpward: true }, now);
       if (moved !== undefined)

@@ -115,7 +115,12 @@ function targetFileOf(t: PublishedTarget): TargetFile {
     path: tufTargetPath(t.kernelId, t.level, t.name),
     length: t.size,
     hashes: { sha256: t.sha256 },
-    unrecognizedFields: { custom: { livegraft: { manifest: t.manifest } } },
+    unrecognizedFields: {
+      custom: {
+        livegraft:
+          t.validation === undefined ? { manifest: t.manifest } : { manifest: t.manifest, validation: t.validation },
+      },
+    },
   });
 }
 

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { PatchManifest } from '@livegraft/protocol';
+import type { PatchManifest, ValidationSummary } from '@livegraft/protocol';
 import type { Database } from '../db/schema.ts';
 
 export type TufMetadataRole = 'root' | 'targets' | 'snapshot' | 'timestamp';
@@ -24,6 +24,8 @@ interface TufTables {
     size: number;
     published_at: string | null;
   };
+  /** Written by the build pipeline (migration 0040); only read here. */
+  level_validations: { kernel_id: string; level: number; result: string; summary_json: string | null };
 }
 
 export interface StoredMetadata {
@@ -38,6 +40,8 @@ export interface PublishedTarget {
   sha256: string;
   size: number;
   manifest: PatchManifest;
+  /** The VM validation summary (ValidationSummary) of a level the build pipeline proved; absent otherwise. */
+  validation?: ValidationSummary;
 }
 
 /** Signed metadata rows, versioned per role; rows are only ever added (or pruned when long superseded). */
@@ -105,10 +109,21 @@ export class TufMetadataStore {
   async publishedTargets(): Promise<PublishedTarget[]> {
     const rows = await this.#db
       .selectFrom('patches')
-      .select(['kernel_id', 'level', 'name', 'manifest_json', 'module_sha256', 'size'])
-      .where('published_at', 'is not', null)
-      .orderBy('kernel_id')
-      .orderBy('level')
+      .leftJoin('level_validations as v', (j) =>
+        j.onRef('v.kernel_id', '=', 'patches.kernel_id').onRef('v.level', '=', 'patches.level'),
+      )
+      .select([
+        'patches.kernel_id',
+        'patches.level',
+        'patches.name',
+        'patches.manifest_json',
+        'patches.module_sha256',
+        'patches.size',
+        'v.summary_json',
+      ])
+      .where('patches.published_at', 'is not', null)
+      .orderBy('patches.kernel_id')
+      .orderBy('patches.level')
       .execute();
     return rows.map((r) => ({
       kernelId: r.kernel_id,
@@ -118,6 +133,9 @@ export class TufMetadataStore {
       size: r.size,
       // Written by the patch routes from a validated manifest.
       manifest: JSON.parse(r.manifest_json) as PatchManifest,
+      ...(r.summary_json === null || r.summary_json === undefined
+        ? {}
+        : { validation: JSON.parse(r.summary_json) as ValidationSummary }),
     }));
   }
 }
