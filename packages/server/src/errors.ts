@@ -63,12 +63,22 @@ function toApiError(err: unknown): { status: number; body: ApiError } {
   return { status: 500, body: { code: 'INTERNAL', message: 'internal server error (see the server log)' } };
 }
 
+/** Refusals a defender traces brute force and probing by: who asked, for what, and why (never the secret). */
+const AUTH_FAILURES = new Set(['AUTH_REQUIRED', 'AUTH_INVALID', 'FORBIDDEN', 'CSRF_INVALID', 'REGISTRATION_KEY_INVALID']);
+
 /** The one place errors become HTTP answers: `{code, message, details?}` with a fitting status. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toApiError(err);
     if (status >= 500) req.log.error({ err }, 'request failed');
-    else req.log.info({ code: body.code, status }, body.message);
+    else if (AUTH_FAILURES.has(body.code)) {
+      // The query is dropped: nothing secret belongs there, but a client could still put one there.
+      const url = req.url.split('?')[0] ?? '';
+      const fields = { code: body.code, status, client: req.ip, method: req.method, url };
+      // A missing token is what a browser's first visit sends; a wrong one is what a brute force sends.
+      if (body.code === 'AUTH_REQUIRED') req.log.info(fields, 'authentication required');
+      else req.log.warn(fields, 'authentication failed');
+    } else req.log.info({ code: body.code, status }, body.message);
     if (status === 401) void reply.header('www-authenticate', 'Bearer');
     return reply.status(status).send(body);
   });
