@@ -64,7 +64,13 @@ function toApiError(err: unknown): { status: number; body: ApiError } {
 }
 
 /** Refusals a defender traces brute force and probing by: who asked, for what, and why (never the secret). */
-const AUTH_FAILURES = new Set(['AUTH_REQUIRED', 'AUTH_INVALID', 'FORBIDDEN', 'CSRF_INVALID', 'REGISTRATION_KEY_INVALID']);
+const AUTH_FAILURES = new Set([
+  'AUTH_REQUIRED',
+  'AUTH_INVALID',
+  'FORBIDDEN',
+  'CSRF_INVALID',
+  'REGISTRATION_KEY_INVALID',
+]);
 
 /** The one place errors become HTTP answers: `{code, message, details?}` with a fitting status. */
 export function installErrorHandling(app: FastifyInstance): void {
