@@ -20,7 +20,7 @@ import { withTreeEdits } from '../patch/tree-edit.ts';
 import { binaryTree, sourceTree, type SourceContext } from './debian-source.ts';
 import { diffUserspaceUnit, type UserspaceDiff } from './diff.ts';
 import { CodeBlock } from './link.ts';
-import { debianBuildEnv, recipeFor } from './recipes.ts';
+import { recipeFor } from './recipes.ts';
 import { loadSharedLibrary, uniqueSymbol, type SharedLibrary } from './shlib.ts';
 import { matchesShipped, matchUnit, type UnitMatch } from './verify.ts';
 
@@ -188,7 +188,7 @@ export async function buildUserspaceLevel(opts: UserspaceBuildOptions): Promise<
   const objects = await withFileLock(
     path.join(tree.dir, '..', '.build.lock'),
     async () => {
-      const env = await debianBuildEnv(opts, tree.dir);
+      const env = await recipe.env(opts, tree.dir);
       const c0 = performance.now();
       const buildDir = await recipe.configure(opts, tree.dir, env);
       const c1 = performance.now();
@@ -289,6 +289,17 @@ export async function buildUserspaceLevel(opts: UserspaceBuildOptions): Promise<
     const objs = objects.get(d.unit);
     if (objs === undefined || d.changed.length === 0) continue;
     const pm = new ObjectModel(objs.patched);
+    const om = new ObjectModel(objs.original);
+    const shipped = new Map<string, number>();
+    for (const f of om.functions()) {
+      const ls = lib.symbols.get(f.name);
+      if (ls?.length !== 1 || ls[0] === undefined) continue;
+      if (matchesShipped(om, f, lib, ls[0]).ok) shipped.set(f.name, ls[0].offset);
+    }
+    block.learn(om, d.unit, shipped);
+    // A section of static data keeps its layout when the patch changed no object in it (else refused above).
+    const sameLayout = (sec: { name: string; size: number }): boolean =>
+      om.elf.sections.some((o) => o.name === sec.name && o.size === sec.size);
     const replaces = new Map(d.changed.map((c) => [c.name, c.originalName]));
     block.addUnit(
       pm,
@@ -296,6 +307,7 @@ export async function buildUserspaceLevel(opts: UserspaceBuildOptions): Promise<
       [...d.changed.map((c) => c.name), ...d.carriedChildren, ...d.added],
       replaces,
       d.correlation,
+      sameLayout,
     );
   }
   if (block.refusals.length > 0) throw refused(`cannot link the new code of ${soname}`, block.refusals);

@@ -1,4 +1,4 @@
-import { SHF_WRITE } from '../elf/constants.ts';
+import { SHF_WRITE, STB_GLOBAL } from '../elf/constants.ts';
 import type { ElfSymbol } from '../elf/read.ts';
 import { correlate, signature } from '../klp/diff.ts';
 import { ObjectModel } from '../klp/model.ts';
@@ -159,7 +159,15 @@ export function diffUserspaceUnit(
   }
   const result: { name: string; originalName: string }[] = [];
   const carriedChildren: string[] = [];
+  // Aliases (glibc's __GI_ names beside the public one) are one function: carry and redirect it once.
+  const rank = (x: ElfSymbol): number => (x.bind === STB_GLOBAL ? 0 : 2) + (x.name.startsWith('__GI_') ? 1 : 0);
+  const byAddress = new Map<string, ElfSymbol>();
   for (const f of changed) {
+    const key = `${f.shndx}:${f.value}`;
+    const have = byAddress.get(key);
+    if (have === undefined || rank(f) < rank(have)) byAddress.set(key, f);
+  }
+  for (const f of byAddress.values()) {
     const of = funcs.get(f);
     if (of === undefined) continue;
     if (isColdPart(f.name)) carriedChildren.push(f.name);

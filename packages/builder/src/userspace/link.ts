@@ -68,7 +68,57 @@ export class CodeBlock {
   readonly refusals: Refusal[] = [];
   readonly warnings: string[] = [];
 
+  /** Per unit: library addresses read back from the shipped code of the unit's unchanged originals. */
+  private readonly learned = new Map<
+    string,
+    { symbols: Map<string, number | null>; sections: Map<string, number | null> }
+  >();
+
   constructor(private readonly lib: SharedLibrary) {}
+
+  /**
+   * Reads, from the shipped copies of the unit's original functions (already
+   * checked to match the rebuild), where each PC-relative reference lands in
+   * the library: S = field - addend + place. This finds what symbol tables
+   * do not say: IFUNC and hidden-alias calls through the library's own PLT,
+   * static functions, and the start of the unit's sections (its static data).
+   */
+  learn(om: ObjectModel, unit: string, shipped: ReadonlyMap<string, number>): void {
+    const symbols = new Map<string, number | null>();
+    const sections = new Map<string, number | null>();
+    const put = (map: Map<string, number | null>, key: string, value: number): void => {
+      const had = map.get(key);
+      if (had === undefined) map.set(key, value);
+      else if (had !== value) map.set(key, null);
+    };
+    for (const f of om.functions()) {
+      const at = shipped.get(f.name);
+      const sec = om.section(f.shndx);
+      if (at === undefined || sec === undefined) continue;
+      const start = Number(f.value);
+      for (const r of om.relasIn(sec.index, start, start + f.size)) {
+        if (r.type !== R_X86_64_PC32 && r.type !== R_X86_64_PLT32) continue;
+        const place = at + (r.offset - start);
+        const field = this.lib.bytesAt(place, 4).readInt32LE(0);
+        const s = field - r.addend + place;
+        const sym = om.elf.symbols[r.symbol];
+        if (sym === undefined || r.symbol === 0) continue;
+        if (sym.type === STT_SECTION) {
+          const name = om.section(sym.shndx)?.name;
+          if (name !== undefined) put(sections, name, s);
+        } else put(symbols, sym.name, s);
+      }
+    }
+    this.learned.set(unit, { symbols, sections });
+  }
+
+  private learnedSymbol(unit: string, name: string): number | undefined {
+    return this.learned.get(unit)?.symbols.get(name) ?? undefined;
+  }
+
+  private learnedSection(unit: string, name: string): number | undefined {
+    return this.learned.get(unit)?.sections.get(name) ?? undefined;
+  }
 
   private append(bytes: Buffer, align: number): number {
     const pad = (align - (this.size % align)) % align;
@@ -93,6 +143,7 @@ export class CodeBlock {
     carry: readonly string[],
     replaces: Map<string, string>,
     correlation: Map<string, string>,
+    sameLayout: (patchedSection: ElfSection) => boolean = () => false,
   ): void {
     const byName = new Map(m.functions().map((f) => [f.name, f]));
     const placedAt = new Map<ElfSymbol, number>();
@@ -124,6 +175,8 @@ export class CodeBlock {
           const here = placedAt.get(s);
           if (here !== undefined) return { base: 'code', at: here, anchorValue: Number(s.value), what: s.name };
           const orig = correlation.get(s.name) ?? s.name;
+          const seen = this.learnedSymbol(unit, orig);
+          if (seen !== undefined) return { base: 'library', at: seen, anchorValue: Number(s.value), what: orig };
           const ls = uniqueSymbol(this.lib, orig, unit);
           if (ls !== undefined) return { base: 'library', at: ls.offset, anchorValue: Number(s.value), what: orig };
           this.refusals.push({
@@ -144,10 +197,15 @@ export class CodeBlock {
         }
         return { base: 'code', at, anchorValue: 0, what: sec.name };
       }
+      const secBase = this.learnedSection(unit, sec.name);
+      if (secBase !== undefined && sameLayout(sec))
+        return { base: 'library', at: secBase, anchorValue: 0, what: sec.name };
       for (const b of biases) {
         const s = m.symbolAt(sec.index, q + b, b === 0);
         if (s === undefined) continue;
         const orig = correlation.get(s.name) ?? s.name;
+        const seen = this.learnedSymbol(unit, orig);
+        if (seen !== undefined) return { base: 'library', at: seen, anchorValue: Number(s.value), what: orig };
         const ls = uniqueSymbol(this.lib, orig, unit);
         if (ls !== undefined) return { base: 'library', at: ls.offset, anchorValue: Number(s.value), what: orig };
         this.refusals.push({
@@ -196,6 +254,8 @@ export class CodeBlock {
     if (sym === undefined || r.symbol === 0) return refuse(`relocation type ${r.type} without a symbol`);
     const pcRel = r.type === R_X86_64_PC32 || r.type === R_X86_64_PLT32;
     if (sym.shndx === SHN_UNDEF) {
+      const seen = pcRel ? this.learnedSymbol(unit, sym.name) : undefined;
+      if (seen !== undefined) return this.emit(at, 'pc32', 'library', seen, r.addend, sym.name);
       this.resolveExternal(sym.name, r, at, refuse);
       return;
     }

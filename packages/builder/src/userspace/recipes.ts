@@ -2,6 +2,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LivegraftError } from '@livegraft/protocol';
 import { runChecked, type StepContext } from '../kernel/run.ts';
+import { glibcRecipe } from './glibc-recipe.ts';
 
 const BUILDFLAGS_TIMEOUT_MS = 60_000;
 const CONFIGURE_TIMEOUT_MS = 30 * 60_000;
@@ -16,6 +17,8 @@ const MAX_RULES_BYTES = 1024 * 1024;
  */
 export interface Recipe {
   sourcePackage: string;
+  /** The environment Debian's build runs the compiler in (flags included). */
+  env(ctx: StepContext, tree: string): Promise<NodeJS.ProcessEnv>;
   /** Configures the tree once (cached); returns the build directory. */
   configure(ctx: StepContext, tree: string, env: NodeJS.ProcessEnv): Promise<string>;
   /** Compiles `file` (a path in the tree) for the library `soname`; returns the object's path. */
@@ -33,7 +36,7 @@ async function exists(p: string): Promise<boolean> {
   return (await stat(p).catch(() => undefined)) !== undefined;
 }
 
-async function rules(tree: string): Promise<string> {
+export async function readDebianRules(tree: string): Promise<string> {
   const file = path.join(tree, 'debian', 'rules');
   const st = await stat(file).catch(() => undefined);
   if (st === undefined || st.size > MAX_RULES_BYTES)
@@ -56,7 +59,7 @@ export async function debianBuildEnv(ctx: StepContext, tree: string): Promise<No
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     LC_ALL: 'C',
-    DEB_BUILD_MAINT_OPTIONS: maintOptions(await rules(tree)),
+    DEB_BUILD_MAINT_OPTIONS: maintOptions(await readDebianRules(tree)),
   };
   for (const flag of ['CFLAGS', 'CPPFLAGS', 'CXXFLAGS', 'LDFLAGS']) {
     const res = await runChecked(
@@ -101,11 +104,12 @@ export function opensslObjectTarget(makefile: string, file: string, libName: str
 /** OpenSSL 3.0 as Debian 12 builds it: the shared build in build_shared. */
 export const opensslRecipe: Recipe = {
   sourcePackage: 'openssl',
+  env: debianBuildEnv,
   async configure(ctx, tree, env) {
     const buildDir = path.join(tree, 'build_shared');
     const done = path.join(buildDir, '.livegraft-configured');
     if (await exists(done)) return buildDir;
-    const args = opensslConfigureArgs(await rules(tree));
+    const args = opensslConfigureArgs(await readDebianRules(tree));
     if (args.length === 0)
       throw new LivegraftError('USERSPACE_SOURCE_INVALID', 'debian/rules of openssl sets no CONFARGS');
     await rm(buildDir, { recursive: true, force: true });
@@ -145,7 +149,7 @@ export const opensslRecipe: Recipe = {
   },
 };
 
-const RECIPES: readonly Recipe[] = [opensslRecipe];
+const RECIPES: readonly Recipe[] = [opensslRecipe, glibcRecipe];
 
 export function recipeFor(sourcePackage: string): Recipe {
   const r = RECIPES.find((x) => x.sourcePackage === sourcePackage);
