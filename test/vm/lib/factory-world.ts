@@ -104,6 +104,44 @@ export async function buildFromPatches(
 }
 
 /**
+ * Boots a host of one exact kernel build: the packaged agent on Debian 12's
+ * nodejs (as the Debian package installs it), the given fixes' triggers with
+ * the modules they need, a state disk, and the network to the server's port.
+ */
+export async function bootCatalogueGuest(
+  dir: string,
+  kernel: KernelImage,
+  serverPort: number,
+  fixDirs: string[],
+): Promise<Guest> {
+  const wrapper = join(dir, 'livegraft-agent');
+  writeFileSync(wrapper, '#!/bin/sh\nexec /usr/bin/livegraft-agent "$@"\n', { mode: 0o755 });
+  const agentFiles = Object.fromEntries(
+    Object.entries(await packagedAgentFiles(join(dir, 'package'))).map(([g, h]) => [`/${g}`, h]),
+  );
+  const { initrd, qemuArgs } = await buildTriggerInitramfs({
+    kernel,
+    fixDirs,
+    workDir: join(dir, 'initramfs'),
+    extraModules: GUEST_MODULES,
+    init: FACTORY_INIT,
+    files: { ...agentFiles, '/bin/livegraft-agent': wrapper },
+  });
+  const disk = join(dir, 'state.img');
+  await execOk('mkfs.ext2', ['-q', '-F', disk, '64M']);
+  const guest = new Guest({
+    vmlinuz: kernel.vmlinuz,
+    initrd,
+    disk,
+    serverPort,
+    qemuArgs,
+    logFile: join(dir, 'console.log'),
+  });
+  await guest.boot();
+  return guest;
+}
+
+/**
  * The oldest reachable Debian 6.1 build (6.1.0-50 while the archive has it),
  * the catalogue built for it from upstream patches as the given levels, the
  * real server with every level uploaded (only `publish` published), and a
@@ -148,31 +186,7 @@ export async function createFactoryWorld(
   await front.start();
 
   const fixDirs = catalogueDirs(CATALOGUE);
-  const wrapper = join(dir, 'livegraft-agent');
-  writeFileSync(wrapper, '#!/bin/sh\nexec /usr/bin/livegraft-agent "$@"\n', { mode: 0o755 });
-  // The agent as the Debian package installs it, on Debian 12's nodejs.
-  const agentFiles = Object.fromEntries(
-    Object.entries(await packagedAgentFiles(join(dir, 'package'))).map(([g, h]) => [`/${g}`, h]),
-  );
-  const { initrd, qemuArgs } = await buildTriggerInitramfs({
-    kernel,
-    fixDirs,
-    workDir: join(dir, 'initramfs'),
-    extraModules: GUEST_MODULES,
-    init: FACTORY_INIT,
-    files: { ...agentFiles, '/bin/livegraft-agent': wrapper },
-  });
-  const disk = join(dir, 'state.img');
-  await execOk('mkfs.ext2', ['-q', '-F', disk, '64M']);
-  const guest = new Guest({
-    vmlinuz: kernel.vmlinuz,
-    initrd,
-    disk,
-    serverPort: front.port,
-    qemuArgs,
-    logFile: join(dir, 'console.log'),
-  });
-  await guest.boot();
+  const guest = await bootCatalogueGuest(dir, kernel, front.port, fixDirs);
   const world: FactoryWorld = {
     release,
     kernel,

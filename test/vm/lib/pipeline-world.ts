@@ -5,12 +5,11 @@ import { defaultCacheDir, listAvailableBuilds, pickTestRelease } from '../../../
 import { spawnRunner } from '../../../packages/builder/src/runner.ts';
 import { api } from './admin.ts';
 import { execOk } from './exec.ts';
-import { AGENT_BUNDLE, FACTORY_INIT, GUEST_MODULES } from './factory-world.ts';
-import { Guest } from './guest.ts';
+import { bootCatalogueGuest } from './factory-world.ts';
+import type { Guest } from './guest.ts';
 import { fetchKernelImage } from './kernel.ts';
 import { agent } from './probe.ts';
 import type { RunningServer } from './server.ts';
-import { buildTriggerInitramfs } from './triggers.ts';
 import { CACHE, REPO } from './world.ts';
 
 const NODE = process.execPath;
@@ -47,7 +46,7 @@ export interface FleetGuest {
   close(): Promise<void>;
 }
 
-/** Boots one host of the fleet: the exact Debian kernel build, Node, the agent, and the given fixes' triggers. */
+/** Boots one host of the fleet on an exact Debian kernel build, with the given fixes' triggers. */
 export async function bootFleetGuest(
   name: string,
   release: string,
@@ -59,28 +58,7 @@ export async function bootFleetGuest(
   const dir = join(CACHE, name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const wrapper = join(dir, 'livegraft-agent');
-  writeFileSync(wrapper, '#!/bin/sh\nexec /usr/bin/node /opt/livegraft/livegraft-agent.mjs "$@"\n', { mode: 0o755 });
-  const { initrd, qemuArgs } = await buildTriggerInitramfs({
-    kernel,
-    fixDirs,
-    workDir: join(dir, 'initramfs'),
-    extraModules: GUEST_MODULES,
-    init: FACTORY_INIT,
-    files: { '/opt/livegraft/livegraft-agent.mjs': AGENT_BUNDLE, '/bin/livegraft-agent': wrapper },
-    executables: { '/usr/bin/node': NODE },
-  });
-  const disk = join(dir, 'state.img');
-  await execOk('mkfs.ext2', ['-q', '-F', disk, '64M']);
-  const guest = new Guest({
-    vmlinuz: kernel.vmlinuz,
-    initrd,
-    disk,
-    serverPort,
-    qemuArgs,
-    logFile: join(dir, 'console.log'),
-  });
-  await guest.boot();
+  const guest = await bootCatalogueGuest(dir, kernel, serverPort, fixDirs);
   return { release, guest, close: () => guest.shutdown() };
 }
 
