@@ -14,10 +14,12 @@ APT_PACKAGES=(
   e2fsprogs             # the guest's persistent state disk
   ipxe-qemu             # QEMU's NIC option ROM (e1000)
   gcc make              # kbuild
+  libc6-dev             # static libc for the agent's native user-space patch helper
   gcc-12 flex bison bc  # the patch factory compiles Debian's kernel source with its own toolchain
   libelf-dev libssl-dev # objtool and the kernel's host tools
   dwarves               # pahole: its version is part of the kernel config
   xz-utils patch        # the source tarball; applying upstream fixes
+  dpkg-dev gawk         # user-space fixes: Debian source packages (dpkg-source, dpkg-buildflags), glibc's configure
   binutils              # readelf, used by tests as an independent ELF check
   postgresql            # storage contract tests and multi-node tests run a private PostgreSQL
   poppler-utils         # compliance PDF reports are checked by rendering them

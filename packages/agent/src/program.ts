@@ -11,6 +11,12 @@ import { createKmodLoader, type ModuleLoader } from './loader.ts';
 import { jsonLogger, textLogger, type Logger } from './log.ts';
 import { checkJson, errorJson, errorLine, formatCheck, formatOp, formatStatus, opJson, toJson } from './output.ts';
 import { AGENT_VERSION } from './version.ts';
+import {
+  formatUserspaceStatus,
+  registerUserspaceCommands,
+  userspaceStatusOf,
+  userspaceWatch,
+} from './userspace/cli.ts';
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -39,6 +45,22 @@ const processSignals: NonNullable<CliOverrides['onSignals']> = ({ wake, stop }) 
     process.off('SIGINT', stop);
   };
 };
+
+/**
+ * Fault injection for power-cut tests on a real kernel: the agent stops
+ * itself (SIGSTOP) right after this journal step is on disk, so a test can
+ * reset the machine at exactly that point. Unset in normal use.
+ */
+export const STOP_AFTER_STEP_ENV = 'LIVEGRAFT_STOP_AFTER_STEP';
+
+function stopAfterStep(step: string | undefined): Pick<AgentDeps, 'journalHook'> {
+  if (step === undefined || step === '') return {};
+  return {
+    journalHook: (s) => {
+      if (s === step) process.kill(process.pid, 'SIGSTOP');
+    },
+  };
+}
 
 function positiveInt(what: string) {
   return (v: string): number => {
@@ -85,10 +107,12 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
       log: log ?? textLogger(io.stderr),
       fetch: overrides.fetch,
       ...(kernelEvents === undefined ? {} : { kernelEvents }),
+      ...stopAfterStep(io.env[STOP_AFTER_STEP_ENV]),
       ...overrides.agent,
     });
   };
   const print = (value: unknown, human: string): void => io.stdout(json ? toJson(value) : human);
+  const stateDirOf = (cmd: Command): string => cmd.optsWithGlobals<{ stateDir: string }>().stateDir;
 
   program
     .command('enroll')
@@ -160,7 +184,8 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
     .action((opts: { json?: boolean }, cmd: Command) => {
       json = opts.json === true;
       const s = makeAgent(cmd).status();
-      print(s, formatStatus(s));
+      const userspace = userspaceStatusOf(stateDirOf(cmd));
+      print(userspace.length > 0 ? { ...s, userspace } : s, formatStatus(s) + formatUserspaceStatus(userspace));
       exitCode = s.exit;
     });
 
@@ -278,12 +303,30 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
         wake: () => daemon.trigger(),
         stop: () => stop.abort(),
       });
+      const userspaceStop = new AbortController();
+      const userspace =
+        opts.once === true ? Promise.resolve() : userspaceWatch(stateDirOf(cmd), io, userspaceStop.signal);
       try {
         exitCode = await daemon.run();
       } finally {
+        userspaceStop.abort();
+        await userspace;
         unregister();
       }
     });
+
+  registerUserspaceCommands(program, {
+    stateDir: stateDirOf,
+    env: io.env,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    setExit: (code) => {
+      exitCode = code;
+    },
+    setJson: (j) => {
+      json = j;
+    },
+  });
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the user-space patch helper: static, from this directory's C source,
+# with Debian's gcc. Output: ../dist/livegraft-uspatch (rebuilt when a source changed).
+set -euo pipefail
+cd "$(dirname "$0")"
+out=../dist/livegraft-uspatch
+mkdir -p ../dist
+if [ -x "$out" ] && [ -z "$(find . -name '*.[ch]' -newer "$out" -print -quit)" ] && [ build.sh -ot "$out" ]; then
+  exit 0
+fi
+${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$out.tmp" main.c plan.c trace.c proc.c bpf.c sha256.c
+mv "$out.tmp" "$out"

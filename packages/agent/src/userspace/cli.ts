@@ -1,0 +1,191 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { StatusExit } from '@livegraft/protocol';
+import { UserspaceManager, type LibraryStatus, type ProcessOutcome } from './manager.ts';
+import { helperPath } from './native.ts';
+
+/** What the user-space commands take from the CLI around them. */
+export interface UserspaceCliContext {
+  stateDir: (cmd: Command) => string;
+  env: Record<string, string | undefined>;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  setExit: (code: number) => void;
+  setJson: (json: boolean) => void;
+}
+
+export function userspaceManager(
+  stateDir: string,
+  ctx: Pick<UserspaceCliContext, 'env' | 'stderr'>,
+  pids?: readonly number[],
+) {
+  return new UserspaceManager({
+    stateDir,
+    ...(pids === undefined ? {} : { pids }),
+    helper: helperPath(ctx.env),
+    log: (m) => ctx.stderr(`${m}\n`),
+  });
+}
+
+/** The user-space part of `status`: nothing (and no scan) when no level was ever installed. */
+export function userspaceStatusOf(stateDir: string): LibraryStatus[] {
+  return new UserspaceManager({ stateDir, helper: '' }).status();
+}
+
+/** The daemon's re-scan loop, when user-space levels are installed; resolves once stopped. */
+export function userspaceWatch(stateDir: string, ctx: Pick<UserspaceCliContext, 'env' | 'stderr'>, stop: AbortSignal) {
+  const m = new UserspaceManager({ stateDir, helper: '' });
+  if (Object.keys(m.store.load().libraries).length === 0) return Promise.resolve();
+  return watchLoop(userspaceManager(stateDir, ctx), 10_000, stop, ctx.stderr);
+}
+
+export function formatOutcomes(out: ProcessOutcome[]): string {
+  if (out.length === 0) return 'no process needed a change\n';
+  return out
+    .map((o) => {
+      const what =
+        o.action === 'refused' || o.action === 'failed' ? `${o.action} (${o.reason}): ${o.message}` : o.action;
+      return `  ${o.pid} ${o.comm}: level ${o.level} ${what} [stopped ${(o.stopUs / 1000).toFixed(2)} ms]\n`;
+    })
+    .join('');
+}
+
+/** Per library: level, CVEs, and every patched, refused (with its reason) and unpatched process. */
+export function formatUserspaceStatus(libs: LibraryStatus[]): string {
+  if (libs.length === 0) return '';
+  let s = 'user-space libraries:\n';
+  for (const l of libs) {
+    const halted = l.halted ? `, HALTED (process ${l.halted.pid} ${l.halted.comm} ended soon after patching)` : '';
+    s += `  ${l.soname} ${l.buildId}: level ${l.level}${l.cves.length ? ` (${l.cves.join(', ')})` : ''}${halted}\n`;
+    s += `    patched ${l.patched.length}, unpatched ${l.unpatched.length}, refused ${l.refused.length}\n`;
+    for (const p of l.patched)
+      s += `    patched   ${p.pid} ${p.comm}${p.deleted ? ' (library deleted on disk)' : ''}\n`;
+    for (const r of l.refused) s += `    refused   ${r.pid} ${r.comm}: ${r.reason}: ${r.message}\n`;
+    for (const u of l.unpatched)
+      s += `    unpatched ${u.pid} ${u.comm}${u.deleted ? ' (library deleted on disk)' : ''}\n`;
+  }
+  return s;
+}
+
+function collectPid(v: string, prev: number[] = []): number[] {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--pid must be a process id');
+  return [...prev, n];
+}
+
+function exitFor(out: ProcessOutcome[]): number {
+  return out.some((o) => o.action === 'refused' || o.action === 'failed') ? StatusExit.ERROR : 0;
+}
+
+/** `livegraft-agent userspace ...`: apply, rescan, rollback, status, unhalt, watch. */
+export function registerUserspaceCommands(program: Command, ctx: UserspaceCliContext): void {
+  const us = program.command('userspace').description('live patches for shared libraries in running processes');
+  const manager = (cmd: Command) => userspaceManager(ctx.stateDir(cmd), ctx, cmd.opts<{ pid?: number[] }>().pid);
+  const pidOption = ['--pid <pid>', 'only this process (repeat for more)', collectPid] as const;
+  const print = (json: boolean, value: unknown, human: string) =>
+    ctx.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : human);
+
+  us.command('apply')
+    .description(
+      'install a user-space level (manifest + code object beside it) and apply it to every process of its build',
+    )
+    .argument('<manifest>', 'the level manifest JSON')
+    .option(...pidOption)
+    .option('--json', 'machine-readable output')
+    .action(async (manifest: string, opts: { json?: boolean }, cmd: Command) => {
+      ctx.setJson(opts.json === true);
+      const out = await manager(cmd).apply(manifest);
+      print(opts.json === true, { ok: true, processes: out }, formatOutcomes(out));
+      ctx.setExit(exitFor(out));
+    });
+
+  us.command('rescan')
+    .description('apply the installed levels to processes started since, and restore where a level was withdrawn')
+    .option(...pidOption)
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      ctx.setJson(opts.json === true);
+      const out = await manager(cmd).reconcile();
+      print(opts.json === true, { ok: true, processes: out }, formatOutcomes(out));
+      ctx.setExit(exitFor(out));
+    });
+
+  us.command('rollback')
+    .description('restore the original code in every patched process of one library build (default: all builds)')
+    .option('--build-id <id>', 'only this library build')
+    .option(...pidOption)
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { buildId?: string; json?: boolean }, cmd: Command) => {
+      ctx.setJson(opts.json === true);
+      const out = await manager(cmd).rollback(opts.buildId);
+      print(opts.json === true, { ok: true, processes: out }, formatOutcomes(out));
+      ctx.setExit(exitFor(out));
+    });
+
+  us.command('unhalt')
+    .description('let a build halted by the crash-loop guard be patched again')
+    .argument('<build-id>', 'the library build')
+    .action((buildId: string, _opts: unknown, cmd: Command) => {
+      manager(cmd).unhalt(buildId);
+      ctx.stdout(`build ${buildId} may be patched again\n`);
+      ctx.setExit(0);
+    });
+
+  us.command('status')
+    .description('per library build: level, CVEs, patched, unpatched and refused processes with reasons')
+    .option(...pidOption)
+    .option('--json', 'machine-readable output')
+    .action((opts: { json?: boolean }, cmd: Command) => {
+      ctx.setJson(opts.json === true);
+      const libs = manager(cmd).status();
+      print(opts.json === true, { libraries: libs }, formatUserspaceStatus(libs) || 'no user-space levels installed\n');
+      ctx.setExit(0);
+    });
+
+  us.command('watch')
+    .description('re-scan every interval: patch processes started later from an old build; the crash-loop guard')
+    .option('--interval <sec>', 'seconds between scans', '10')
+    .action(async (opts: { interval: string }, cmd: Command) => {
+      const sec = Number(opts.interval);
+      if (!Number.isFinite(sec) || sec < 1 || sec > 86400) throw new Error('--interval must be 1..86400 seconds');
+      const m = manager(cmd);
+      const stop = new AbortController();
+      const onStop = () => stop.abort();
+      process.once('SIGTERM', onStop);
+      process.once('SIGINT', onStop);
+      try {
+        await watchLoop(m, sec * 1000, stop.signal, (s) => ctx.stderr(s));
+      } finally {
+        process.off('SIGTERM', onStop);
+        process.off('SIGINT', onStop);
+      }
+      ctx.setExit(0);
+    });
+}
+
+/** Re-scans until stopped; one bad pass is logged, not fatal. */
+export async function watchLoop(
+  m: UserspaceManager,
+  intervalMs: number,
+  stop: AbortSignal,
+  log: (s: string) => void,
+): Promise<void> {
+  while (!stop.aborted) {
+    try {
+      const out = await m.reconcile();
+      if (out.length > 0) log(formatOutcomes(out));
+    } catch (e) {
+      log(`user-space re-scan failed: ${(e as Error).message}\n`);
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, intervalMs);
+      stop.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        { once: true },
+      );
+    });
+  }
+}

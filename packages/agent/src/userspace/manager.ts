@@ -1,0 +1,343 @@
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { LivegraftError, type UserspaceLibraryStatus, type UserspaceManifest } from '@livegraft/protocol';
+import { applyPlan, loadBundle, revertPlan, type UserspaceBundle } from './bundle.ts';
+import { runHelper, type HelperResult } from './native.ts';
+import { processStartTime, sameProcess, scanProcesses, type MappedLibrary } from './scan.ts';
+import { UserspaceStore, type LibraryState, type PatchedProcess, type UserspaceState } from './state.ts';
+
+export interface UserspaceDeps {
+  stateDir: string;
+  procRoot?: string;
+  /** Path of the native helper. */
+  helper: string;
+  now?: () => number;
+  log?: (msg: string) => void;
+  /** A patched process that is gone within this long after patching halts the level (crash-loop guard). */
+  crashWindowMs?: number;
+  /** Safety-check attempts per process before it is refused as busy. */
+  attempts?: number;
+  /** Processes patched at once. */
+  concurrency?: number;
+  /** Only these processes are looked at (a canary, or a test); default: every process. */
+  pids?: readonly number[];
+}
+
+/** What happened to one process in one pass. */
+export interface ProcessOutcome {
+  pid: number;
+  comm: string;
+  action: 'patched' | 'restored' | 'refused' | 'failed';
+  level: number;
+  stopUs: number;
+  reason?: string;
+  message?: string;
+}
+
+export interface LibraryStatus {
+  buildId: string;
+  soname: string;
+  level: number;
+  cves: string[];
+  halted?: LibraryState['halted'];
+  patched: PatchedProcess[];
+  refused: LibraryState['refused'];
+  /** Processes mapping this build that are neither patched nor refused. */
+  unpatched: { pid: number; comm: string; deleted: boolean }[];
+}
+
+/**
+ * The host side of user-space live patching: which processes map a library
+ * build that has a level, applying and undoing it in each through the native
+ * helper, the crash-loop guard, and status.
+ */
+export class UserspaceManager {
+  readonly store: UserspaceStore;
+  private readonly procRoot: string;
+  private readonly now: () => number;
+  private readonly crashWindowMs: number;
+  private readonly bundles = new Map<string, UserspaceBundle>();
+
+  constructor(readonly deps: UserspaceDeps) {
+    this.store = new UserspaceStore(deps.stateDir);
+    this.procRoot = deps.procRoot ?? '/proc';
+    this.now = deps.now ?? Date.now;
+    this.crashWindowMs = deps.crashWindowMs ?? 10_000;
+  }
+
+  /** Copies a level (manifest + code object) into the state directory and makes it the wanted level of its build. */
+  install(manifestPath: string): UserspaceManifest {
+    const b = loadBundle(manifestPath);
+    const m = b.manifest;
+    const dir = this.store.levelDir(m.library.buildId, m.level);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    copyFileSync(manifestPath, join(dir, 'manifest.json'));
+    copyFileSync(join(dirname(manifestPath), m.code.file), join(dir, basename(m.code.file)));
+    const s = this.store.load();
+    const lib = (s.libraries[m.library.buildId] ??= { soname: m.library.soname, level: 0, patched: [], refused: [] });
+    if (lib.halted !== undefined && lib.halted.level !== m.level) delete lib.halted;
+    lib.level = m.level;
+    lib.refused = [];
+    this.store.save(s);
+    this.bundles.delete(`${m.library.buildId}/${m.level}`);
+    return m;
+  }
+
+  bundle(buildId: string, level: number): UserspaceBundle {
+    const key = `${buildId}/${level}`;
+    const cached = this.bundles.get(key);
+    if (cached !== undefined) return cached;
+    const path = join(this.store.levelDir(buildId, level), 'manifest.json');
+    if (!existsSync(path))
+      throw new LivegraftError('USERSPACE_NO_LEVEL', `level ${level} of build ${buildId} is not installed`);
+    const b = loadBundle(path);
+    this.bundles.set(key, b);
+    return b;
+  }
+
+  /** Install a level and apply it to every process that maps its build. */
+  async apply(manifestPath: string): Promise<ProcessOutcome[]> {
+    const m = this.install(manifestPath);
+    return this.reconcile(m.library.buildId);
+  }
+
+  /** Restore every process of one build (or of every build) and want no level for it. */
+  async rollback(buildId?: string): Promise<ProcessOutcome[]> {
+    const s = this.store.load();
+    const ids = buildId === undefined ? Object.keys(s.libraries) : [buildId];
+    for (const id of ids) {
+      const lib = s.libraries[id];
+      if (lib === undefined) throw new LivegraftError('USERSPACE_NO_LEVEL', `no user-space level for build ${id}`);
+      lib.level = 0;
+      lib.refused = [];
+    }
+    this.store.save(s);
+    const out: ProcessOutcome[] = [];
+    for (const id of ids) out.push(...(await this.reconcile(id)));
+    return out;
+  }
+
+  /** Lets a halted build be patched again. */
+  unhalt(buildId: string): void {
+    const s = this.store.load();
+    const lib = s.libraries[buildId];
+    if (lib?.halted === undefined) throw new LivegraftError('USERSPACE_NOT_HALTED', `build ${buildId} is not halted`);
+    delete lib.halted;
+    lib.refused = [];
+    this.store.save(s);
+  }
+
+  /**
+   * Brings every process of the build(s) to the wanted level: patches new
+   * ones (processes started later from the same old build), moves older
+   * levels, restores at level 0. Runs the crash-loop guard first.
+   */
+  async reconcile(buildId?: string): Promise<ProcessOutcome[]> {
+    const s = this.store.load();
+    const ids = buildId === undefined ? Object.keys(s.libraries) : [buildId];
+    if (ids.length === 0) return [];
+    this.guard(s, ids);
+    this.store.save(s);
+    const skip = new Set([process.pid]);
+    const found = scanProcesses({
+      procRoot: this.procRoot,
+      buildIds: new Set(ids),
+      skipPids: skip,
+      pids: this.deps.pids,
+    });
+    const out: ProcessOutcome[] = [];
+    for (const id of ids) {
+      const lib = s.libraries[id];
+      if (lib === undefined) continue;
+      const procs = found.filter((f) => f.buildId === id);
+      out.push(...(await this.reconcileLibrary(s, id, lib, procs)));
+    }
+    return out;
+  }
+
+  /** The crash-loop guard: a patched process gone soon after patching halts its level for that build. */
+  private guard(s: UserspaceState, ids: string[]): void {
+    const now = this.now();
+    for (const id of ids) {
+      const lib = s.libraries[id];
+      if (lib === undefined) continue;
+      const alive: PatchedProcess[] = [];
+      for (const p of lib.patched) {
+        if (sameProcess(this.procRoot, p.pid, p.startTime)) {
+          alive.push(p);
+          continue;
+        }
+        if (now - Date.parse(p.patchedAt) <= this.crashWindowMs && lib.halted === undefined && lib.level === p.level) {
+          lib.halted = { level: p.level, pid: p.pid, comm: p.comm, at: new Date(now).toISOString() };
+          this.deps.log?.(
+            `user-space level ${p.level} of ${lib.soname} (${id}) halted: process ${p.pid} (${p.comm}) ended ${Math.round((now - Date.parse(p.patchedAt)) / 1000)} s after it was patched`,
+          );
+        }
+      }
+      lib.patched = alive;
+      lib.refused = lib.refused.filter((r) => sameProcess(this.procRoot, r.pid, r.startTime));
+    }
+  }
+
+  private async reconcileLibrary(
+    s: UserspaceState,
+    id: string,
+    lib: LibraryState,
+    procs: MappedLibrary[],
+  ): Promise<ProcessOutcome[]> {
+    const work: (() => Promise<ProcessOutcome[]>)[] = [];
+    for (const proc of procs) {
+      const rec = lib.patched.find((p) => p.pid === proc.pid && p.startTime === proc.startTime);
+      if (rec !== undefined && rec.level === lib.level) continue;
+      if (rec === undefined && (lib.level === 0 || lib.halted !== undefined)) continue;
+      if (
+        rec === undefined &&
+        lib.refused.some((r) => r.pid === proc.pid && r.startTime === proc.startTime && r.level === lib.level)
+      )
+        continue;
+      work.push(async () => {
+        const steps: ProcessOutcome[] = [];
+        if (rec !== undefined) {
+          const r = await this.revertOne(id, lib, rec);
+          steps.push(r);
+          if (r.action !== 'restored') return steps;
+        }
+        if (lib.level > 0 && lib.halted === undefined) steps.push(await this.applyOne(id, lib, proc));
+        return steps;
+      });
+    }
+    const out: ProcessOutcome[] = [];
+    const width = Math.max(1, this.deps.concurrency ?? 2);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(width, work.length) }, async () => {
+        while (next < work.length) out.push(...(await work[next++]!()));
+      }),
+    );
+    this.store.save(s);
+    return out;
+  }
+
+  private async applyOne(id: string, lib: LibraryState, proc: MappedLibrary): Promise<ProcessOutcome> {
+    const b = this.bundle(id, lib.level);
+    const r = await runHelper(this.deps.helper, 'apply', applyPlan(b, proc.pid, proc.base, this.deps.attempts));
+    lib.refused = lib.refused.filter((x) => x.pid !== proc.pid);
+    if (r.ok && r.op === 'apply') {
+      const rec: PatchedProcess = {
+        pid: proc.pid,
+        startTime: proc.startTime,
+        comm: proc.comm,
+        base: proc.base,
+        path: proc.path,
+        deleted: proc.deleted,
+        level: lib.level,
+        code: r.code,
+        functions: r.functions,
+        patchedAt: new Date(this.now()).toISOString(),
+        stopUs: r.stopUs,
+      };
+      lib.patched.push(rec);
+      this.store.append({ op: 'patched', buildId: id, process: rec });
+      return { pid: proc.pid, comm: proc.comm, action: 'patched', level: lib.level, stopUs: r.stopUs };
+    }
+    return this.refusal(lib, proc.pid, proc.startTime, proc.comm, r);
+  }
+
+  private async revertOne(id: string, lib: LibraryState, rec: PatchedProcess): Promise<ProcessOutcome> {
+    const m = this.bundle(id, rec.level).manifest;
+    const r = await runHelper(this.deps.helper, 'revert', revertPlan(m, rec, this.deps.attempts));
+    if (r.ok) {
+      lib.patched = lib.patched.filter((p) => p !== rec);
+      this.store.append({ op: 'restored', buildId: id, pid: rec.pid, startTime: rec.startTime });
+      return { pid: rec.pid, comm: rec.comm, action: 'restored', level: rec.level, stopUs: r.stopUs };
+    }
+    if (r.reason === 'exited') lib.patched = lib.patched.filter((p) => p !== rec);
+    return {
+      pid: rec.pid,
+      comm: rec.comm,
+      action: 'failed',
+      level: rec.level,
+      stopUs: r.stopUs,
+      reason: r.reason,
+      message: r.message,
+    };
+  }
+
+  private refusal(lib: LibraryState, pid: number, startTime: number, comm: string, r: HelperResult): ProcessOutcome {
+    if (r.ok) throw new Error('unreachable');
+    if (r.reason !== 'exited') {
+      lib.refused.push({
+        pid,
+        startTime,
+        comm,
+        level: lib.level,
+        reason: r.reason,
+        step: r.step,
+        errno: r.errno,
+        message: r.message,
+        at: new Date(this.now()).toISOString(),
+      });
+    }
+    return { pid, comm, action: 'refused', level: lib.level, stopUs: r.stopUs, reason: r.reason, message: r.message };
+  }
+
+  /** Per library build: level, CVEs, patched, refused (with reasons) and unpatched processes, from a live scan. */
+  status(): LibraryStatus[] {
+    const s = this.store.load();
+    const ids = Object.keys(s.libraries);
+    if (ids.length === 0) return [];
+    const found = scanProcesses({
+      procRoot: this.procRoot,
+      buildIds: new Set(ids),
+      skipPids: new Set([process.pid]),
+      pids: this.deps.pids,
+    });
+    return ids.map((id) => {
+      const lib = s.libraries[id]!;
+      const alive = (p: { pid: number; startTime: number }) => processStartTime(this.procRoot, p.pid) === p.startTime;
+      const patched = lib.patched.filter(alive);
+      const refused = lib.refused.filter(alive);
+      const unpatched = found
+        .filter((f) => f.buildId === id)
+        .filter((f) => !patched.some((p) => p.pid === f.pid) && !refused.some((r) => r.pid === f.pid))
+        .map((f) => ({ pid: f.pid, comm: f.comm, deleted: f.deleted }));
+      let cves: string[] = [];
+      if (lib.level > 0) {
+        try {
+          cves = this.bundle(id, lib.level).manifest.cves;
+        } catch {
+          cves = [];
+        }
+      }
+      return {
+        buildId: id,
+        soname: lib.soname,
+        level: lib.level,
+        cves,
+        ...(lib.halted ? { halted: lib.halted } : {}),
+        patched,
+        refused,
+        unpatched,
+      };
+    });
+  }
+
+  /** The check-in report (protocol UserspaceLibraryStatus). */
+  report(): UserspaceLibraryStatus[] {
+    return this.status().map((l) => {
+      const refusals: Record<string, number> = {};
+      for (const r of l.refused) refusals[r.reason] = (refusals[r.reason] ?? 0) + 1;
+      return {
+        buildId: l.buildId,
+        soname: l.soname,
+        level: l.level,
+        cves: l.cves,
+        patched: l.patched.length,
+        unpatched: l.unpatched.length,
+        refused: l.refused.length,
+        ...(l.refused.length > 0 ? { refusals } : {}),
+        ...(l.halted !== undefined ? { halted: true } : {}),
+      };
+    });
+  }
+}

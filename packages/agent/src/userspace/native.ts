@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LivegraftError, type UserspaceRefusal } from '@livegraft/protocol';
+
+export const HELPER_NAME = 'livegraft-uspatch';
+
+/**
+ * Where the native helper is: LIVEGRAFT_USPATCH, else beside the agent bundle
+ * (dist/), else the package's dist/ when running from source.
+ */
+export function helperPath(env: Record<string, string | undefined> = process.env): string {
+  const explicit = env['LIVEGRAFT_USPATCH'];
+  if (explicit !== undefined && explicit !== '') return explicit;
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, HELPER_NAME), join(here, '..', '..', 'dist', HELPER_NAME)];
+  const found = candidates.find((c) => existsSync(c));
+  if (found === undefined) {
+    throw new LivegraftError(
+      'USERSPACE_NO_HELPER',
+      `the native helper ${HELPER_NAME} is not installed beside the agent (looked in ${candidates.join(', ')}); set LIVEGRAFT_USPATCH`,
+    );
+  }
+  return found;
+}
+
+/** One function of an apply: where its entry is and the 5 bytes the jump replaced. */
+export interface SavedEntry {
+  offset: number;
+  saved: string;
+}
+
+export type HelperResult =
+  | {
+      ok: true;
+      op: 'apply';
+      pid: number;
+      attempts: number;
+      threads: number;
+      stopUs: number;
+      code: string;
+      codeSize: number;
+      functions: SavedEntry[];
+    }
+  | {
+      ok: true;
+      op: 'revert';
+      pid: number;
+      attempts: number;
+      threads: number;
+      stopUs: number;
+      code: string;
+      codeSize: number;
+      unmapped: boolean;
+    }
+  | {
+      ok: false;
+      op: 'apply' | 'revert';
+      pid: number;
+      attempts: number;
+      threads: number;
+      stopUs: number;
+      reason: UserspaceRefusal;
+      step: string;
+      errno: number;
+      message: string;
+    };
+
+/** Runs the helper once with a plan on stdin. Bounded: the helper bounds its own waits; this kills it past `timeoutMs`. */
+export function runHelper(
+  helper: string,
+  op: 'apply' | 'revert',
+  plan: string,
+  timeoutMs = 60_000,
+): Promise<HelperResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(helper, [op], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      if (out.length < 1 << 20) out += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      if (err.length < 1 << 16) err += d;
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new LivegraftError('USERSPACE_HELPER_FAILED', `cannot run ${helper}: ${e.message}`, { cause: e }));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      try {
+        const r = JSON.parse(out.trim().split('\n').pop() ?? '') as HelperResult;
+        if (typeof r.ok !== 'boolean') throw new Error('no ok field');
+        resolve(r);
+      } catch {
+        reject(
+          new LivegraftError(
+            'USERSPACE_HELPER_FAILED',
+            `${helper} ${op} ended (${signal ?? `exit ${code}`}) without a result: ${err.trim().slice(0, 300)}`,
+          ),
+        );
+      }
+    });
+    child.stdin.on('error', () => undefined); // it may exit before reading everything
+    child.stdin.end(plan);
+  });
+}
