@@ -65,15 +65,17 @@ export function validation(claim: JobClaim, result: 'passed' | 'failed', reason?
 export function builtResult(
   claim: JobClaim,
   outcome: 'passed' | 'failed',
-  over: { kernelId?: string; level?: number } = {},
+  over: { kernelId?: string; level?: number; cves?: string[] } = {},
 ): JobResult {
   const p = buildPatch({ kernelId: over.kernelId ?? claim.kernel.kernelId, level: over.level ?? claim.level });
+  const cves = over.cves ?? ['CVE-2026-46266'];
   p.manifest.fixes = claim.fixes.map((f) => ({
     id: f.id,
     title: `fix ${f.id}`,
-    cves: ['CVE-2026-46266'],
+    cves,
     functions: [{ name: 'icmp_socket_deliver', object: 'vmlinux' }],
   }));
+  p.manifest.cves = cves;
   return {
     leaseId: claim.leaseId,
     outcome: 'built',

@@ -9,6 +9,8 @@ import {
   type FeedRecord,
   type FixRecord,
   type FleetKernel,
+  type CoverageCell,
+  type CoverageReport,
   type HaltRecord,
   type JobClaim,
   type JobRecord,
@@ -16,7 +18,8 @@ import {
 } from '@livegraft/protocol';
 import { ManualClock, startFleetHarness, type FleetHarness, type FleetHarnessOptions } from './fleet-helpers.ts';
 import type { DatabaseMaker } from './fleet-suite.ts';
-import { KERNEL_ID } from './helpers.ts';
+import { affected, loadDefaultDataset } from '@livegraft/inspector';
+import { KERNEL_ID, PROC_VERSION } from './helpers.ts';
 import { builtResult, fixBundle, patchText, PROC_VERSION_90, workerToken } from './pipeline-helpers.ts';
 
 const KERNEL_90 = kernelIdFromProcVersion(PROC_VERSION_90);
@@ -173,6 +176,7 @@ export function pipelineSuite(backend: string, makeDatabase: DatabaseMaker, skip
         ['GET', '/feeds'],
         ['GET', '/hosts'],
         ['GET', '/fleet/kernels'],
+        ['GET', '/coverage'],
         ['POST', '/patches'],
       ] as const) {
         const res = await w.h.call(method, path, { token: w.worker, ...(method === 'POST' ? { json: {} } : {}) });
@@ -466,6 +470,61 @@ export function pipelineSuite(backend: string, makeDatabase: DatabaseMaker, skip
       assert.equal((await result(w, claim as JobClaim, builtResult(claim as JobClaim, 'passed'))).status, 200);
       const ring1 = await w.h.ok<FeedRecord>('GET', '/feeds/ring1');
       assert.equal(ring1.levels.find((l) => l.kernelId === KERNEL_90)?.level, 1);
+    });
+
+    it('coverage: each CVE affecting a fleet kernel build, per build, from no fix to applied on N of M hosts', async () => {
+      const w = await world();
+      const cve = affected(await loadDefaultDataset(), PROC_VERSION).affected[0]?.id;
+      assert.ok(cve !== undefined, 'the shipped CVE data has CVEs affecting 6.1.76');
+      const cellOf = async (kernelId: string, id = cve): Promise<CoverageCell | undefined> => {
+        const r = await w.h.ok<CoverageReport>('GET', '/coverage');
+        assert.equal(r.kernels.length, 2);
+        return r.rows.find((x) => x.cve === id)?.cells.find((c) => c.kernelId === kernelId);
+      };
+      assert.equal((await cellOf(KERNEL_ID))?.state, 'no-fix');
+      await w.submit('cov-fix', { cves: [cve], fixedIn: { '6.1': '6.1.80' } });
+      assert.deepEqual(
+        { ...(await cellOf(KERNEL_ID)) },
+        {
+          kernelId: KERNEL_ID,
+          state: 'queued',
+          version: null,
+          level: null,
+          hostsApplied: 0,
+          hosts: 2,
+          reason: null,
+          fixId: 'cov-fix',
+        },
+      );
+      const fixed = await cellOf(KERNEL_90);
+      assert.equal(fixed?.state, 'fixed-in-build');
+      assert.equal(fixed?.version, '6.1.80');
+      const claim = await w.claim();
+      assert.ok(claim !== undefined);
+      const hb = { token: w.worker, json: { leaseId: claim.leaseId, phase: 'validate' } };
+      assert.equal((await w.h.call('POST', `/jobs/${claim.jobId}/heartbeat`, hb)).status, 200);
+      assert.equal((await cellOf(KERNEL_ID))?.state, 'built', 'built, under validation');
+      assert.equal((await result(w, claim, builtResult(claim, 'passed', { cves: [cve] }))).status, 200);
+      const released = await cellOf(KERNEL_ID);
+      assert.equal(released?.state, 'released');
+      assert.equal(released?.level, 1);
+      const host = await w.h.enroll('web3');
+      await w.h.checkin(host.token, { appliedLevel: 1, state: 'patched' });
+      const applied = await cellOf(KERNEL_ID);
+      assert.equal(applied?.state, 'applied');
+      assert.equal(applied?.hostsApplied, 1);
+      assert.equal(applied?.hosts, 3);
+
+      // A submitted fix's CVE is covered even when the CVE data does not know it; the worker's reason is kept.
+      await w.submit('unknown-cve', { cves: ['CVE-2099-0001'] });
+      const c = await w.claim();
+      assert.ok(c !== undefined);
+      const body = { leaseId: c.leaseId, outcome: 'not-live-patchable', reason: 'changes struct sock', buildLog: '' };
+      const r = await result(w, c, { ...body, timings: { buildMs: 1, validateMs: 0 } });
+      assert.equal(r.status, 200, r.bytes.toString());
+      const npl = await cellOf(c.kernel.kernelId, 'CVE-2099-0001');
+      assert.equal(npl?.state, 'not-live-patchable');
+      assert.equal(npl?.reason, 'changes struct sock');
     });
   });
 }

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import {
+  CoverageReport,
   FixId,
   FixRecord,
   FixSubmitRequest,
@@ -11,6 +12,7 @@ import {
 } from '@livegraft/protocol';
 import { guard } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
+import { coverageReport, type CoverageSource } from '../pipeline/coverage.ts';
 import { fleetKernels, publicKernel } from '../pipeline/kernels.ts';
 import type { Pipeline } from '../pipeline/service.ts';
 import { actorOf } from './actor.ts';
@@ -35,7 +37,17 @@ const OverrideAnswer = Type.Object({
 });
 
 /** Fleet kernel builds, fix submission and plans, and the operator's validation override for a hand-built level. */
-export function pipelineRoutes(app: App, ctx: RouteContext, pipeline: Pipeline): void {
+export function pipelineRoutes(app: App, ctx: RouteContext, pipeline: Pipeline, cves: CoverageSource): void {
+  app.get(
+    '/coverage',
+    {
+      schema: { ...doc('CVE x kernel build: where each CVE affecting the fleet stands'), querystring: NoQuery },
+      config: { answer: CoverageReport },
+      onRequest: guard(ctx.auth, 'viewer'),
+    },
+    async (): Promise<CoverageReport> => coverageReport(pipeline.db, cves, ctx.clock()),
+  );
+
   app.get(
     '/fleet/kernels',
     {
