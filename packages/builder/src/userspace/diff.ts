@@ -85,7 +85,14 @@ export function onlyLineConstants(
       if (op > 0 && (a[op - 1] === 0x48 || a[op - 1] === 0x49)) continue; // movabs: a 64-bit constant
       const immEnd = op + 5;
       if (i >= immEnd) continue;
-      if (!calls.some((c) => c.at > immEnd && c.at <= immEnd + LINE_CALL_WINDOW)) continue;
+      if (
+        !reachesLineCall(
+          a,
+          immEnd,
+          calls.map((c) => c.at),
+        )
+      )
+        continue;
       const va = a.readUInt32LE(op + 1);
       const vb = b.readUInt32LE(op + 1);
       if (va > 100_000 || vb > 100_000) continue;
@@ -95,6 +102,23 @@ export function onlyLineConstants(
     if (!covered) return false;
   }
   return true;
+}
+
+/**
+ * True when a call to a line callee follows `from` within LINE_CALL_WINDOW
+ * bytes, directly or after a jump to a shared error tail (gcc merges the
+ * ERR_raise calls of a function and jumps there with the line in a register).
+ */
+function reachesLineCall(code: Buffer, from: number, callsAt: number[]): boolean {
+  const near = (at: number): boolean => callsAt.some((c) => c > at && c <= at + LINE_CALL_WINDOW);
+  if (near(from)) return true;
+  for (let k = from; k < Math.min(code.length, from + 16); k++) {
+    let target: number | undefined;
+    if (code[k] === 0xeb && k + 2 <= code.length) target = k + 2 + code.readInt8(k + 1);
+    else if (code[k] === 0xe9 && k + 5 <= code.length) target = k + 5 + code.readInt32LE(k + 1);
+    if (target !== undefined && target >= 0 && target < code.length && near(target - 1)) return true;
+  }
+  return false;
 }
 
 function nameOf(t: ReturnType<ObjectModel['target']>): string {
