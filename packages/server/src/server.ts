@@ -13,6 +13,13 @@ import { HostRepository } from './db/hosts.ts';
 import { openDatabase } from './db/open.ts';
 import { PatchRepository } from './db/patches.ts';
 import { installErrorHandling } from './errors.ts';
+import { installAnswerHeaders } from './answer-headers.ts';
+import {
+  installBodyDeadline,
+  SLOW_CLIENT_LIMITS,
+  slowClientServerOptions,
+  type SlowClientLimits,
+} from './slow-clients.ts';
 import { healthRoutes } from './routes/health.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { moduleRoutes } from './routes/modules.ts';
@@ -47,8 +54,6 @@ export const TUF_KEYS_DIR = 'keys';
 export const TUF_ROOTS_DIR = 'tuf/roots';
 /** JSON bodies (manifests, check-ins) are small; modules have their own limit. */
 const MAX_JSON_BODY_BYTES = 1024 * 1024;
-/** A slow client may not hold a connection forever. */
-const REQUEST_TIMEOUT_MS = 5 * 60 * 1000;
 
 export interface ServerDeps {
   clock?: () => Date;
@@ -64,6 +69,8 @@ export interface ServerDeps {
   compliance?: Pick<ComplianceOptions, 'dataset' | 'fetch' | 'alertBackoffMs' | 'defaultPolicy'>;
   /** The built dashboard to serve on `/` (default: the dashboard workspace's dist). */
   dashboardDir?: string;
+  /** Header, body and upload deadlines for slow clients (tests shorten them). */
+  slowClients?: Partial<SlowClientLimits>;
 }
 
 export const SERVER_VERSION = '0.1.0';
@@ -183,13 +190,16 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
 
   const pipeline = createPipeline(ctx, db as unknown as Kysely<unknown>, logger);
 
+  const slowClients = { ...SLOW_CLIENT_LIMITS, ...deps.slowClients };
+  const timeouts = slowClientServerOptions(slowClients);
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: MAX_JSON_BODY_BYTES,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    requestTimeout: timeouts.requestTimeout,
+    http: timeouts.http,
     logController: new RequestLogController(),
     // The App type is the plain-HTTP one; with TLS Fastify serves HTTPS through the same interface.
-    ...((https === undefined ? {} : { https }) as FastifyHttpOptions<Server>),
+    ...((https === undefined ? {} : { https: { ...https, ...timeouts.http } }) as FastifyHttpOptions<Server>),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('onRoute', (route) => rt.openapi.onRoute(route));
   app.addHook('preClose', (done) => {
@@ -207,6 +217,8 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     app.setValidatorCompiler(typeboxValidatorCompiler);
     app.decorateRequest('principal', null);
     installErrorHandling(app);
+    installAnswerHeaders(app);
+    installBodyDeadline(app, slowClients, MAX_JSON_BODY_BYTES);
     healthRoutes(app);
     tufRoutes(app, ctx);
     opsRoutes(app, ctx, rt.openapi, SERVER_VERSION);

@@ -13,6 +13,7 @@ import {
   HostRecord,
   type PinRecord,
 } from '@livegraft/protocol';
+import { noStore } from '../answer-headers.ts';
 import { guard, hashToken, sameHash } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
 import { DEFAULT_FEED } from '../db/fleet-migration.ts';
@@ -87,6 +88,7 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
         },
       );
       req.log.info({ hostId, hostname, kernelId: kernel.id, feed }, 'host enrolled');
+      noStore(reply);
       void reply.status(201);
       return { hostId, token, root: await ctx.tuf.rootJson() };
     },

@@ -10,6 +10,7 @@ import {
   type TokenCreated,
   type TokenRecord,
 } from '@livegraft/protocol';
+import { noStore } from '../answer-headers.ts';
 import { guard, hashToken } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
 import { actorOf } from './actor.ts';
@@ -36,6 +37,7 @@ export function tokenRoutes(app: App, ctx: RouteContext): void {
       };
       await fleet.tokens.create({ ...rec, tokenHash: hashToken(token) });
       await fleet.record(actor, 'token.create', rec.id, { name: rec.name, role: rec.role });
+      noStore(reply);
       void reply.status(201);
       return { ...rec, token };
     },
@@ -75,6 +77,7 @@ export function tokenRoutes(app: App, ctx: RouteContext): void {
         feed: rec.feed,
         tags: rec.tags,
       });
+      noStore(reply);
       void reply.status(201);
       return { ...rec, key };
     },
