@@ -14,6 +14,7 @@ import { reportCommands } from './report.ts';
 import { tripwireCommand } from './tripwire.ts';
 import { vexCommand } from './vex.ts';
 import { fleetCommands, hostsCommand } from './fleet.ts';
+import { coverageCommand, fixesCommand, jobsCommand } from './pipeline.ts';
 
 interface AdminOpts {
   server: string;
@@ -124,6 +125,9 @@ for (const c of reportCommands(DEFAULT_SERVER)) program.addCommand(c);
 program.addCommand(vexCommand(DEFAULT_SERVER));
 program.addCommand(tripwireCommand(DEFAULT_SERVER));
 for (const c of fleetCommands(DEFAULT_SERVER)) program.addCommand(c);
+program.addCommand(fixesCommand(DEFAULT_SERVER));
+program.addCommand(jobsCommand(DEFAULT_SERVER));
+program.addCommand(coverageCommand(DEFAULT_SERVER));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isLivegraftError(err)) console.error(`error [${err.code}]: ${err.message}`);

@@ -42,6 +42,7 @@ interface FeedFlags extends FleetOpts {
   promotion?: boolean;
   window?: MaintenanceWindow[];
   noWindows?: boolean;
+  requireValidated?: boolean;
 }
 
 function feedOptions(cmd: Command): Command {
@@ -52,7 +53,9 @@ function feedOptions(cmd: Command): Command {
     .option('--min-hosts <n>', 'promotion rule: hosts of this feed that applied the level', wholeNumber)
     .option('--min-percent <p>', 'promotion rule: percent of this feed that applied it', percent)
     .option('--healthy <duration>', 'promotion rule: how long the host condition held with no failure', duration)
-    .option('--window <spec>', 'maintenance window of this feed, UTC, repeatable: "sat,sun 02:00-04:00"', parseWindow);
+    .option('--window <spec>', 'maintenance window of this feed, UTC, repeatable: "sat,sun 02:00-04:00"', parseWindow)
+    .option('--require-validated', 'only levels with a passed VM validation enter (default for new feeds but canary)')
+    .option('--no-require-validated', 'hand-built levels without a VM validation may enter too');
 }
 
 function feedBody(o: FeedFlags): Omit<FeedCreate, 'name'> {
@@ -68,6 +71,7 @@ function feedBody(o: FeedFlags): Omit<FeedCreate, 'name'> {
     ...(o.autoPublish === undefined ? {} : { autoPublish: o.autoPublish }),
     ...(Object.keys(rule).length > 0 ? { promotion: rule } : o.promotion === false ? { promotion: null } : {}),
     ...(o.window !== undefined ? { windows: o.window } : o.noWindows === true ? { windows: [] } : {}),
+    ...(o.requireValidated === undefined ? {} : { requireValidated: o.requireValidated }),
   };
 }
 
@@ -85,11 +89,12 @@ function ruleText(r: PromotionRule | null): string {
 function printFeeds(feeds: FeedRecord[]): void {
   console.log(
     table(
-      ['FEED', 'HOSTS', 'AUTO-PUBLISH', 'PROMOTES TO', 'RULE', 'WINDOWS', 'LEVELS (kernel:level)'],
+      ['FEED', 'HOSTS', 'AUTO-PUBLISH', 'VALIDATED', 'PROMOTES TO', 'RULE', 'WINDOWS', 'LEVELS (kernel:level)'],
       feeds.map((f) => [
         f.name,
         String(f.hostCount),
         f.autoPublish ? 'yes' : 'no',
+        f.requireValidated ? 'required' : 'no',
         f.promotesTo ?? '-',
         f.promotesTo === null ? '-' : ruleText(f.promotion),
         f.windows.map((w) => `${w.days.join(',')} ${w.start}-${w.end}`).join('; ') || 'any time',
@@ -533,7 +538,7 @@ export function tokensCommand(server: string): Command {
       new Command('create').description('create a token; its secret is printed once').argument('<name>'),
       server,
     )
-      .requiredOption('--role <role>', 'admin, operator (rollouts) or viewer (read-only)')
+      .requiredOption('--role <role>', 'admin, operator (rollouts), viewer (read-only) or worker (build jobs only)')
       .action(async (name: string, o: FleetOpts & { role: string }) => {
         const t = await new FleetApi(o).send<TokenCreated>('POST', '/tokens', { name, role: o.role });
         out(o, t, () =>

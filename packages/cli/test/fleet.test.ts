@@ -58,7 +58,9 @@ describe('livegraft fleet commands', () => {
       '50',
       '--window',
       'sat,sun 02:00-04:00',
+      '--no-require-validated',
     )) as FeedRecord;
+    assert.equal(created.requireValidated, false);
     assert.deepEqual(created.promotion, { afterSec: 7200, minPercent: 50 });
     assert.deepEqual(created.windows, [{ days: ['sat', 'sun'], start: '02:00', end: '04:00' }]);
     const updated = (await cli('feeds', 'update', 'ring0', '--no-auto-publish', '--no-promotion')) as FeedRecord;
