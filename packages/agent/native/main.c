@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #define REACH 0x7ff00000LL /* what a rel32 may span, with a margin */
 #define STACK_SCAN_MAX (1024 * 1024)
 #define RUN_OUT_STEPS 4000
+#define RUN_OUT_NS 20000000LL /* the others wait at most this long per attempt */
 
 static const char *REASONS[] = {"",       "seccomp",           "not-dumpable",     "traced",         "no-address-space",
                                 "function-too-short", "build-id-mismatch", "bytes-mismatch", "busy", "permission",
@@ -109,12 +111,13 @@ static int thread_busy(int i, const struct range *r, int n, char *why, size_t wh
  * LibCare's "run to the return address", without breakpoints.
  */
 static int threads_busy(const struct range *r, int n, char *why, size_t whylen) {
+  int64_t until = now_ns() + RUN_OUT_NS;
   for (int i = 0; i < T.nthreads; i++) {
     if (!T.threads[i].stopped) return 1;
     int steps = 0;
     while (thread_busy(i, r, n, why, whylen)) {
-      if (++steps > RUN_OUT_STEPS || !thread_steppable(&T, i)) return 1;
-      int s = step_thread(&T, i, 5);
+      if (++steps > RUN_OUT_STEPS || now_ns() > until || !thread_steppable(&T, i)) return 1;
+      int s = step_thread(&T, i, 1000);
       if (s < 0) return 1;
       if (s == 1) { /* it exited: look at whatever thread took its slot */
         i--;
@@ -354,10 +357,17 @@ static int do_apply(struct plan *p, struct failure *f, int *attempts, uint8_t sa
   return 0;
 }
 
+/*
+ * Revert. Putting the entry bytes back is safe whatever the threads do: none
+ * can be inside a 5-byte jump but at its first byte. Only unmapping the code
+ * needs it unused; when a thread still runs in it or a stack may return into
+ * it (after the bounded run-out), the code stays mapped (4 KiB per page) and
+ * the result says so.
+ */
 static int do_revert(struct plan *p, struct failure *f, int *attempts, int *unmapped) {
-  struct range r = {p->code_addr, p->code_addr + p->text_size};
+  struct range none = {0, 0};
   if (precheck(p, f) != 0) return -1;
-  if (stop_when_idle(p, &r, 1, check_patched, attempts, f) != 0) return -1;
+  if (stop_when_idle(p, &none, 0, check_patched, attempts, f) != 0) return -1;
   for (int i = 0; i < p->nfuncs; i++) {
     if (write_checked(p->base + p->funcs[i].offset, p->funcs[i].saved, 5) != 0) {
       int err = errno;
@@ -369,8 +379,16 @@ static int do_revert(struct plan *p, struct failure *f, int *attempts, int *unma
       return fail(f, R_ERROR, "restore", err, "cannot restore function at +0x%lx", p->funcs[i].offset);
     }
   }
+  struct range r = {p->code_addr, p->code_addr + p->text_size};
+  char why[200];
+  NMAPS = read_maps(p->pid, MAPS, MAX_MAPS);
+  if (threads_busy(&r, 1, why, sizeof why)) {
+    snprintf(f->message, sizeof f->message, "code left mapped: %s", why);
+    return 0;
+  }
   struct failure uf = {0};
   *unmapped = unmap_code(p->code_addr, (p->text_size + 4095) & ~4095ULL, &uf) == 0;
+  if (!*unmapped) snprintf(f->message, sizeof f->message, "munmap: %.200s", uf.message);
   return 0;
 }
 
@@ -385,6 +403,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: livegraft-uspatch apply|revert < plan, or livegraft-uspatch version\n");
     return 64;
   }
+  /* Be scheduled at once when a stopped thread reports: the process waits on us. Root only; harmless otherwise. */
+  setpriority(PRIO_PROCESS, 0, -10);
   static struct plan p;
   static uint8_t saved[MAX_FUNCS][5];
   char err[256];
@@ -413,6 +433,10 @@ int main(int argc, char **argv) {
       printf("]");
     } else {
       printf(",\"unmapped\":%s", unmapped ? "true" : "false");
+      if (!unmapped) {
+        printf(",\"message\":");
+        json_str(f.message);
+      }
     }
   } else {
     printf(",\"reason\":\"%s\",\"step\":\"%s\",\"errno\":%d,\"message\":", reason_name(f.reason), f.step ? f.step : "", f.err);

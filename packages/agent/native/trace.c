@@ -241,6 +241,38 @@ int inject_syscall(struct target *t, int nr, const uint64_t args[6], int64_t *re
   return rc;
 }
 
+/* Is a SIGTRAP queued for the thread (a step trap we must not leave behind)? */
+static int trap_pending(pid_t tid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)tid, (int)tid);
+  FILE *fp = fopen(path, "re");
+  if (!fp) return 0;
+  int pending = 0;
+  while (fgets(line, sizeof line, fp))
+    if (!strncmp(line, "SigPnd:", 7)) pending = (strtoull(line + 7, NULL, 16) >> (SIGTRAP - 1)) & 1;
+  fclose(fp);
+  return pending;
+}
+
+/* Lets the thread take its queued SIGTRAP as a signal-delivery stop, so that resuming it with 0 discards it. */
+static void absorb_trap(struct target *t, int i) {
+  pid_t tid = t->threads[i].tid;
+  int st;
+  if (ptrace(PTRACE_CONT, tid, NULL, NULL) != 0) return;
+  if (timed_wait(tid, &st, now_ns() + 1000000000LL) != tid || !WIFSTOPPED(st)) {
+    t->threads[i].stopped = 0;
+    return;
+  }
+  if ((st >> 16) == 0 && WSTOPSIG(st) != SIGTRAP) t->threads[i].sig = WSTOPSIG(st);
+  if (trap_pending(tid)) { /* another signal came first: once more */
+    if (ptrace(PTRACE_CONT, tid, NULL, NULL) == 0 && timed_wait(tid, &st, now_ns() + 1000000000LL) == tid && WIFSTOPPED(st)) {
+      if ((st >> 16) == 0 && WSTOPSIG(st) != SIGTRAP) t->threads[i].sig = WSTOPSIG(st);
+    } else {
+      t->threads[i].stopped = 0;
+    }
+  }
+}
+
 /*
  * Single-steps thread i once (bounded). Returns 0 when it stopped again,
  * 1 when it exited, -1 when it did not come back in time or left through an
@@ -253,10 +285,14 @@ int step_thread(struct target *t, int i, int timeout_ms) {
   for (;;) {
     int st;
     pid_t w = timed_wait(tid, &st, deadline);
-    if (w == -ETIMEDOUT) { /* blocked in a syscall: stop it again */
+    if (w == -ETIMEDOUT) { /* not scheduled for that long: stop it again, and take its step trap */
       ptrace(PTRACE_INTERRUPT, tid, NULL, NULL);
-      w = timed_wait(tid, &st, now_ns() + 200000000LL);
-      if (w != tid || !WIFSTOPPED(st)) t->threads[i].stopped = 0;
+      w = timed_wait(tid, &st, now_ns() + 1000000000LL);
+      if (w != tid || !WIFSTOPPED(st)) {
+        t->threads[i].stopped = 0;
+        return -1;
+      }
+      if ((st >> 16) != 0 && trap_pending(tid)) absorb_trap(t, i);
       return -1;
     }
     if (w < 0) return -1;

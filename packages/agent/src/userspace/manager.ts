@@ -249,7 +249,14 @@ export class UserspaceManager {
     if (r.ok) {
       lib.patched = lib.patched.filter((p) => p !== rec);
       this.store.append({ op: 'restored', buildId: id, pid: rec.pid, startTime: rec.startTime });
-      return { pid: rec.pid, comm: rec.comm, action: 'restored', level: rec.level, stopUs: r.stopUs };
+      return {
+        pid: rec.pid,
+        comm: rec.comm,
+        action: 'restored',
+        level: rec.level,
+        stopUs: r.stopUs,
+        ...(r.op === 'revert' && !r.unmapped && r.message !== undefined ? { message: r.message } : {}),
+      };
     }
     if (r.reason === 'exited') lib.patched = lib.patched.filter((p) => p !== rec);
     return {

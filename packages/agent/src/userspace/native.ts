@@ -53,6 +53,8 @@ export type HelperResult =
       code: string;
       codeSize: number;
       unmapped: boolean;
+      /** Why the code stayed mapped (a stack may still return into it). */
+      message?: string;
     }
   | {
       ok: false;
