@@ -25,6 +25,10 @@ APT_PACKAGES=(
   poppler-utils         # compliance PDF reports are checked by rendering them
   chromium              # dashboard browser tests (driven by playwright-core)
   fonts-dejavu-core     # readable screenshots
+  lintian               # the agent's Debian package is checked with lintian
+  debootstrap           # package install tests run in a minimal Debian 12 root
+  prometheus            # promtool checks and unit-tests the alert rules
+  shellcheck            # install.sh is checked with shellcheck
 )
 
 missing=()

@@ -1,5 +1,6 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { LivegraftError, TUF_ROLES, type TufRole } from '@livegraft/protocol';
+import { fileRootFingerprint, serverRootFingerprint } from './keys-fingerprint.ts';
 import { DEFAULT_ROOT_EXPIRY_DAYS, describeStatus, keysInit, keysRotate, keysSignRoot } from './keys.ts';
 
 function count(value: string): number {
@@ -109,6 +110,21 @@ export function keysCommand(): Command {
       if (!status.every((s) => s.ok)) {
         throw new LivegraftError('TUF_THRESHOLD_UNMET', 'not enough signatures yet for clients to accept this root');
       }
+    });
+
+  keys
+    .command('fingerprint')
+    .description("SHA-256 of the server's current TUF root (or of a root file): what hosts pin at enrolment")
+    .addOption(
+      new Option('--server <url>', 'patch server URL').env('LIVEGRAFT_SERVER').default('http://127.0.0.1:8720'),
+    )
+    .option('--root <file>', 'a root file (N.root.json) instead of the server')
+    .option('--json', 'print JSON')
+    .action(async (o: { server: string; root?: string; json?: boolean }) => {
+      const f = o.root === undefined ? await serverRootFingerprint(o.server) : fileRootFingerprint(o.root);
+      if (o.json) return console.log(JSON.stringify(f));
+      console.log(f.sha256);
+      console.error(`TUF root version ${f.version} (${f.source})`);
     });
 
   return keys;

@@ -49,6 +49,7 @@ const program = new Command('livegraft-server')
   .option('--stall-sec <sec>', 'a reported livepatch transition running this long halts the rollout', integer)
   .option('--job-lease <sec>', 'build jobs: seconds a worker holds a job without a heartbeat (default 120)', integer)
   .option('--catalogue <dir>', 'fix catalogue (a directory of fix directories) that submitted fixes must not duplicate')
+  .option('--agent-package <file>', 'livegraft-agent .deb that GET /install.sh installs (env LIVEGRAFT_AGENT_PACKAGE)')
   .addHelpText(
     'after',
     '\nEnvironment: LIVEGRAFT_ADMIN_TOKEN and LIVEGRAFT_REGISTRATION_KEY override the secrets\n' +
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
     stallSec?: number;
     jobLease?: number;
     catalogue?: string;
+    agentPackage?: string;
   }>();
   let config;
   try {
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
       stallSec: opts.stallSec,
       jobLeaseSec: opts.jobLease,
       catalogueDir: opts.catalogue,
+      agentPackage: opts.agentPackage ?? (process.env['LIVEGRAFT_AGENT_PACKAGE'] || undefined),
       adminToken: process.env['LIVEGRAFT_ADMIN_TOKEN'] || undefined,
       registrationKey: process.env['LIVEGRAFT_REGISTRATION_KEY'] || undefined,
     });

@@ -56,6 +56,8 @@ export const ConfigSchema = Type.Object(
     jobLeaseSec: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400 })),
     /** A directory of shipped fixes (one sub-directory with fix.json each) that submitted fixes must not repeat. */
     catalogueDir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** The livegraft-agent .deb that GET /install.sh installs on hosts. */
+    agentPackage: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
   },
   { additionalProperties: false },
 );

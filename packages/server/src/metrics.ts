@@ -5,6 +5,8 @@ export interface MetricsSources {
   hostsByState: () => Promise<{ feed: string; state: string; count: number }[]>;
   feedLevels: () => Promise<{ feed: string; kernelId: string; level: number }[]>;
   sseConnections: () => number;
+  /** Hosts silent for more than twice the check-in interval, per feed. */
+  staleHosts?: () => Promise<{ feed: string; count: number }[]>;
 }
 
 /**
@@ -63,6 +65,19 @@ export class ServerMetrics {
         for (const r of await src.hostsByState()) this.set({ feed: r.feed, state: r.state }, r.count);
       },
     });
+    const stale = src.staleHosts;
+    if (stale !== undefined) {
+      new Gauge({
+        name: 'livegraft_hosts_stale',
+        help: 'Enrolled, not revoked hosts with no check-in for more than twice the check-in interval, by feed',
+        labelNames: ['feed'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const r of await stale()) this.set({ feed: r.feed }, r.count);
+        },
+      });
+    }
     new Gauge({
       name: 'livegraft_feed_level',
       help: 'Current patch level of each feed per kernel build',

@@ -48,6 +48,9 @@ import { createDashboard } from './dashboard/index.ts';
 import { createPipeline } from './pipeline/service.ts';
 import { pipelineRoutes } from './routes/pipeline.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { UserspaceRepository } from './userspace/repository.ts';
+import { userspaceRoutes, userspaceTufRoutes } from './userspace/routes.ts';
+import { installRoutes, rootFingerprint } from './routes/install.ts';
 
 export const MODULES_DIR = 'modules';
 export const TUF_KEYS_DIR = 'keys';
@@ -114,6 +117,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   });
   const db = database.db;
 
+  const userspace = new UserspaceRepository(db as unknown as Kysely<unknown>);
   let tuf: TufRepository;
   try {
     tuf = await TufRepository.open(
@@ -123,7 +127,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
         rootFiles: (config.tufRoots ?? []).map((f) => resolve(f)),
         ...deps.tuf,
       },
-      { db, clock, log: logger },
+      { db, clock, log: logger, extraTargets: () => userspace.publishedTargets() },
     );
   } catch (err) {
     await db.destroy();
@@ -186,6 +190,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     metrics: rt.metrics,
     enrollLimit: rt.enrollLimit,
     compliance,
+    userspace,
   };
 
   const pipeline = createPipeline(ctx, db as unknown as Kysely<unknown>, logger);
@@ -221,6 +226,8 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     installBodyDeadline(app, slowClients, MAX_JSON_BODY_BYTES);
     healthRoutes(app);
     tufRoutes(app, ctx);
+    userspaceTufRoutes(app, { userspace, modules });
+    installRoutes(app, { tuf, agentPackage: config.agentPackage });
     opsRoutes(app, ctx, rt.openapi, SERVER_VERSION);
     dashboard.pages(app, ctx);
     await app.register(
@@ -236,6 +243,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
         dashboard.api(api, ctx);
         pipelineRoutes(api, ctx, pipeline, compliance.exposure);
         jobRoutes(api, ctx, pipeline);
+        userspaceRoutes(api, { ...ctx, userspace });
         done();
       },
       { prefix: API_PREFIX },
@@ -265,6 +273,12 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       port: config.port,
       listenTextResolver: (address) => `livegraft-server listening at ${address}`,
     });
+    // What hosts pin at enrolment (install.sh --root-sha256, livegraft keys fingerprint).
+    const root = await rootFingerprint(server.tuf);
+    server.app.log.info(
+      { rootVersion: root.version, rootSha256: root.sha256 },
+      `TUF root version ${root.version} fingerprint (SHA-256 of ${root.version}.root.json): ${root.sha256}`,
+    );
     return { ...server, url };
   } catch (err) {
     await server.close();

@@ -20,7 +20,7 @@ import { loadServerDataset } from './dataset.ts';
 import { ExposureService, kernelString, type ComplianceHost } from './exposure.ts';
 import { HistoryRepository } from './history.ts';
 import { LevelCatalog } from './levels.ts';
-import { complianceMetrics, type ComplianceMetrics } from './metrics.ts';
+import { complianceMetrics, registerSlaGauge, type ComplianceMetrics } from './metrics.ts';
 import { PolicyRepository } from './policy.ts';
 import { allWindows, buildReport } from './report.ts';
 import type { ComplianceDatabase } from './schema.ts';
@@ -75,6 +75,13 @@ export class ComplianceService {
     this.#tripwires = new TripwireRepository(db);
     this.exposure = new ExposureService(db, dataset, this.#levels, this.#history);
     this.metrics = complianceMetrics(o.registry);
+    registerSlaGauge(this.metrics.registry, async () => {
+      const { report } = await this.report();
+      return {
+        openBreaches: report.summary.openBreaches,
+        hostsInBreach: report.hosts.filter((h) => h.openBreaches > 0).length,
+      };
+    });
     this.#alerts =
       o.alertWebhook === undefined
         ? undefined

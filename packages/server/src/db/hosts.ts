@@ -338,6 +338,18 @@ export class HostRepository {
     return rows.map((r) => ({ feed: r.feed, state: r.state, count: Number(r.n) }));
   }
 
+  /** Hosts (not revoked) whose last check-in is older than `before`, per feed. */
+  async countStaleByFeed(before: Date): Promise<{ feed: string; count: number }[]> {
+    const rows = await this.#db
+      .selectFrom('hosts')
+      .select(['feed', (eb) => eb.fn.countAll().as('n')])
+      .where('revoked_at', 'is', null)
+      .where('last_checkin_at', '<', before.toISOString())
+      .groupBy('feed')
+      .execute();
+    return rows.map((r) => ({ feed: r.feed, count: Number(r.n) }));
+  }
+
   async countByFeed(): Promise<Map<string, number>> {
     const rows = await this.#db
       .selectFrom('hosts')
