@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { LivegraftError, kernelIdFromProcVersion, type KernelIdentity } from '@livegraft/protocol';
@@ -140,6 +140,7 @@ export function bootKernelIdentity(
   }
   if (bootId === '') return identity;
   try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     writeFileAtomic(path, `${JSON.stringify({ bootId, identity }, null, 2)}\n`, 0o600);
   } catch (err) {
     warn(`cannot record the kernel identity in ${path}: ${(err as Error).message}`);
