@@ -87,8 +87,7 @@ export function createFleetRuntime(o: {
     feedLevels: async () =>
       (await fleet.feeds.levels()).map((r) => ({ feed: r.feed, kernelId: r.kernel_id, level: r.level })),
     sseConnections: () => hubRef.hub?.size ?? 0,
-    staleHosts: () =>
-      o.hosts.countStaleByFeed(new Date(o.clock().getTime() - 2 * config.checkinIntervalSec * 1000)),
+    staleHosts: () => o.hosts.countStaleByFeed(new Date(o.clock().getTime() - 2 * config.checkinIntervalSec * 1000)),
   });
   const hub = new PushHub({
     spreadMs: (config.pushSpreadSec ?? DEFAULT_PUSH_SPREAD_SEC) * 1000,
