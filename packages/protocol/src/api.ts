@@ -4,6 +4,7 @@ import { BlockingTask, HostTags, KernelEvent, PatchState, PinRecord } from './fl
 import { KernelId, KernelIdentity } from './kernel.ts';
 import { LevelFix } from './level-fixes.ts';
 import { ManifestSkippedFix, PatchManifest, Sha256 } from './manifest.ts';
+import { UserspaceDesired, UserspaceLibraryStatus } from './userspace.ts';
 import { validator } from './validate.ts';
 
 export const API_PREFIX = '/api/v1';
@@ -79,6 +80,8 @@ export const CheckinRequest = Type.Object(
     patchState: Type.Optional(PatchState),
     /** Kernel warnings/oopses seen since the previous check-in; one after an apply halts that level's rollout. */
     kernelEvents: Type.Optional(Type.Array(KernelEvent, { maxItems: 100 })),
+    /** User-space libraries with live patches: per build-id, the level applied and the processes. */
+    userspace: Type.Optional(Type.Array(UserspaceLibraryStatus, { maxItems: 256 })),
   },
   { additionalProperties: false },
 );
@@ -97,6 +100,8 @@ export const CheckinResponse = Type.Object({
   latest: Type.Union([LatestResponse, Type.Null()]),
   checkinIntervalSec: Type.Integer({ minimum: 1 }),
   desired: Type.Optional(DesiredLevel),
+  /** The user-space level wanted per library build-id that has published levels or a pin. */
+  userspace: Type.Optional(Type.Array(UserspaceDesired, { maxItems: 256 })),
 });
 export type CheckinResponse = Static<typeof CheckinResponse>;
 

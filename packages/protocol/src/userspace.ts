@@ -263,3 +263,47 @@ export const UserspaceFixSpec = Type.Object(
 );
 export type UserspaceFixSpec = Static<typeof UserspaceFixSpec>;
 export const userspaceFixSpecValidator = validator(UserspaceFixSpec, 'user-space fix.json');
+
+/** Largest code object the server accepts for a user-space level. */
+export const MAX_USERSPACE_OBJECT_BYTES = 4 * 1024 * 1024;
+
+/** POST /userspace/levels: a built level (manifest and its code object, base64) to record, and publish. */
+export const UserspacePublishRequest = Type.Object(
+  {
+    manifest: UserspaceManifest,
+    object: Type.String({ maxLength: Math.ceil(MAX_USERSPACE_OBJECT_BYTES / 3) * 4, pattern: '^[A-Za-z0-9+/=]+$' }),
+    publish: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type UserspacePublishRequest = Static<typeof UserspacePublishRequest>;
+
+/** A stored user-space level, as the server lists it. */
+export const UserspaceLevelRecord = Type.Object({
+  buildId: BuildId,
+  level: Type.Integer({ minimum: 1 }),
+  soname: Type.String(),
+  package: Type.String(),
+  version: Type.String(),
+  cves: Type.Array(Type.String()),
+  fixIds: Type.Array(Type.String()),
+  functions: Type.Array(Type.String()),
+  codeSha256: Sha256,
+  size: Type.Integer(),
+  published: Type.Boolean(),
+  halted: Type.Boolean(),
+  createdAt: Type.String(),
+  publishedAt: Type.Union([Type.String(), Type.Null()]),
+  /** The TUF target path (without the consistent-snapshot hash prefix). */
+  target: Type.String(),
+});
+export type UserspaceLevelRecord = Static<typeof UserspaceLevelRecord>;
+
+/** A host's user-space libraries as the server last heard them. */
+export const HostUserspaceLibrary = Type.Object({
+  ...UserspaceLibraryStatus.properties,
+  updatedAt: Type.String(),
+  /** The host's pin for this build-id, if any. */
+  pinned: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+});
+export type HostUserspaceLibrary = Static<typeof HostUserspaceLibrary>;

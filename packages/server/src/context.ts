@@ -17,6 +17,7 @@ import type { ServerMetrics } from './metrics.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { TufRepository } from './tuf/repository.ts';
 import type { ComplianceService } from './compliance/service.ts';
+import type { UserspaceRepository } from './userspace/repository.ts';
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -47,4 +48,6 @@ export interface RouteContext {
   enrollLimit: RateLimiter;
   /** Exposure, SLA windows, OpenVEX, tripwires; check-ins feed its host history. */
   compliance: ComplianceService;
+  /** User-space levels per library build-id; check-ins report libraries and get their desired levels. */
+  userspace?: UserspaceRepository;
 }

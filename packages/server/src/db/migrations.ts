@@ -5,6 +5,7 @@ import { fleetMigration, hostIgnoreMigration, hostReportFingerprintMigration } f
 import { complianceMigration } from '../compliance/migration.ts';
 import { sessionMigration } from '../dashboard/sessions.ts';
 import { pipelineMigration } from '../pipeline/schema.ts';
+import { userspaceMigration } from '../userspace/migration.ts';
 
 /**
  * Numbered, append-only. Written with the schema builder only (no SQLite-only
@@ -57,6 +58,7 @@ export const migrations: Record<string, Migration> = {
   '0030_host_ignore': hostIgnoreMigration,
   '0031_host_report_fp': hostReportFingerprintMigration,
   '0040_pipeline': pipelineMigration,
+  '0060_userspace': userspaceMigration,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

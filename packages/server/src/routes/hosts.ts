@@ -110,6 +110,7 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
       if (newApply && report.lastApply !== undefined) ctx.metrics.countApply(report.lastApply);
       await ctx.compliance.recordCheckin(who.hostId, report, ctx.clock());
       const halts = await ctx.fleet.reviewCheckin(who.hostId, report, before);
+      const userspace = await ctx.userspace?.checkin(who.hostId, report.userspace ?? [], ctx.clock());
       const desired = (await ctx.fleet.desiredFor([host])).get(host.id) ?? null;
       const latest = await ctx.fleet.manifestFor(host.kernelId, desired);
       const supported = latest !== null || (await ctx.patches.latestPublished(report.kernel.id)) !== undefined;
@@ -125,6 +126,7 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
         latest,
         checkinIntervalSec: ctx.config.checkinIntervalSec,
         ...(desired === null ? {} : { desired }),
+        ...(userspace === undefined || userspace.length === 0 ? {} : { userspace }),
       };
       void reply.type('application/json; charset=utf-8');
       return checkinAnswerJson(answer, manifestText);

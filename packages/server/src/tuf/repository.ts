@@ -11,6 +11,7 @@ import {
   TUF_ONLINE_ROLES,
   type TufKeyFile,
   type TufRole,
+  type UserspaceManifest,
 } from '@livegraft/protocol';
 import { keyFilePath, loadKeyFile, loadOnlineKeys, writeKeyFile, type OnlineKeys } from './keyring.ts';
 import {
@@ -58,6 +59,10 @@ export interface TufDeps {
   db: Kysely<Database>;
   clock: () => Date;
   log: TufLog;
+  /** More targets to sign beside the kernel levels (user-space levels), with their custom data. */
+  extraTargets?: () => Promise<
+    { path: string; length: number; sha256: string; custom: { livegraft: { userspace: UserspaceManifest } } }[]
+  >;
 }
 
 const METADATA_FILE = /^([1-9][0-9]{0,9})\.(root|snapshot|targets)\.json$/;
@@ -153,6 +158,7 @@ export class TufRepository {
   readonly #keys: OnlineKeys;
   /** Present only when the root key is kept online (zero-config setups): then the server renews the root too. */
   readonly #rootKey: TufKeyFile | undefined;
+  readonly #extraTargets: TufDeps['extraTargets'];
   #chain: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #lastRootWarning = 0;
@@ -171,6 +177,7 @@ export class TufRepository {
     this.#intervalMs = opts.intervalMs;
     this.#keys = keys;
     this.#rootKey = rootKey;
+    this.#extraTargets = deps.extraTargets;
   }
 
   /** Imports roots, loads (or on a first zero-config start, creates) keys, and signs what is due. */
@@ -341,6 +348,13 @@ export class TufRepository {
     const published = await this.#store.publishedTargets();
     const desired: Record<string, TargetFile> = {};
     for (const t of published) desired[tufTargetPath(t.kernelId, t.level, t.name)] = targetFileOf(t);
+    for (const t of (await this.#extraTargets?.()) ?? [])
+      desired[t.path] = new TargetFile({
+        path: t.path,
+        length: t.length,
+        hashes: { sha256: t.sha256 },
+        unrecognizedFields: { custom: t.custom },
+      });
     const row = await this.#store.latest('targets');
     if (row !== undefined) {
       const cur = parseTargets(row.json);

@@ -1,0 +1,319 @@
+import type { Kysely } from 'kysely';
+import {
+  userspaceTargetPath,
+  type HostUserspaceLibrary,
+  type UserspaceDesired,
+  type UserspaceLevelRecord,
+  type UserspaceLibraryStatus,
+  type UserspaceManifest,
+} from '@livegraft/protocol';
+
+interface LevelRow {
+  build_id: string;
+  level: number;
+  soname: string;
+  package: string;
+  version: string;
+  manifest_json: string;
+  code_sha256: string;
+  code_size: number;
+  created_at: string;
+  published_at: string | null;
+}
+
+interface Tables {
+  userspace_levels: LevelRow;
+  userspace_halts: { build_id: string; level: number; reason: string; created_at: string };
+  userspace_pins: { host_id: string; build_id: string; level: number; created_at: string };
+  userspace_host_libraries: { host_id: string; build_id: string; status_json: string; updated_at: string };
+}
+
+/** At most this many build-ids get a desired level in one check-in answer. */
+const MAX_DESIRED = 256;
+
+export interface UserspaceTarget {
+  path: string;
+  length: number;
+  sha256: string;
+  custom: { livegraft: { userspace: UserspaceManifest } };
+}
+
+/** The consistent-snapshot file name of a level's code object. */
+export function targetFileName(sha256: string, file: string): string {
+  return `${sha256}.${file}`;
+}
+
+/**
+ * User-space levels: stored per (library build-id, level), published into
+ * TUF like kernel levels, halted fleet-wide (by an operator or by a host's
+ * crash-loop guard), pinned per host; and each host's last report.
+ */
+export class UserspaceRepository {
+  readonly #db: Kysely<Tables>;
+
+  constructor(db: Kysely<unknown>) {
+    // The shared Database type does not name these tables; this module names what it uses.
+    this.#db = db as unknown as Kysely<Tables>;
+  }
+
+  #record(r: LevelRow, halted: boolean): UserspaceLevelRecord {
+    const m = JSON.parse(r.manifest_json) as UserspaceManifest;
+    return {
+      buildId: r.build_id,
+      level: r.level,
+      soname: r.soname,
+      package: r.package,
+      version: r.version,
+      cves: m.cves,
+      fixIds: m.fixes.map((f) => f.id),
+      functions: m.functions.map((f) => f.symbol),
+      codeSha256: r.code_sha256,
+      size: r.code_size,
+      published: r.published_at !== null,
+      halted,
+      createdAt: r.created_at,
+      publishedAt: r.published_at,
+      target: userspaceTargetPath(r.build_id, r.level, m.code.file),
+    };
+  }
+
+  async #halted(buildId?: string): Promise<Set<string>> {
+    let q = this.#db.selectFrom('userspace_halts').select(['build_id', 'level']);
+    if (buildId !== undefined) q = q.where('build_id', '=', buildId);
+    return new Set((await q.execute()).map((h) => `${h.build_id}/${h.level}`));
+  }
+
+  /** Stores a level; false (and nothing written) when that level exists with another manifest. */
+  async insert(m: UserspaceManifest, now: Date): Promise<{ inserted: boolean; same: boolean }> {
+    const existing = await this.#db
+      .selectFrom('userspace_levels')
+      .select(['code_sha256'])
+      .where('build_id', '=', m.library.buildId)
+      .where('level', '=', m.level)
+      .executeTakeFirst();
+    if (existing !== undefined) return { inserted: false, same: existing.code_sha256 === m.code.sha256 };
+    await this.#db
+      .insertInto('userspace_levels')
+      .values({
+        build_id: m.library.buildId,
+        level: m.level,
+        soname: m.library.soname,
+        package: m.library.package,
+        version: m.library.version,
+        manifest_json: JSON.stringify(m),
+        code_sha256: m.code.sha256,
+        code_size: m.code.size,
+        created_at: now.toISOString(),
+        published_at: null,
+      })
+      .execute();
+    return { inserted: true, same: true };
+  }
+
+  async publish(buildId: string, level: number, now: Date): Promise<UserspaceLevelRecord | undefined> {
+    await this.#db
+      .updateTable('userspace_levels')
+      .set({ published_at: now.toISOString() })
+      .where('build_id', '=', buildId)
+      .where('level', '=', level)
+      .where('published_at', 'is', null)
+      .execute();
+    return (await this.list(buildId)).find((r) => r.level === level);
+  }
+
+  async list(buildId?: string): Promise<UserspaceLevelRecord[]> {
+    let q = this.#db.selectFrom('userspace_levels').selectAll();
+    if (buildId !== undefined) q = q.where('build_id', '=', buildId);
+    const rows = await q.orderBy('build_id').orderBy('level').execute();
+    const halted = await this.#halted(buildId);
+    return rows.map((r) => this.#record(r, halted.has(`${r.build_id}/${r.level}`)));
+  }
+
+  async manifest(buildId: string, level: number): Promise<UserspaceManifest | undefined> {
+    const r = await this.#db
+      .selectFrom('userspace_levels')
+      .select(['manifest_json'])
+      .where('build_id', '=', buildId)
+      .where('level', '=', level)
+      .executeTakeFirst();
+    return r === undefined ? undefined : (JSON.parse(r.manifest_json) as UserspaceManifest);
+  }
+
+  /** Every published level as a TUF target; its custom data carries the whole manifest. */
+  async publishedTargets(): Promise<UserspaceTarget[]> {
+    const rows = await this.#db
+      .selectFrom('userspace_levels')
+      .selectAll()
+      .where('published_at', 'is not', null)
+      .orderBy('build_id')
+      .orderBy('level')
+      .execute();
+    return rows.map((r) => {
+      const m = JSON.parse(r.manifest_json) as UserspaceManifest;
+      return {
+        path: userspaceTargetPath(r.build_id, r.level, m.code.file),
+        length: r.code_size,
+        sha256: r.code_sha256,
+        custom: { livegraft: { userspace: m } },
+      };
+    });
+  }
+
+  /** The code object hash behind a published level's consistent-snapshot file name, else undefined. */
+  async publishedObject(buildId: string, level: number, file: string): Promise<string | undefined> {
+    const r = await this.#db
+      .selectFrom('userspace_levels')
+      .select(['manifest_json', 'code_sha256'])
+      .where('build_id', '=', buildId)
+      .where('level', '=', level)
+      .where('published_at', 'is not', null)
+      .executeTakeFirst();
+    if (r === undefined) return undefined;
+    const m = JSON.parse(r.manifest_json) as UserspaceManifest;
+    return file === targetFileName(r.code_sha256, m.code.file) ? r.code_sha256 : undefined;
+  }
+
+  async halt(buildId: string, level: number, reason: string, now: Date): Promise<boolean> {
+    const res = await this.#db
+      .insertInto('userspace_halts')
+      .values({ build_id: buildId, level, reason: reason.slice(0, 2000), created_at: now.toISOString() })
+      .onConflict((oc) => oc.columns(['build_id', 'level']).doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
+  async unhalt(buildId: string, level: number): Promise<boolean> {
+    const res = await this.#db
+      .deleteFrom('userspace_halts')
+      .where('build_id', '=', buildId)
+      .where('level', '=', level)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  async pin(hostId: string, buildId: string, level: number, now: Date): Promise<void> {
+    await this.#db
+      .insertInto('userspace_pins')
+      .values({ host_id: hostId, build_id: buildId, level, created_at: now.toISOString() })
+      .onConflict((oc) => oc.columns(['host_id', 'build_id']).doUpdateSet({ level, created_at: now.toISOString() }))
+      .execute();
+  }
+
+  async unpin(hostId: string, buildId: string): Promise<boolean> {
+    const res = await this.#db
+      .deleteFrom('userspace_pins')
+      .where('host_id', '=', hostId)
+      .where('build_id', '=', buildId)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /**
+   * Records a host's report and answers what it should run per build-id:
+   * its pin, else the newest published level that is not halted. A report
+   * that the crash-loop guard halted a level halts it fleet-wide.
+   */
+  async checkin(hostId: string, report: readonly UserspaceLibraryStatus[], now: Date): Promise<UserspaceDesired[]> {
+    const at = now.toISOString();
+    for (const lib of report) {
+      await this.#db
+        .insertInto('userspace_host_libraries')
+        .values({ host_id: hostId, build_id: lib.buildId, status_json: JSON.stringify(lib), updated_at: at })
+        .onConflict((oc) =>
+          oc.columns(['host_id', 'build_id']).doUpdateSet({ status_json: JSON.stringify(lib), updated_at: at }),
+        )
+        .execute();
+      if (lib.halted === true && lib.level > 0)
+        await this.halt(lib.buildId, lib.level, `the crash-loop guard of host ${hostId} halted it`, now);
+    }
+    return this.desiredFor(hostId);
+  }
+
+  async desiredFor(hostId: string): Promise<UserspaceDesired[]> {
+    const published = await this.#db
+      .selectFrom('userspace_levels')
+      .select(['build_id', 'level', 'manifest_json'])
+      .where('published_at', 'is not', null)
+      .orderBy('build_id')
+      .orderBy('level')
+      .execute();
+    const halted = await this.#halted();
+    const pins = await this.#db.selectFrom('userspace_pins').selectAll().where('host_id', '=', hostId).execute();
+    const files = new Map(
+      published.map((p) => [`${p.build_id}/${p.level}`, (JSON.parse(p.manifest_json) as UserspaceManifest).code.file]),
+    );
+    const target = (buildId: string, level: number): { target?: string } => {
+      const file = files.get(`${buildId}/${level}`);
+      return level > 0 && file !== undefined ? { target: userspaceTargetPath(buildId, level, file) } : {};
+    };
+    const out = new Map<string, UserspaceDesired>();
+    const anyHalt = new Set<string>();
+    for (const p of published) {
+      if (halted.has(`${p.build_id}/${p.level}`)) {
+        anyHalt.add(p.build_id);
+        continue;
+      }
+      out.set(p.build_id, {
+        buildId: p.build_id,
+        level: p.level,
+        reason: 'feed',
+        allowDowngrade: false,
+        ...target(p.build_id, p.level),
+      });
+    }
+    for (const id of anyHalt) {
+      // A halted newest level: hosts step back to the best level below it (0: restore the processes).
+      const best = out.get(id);
+      const newest = Math.max(...published.filter((p) => p.build_id === id).map((p) => p.level));
+      if (best === undefined || best.level < newest)
+        out.set(id, {
+          buildId: id,
+          level: best?.level ?? 0,
+          reason: 'halt',
+          allowDowngrade: true,
+          ...(best === undefined ? {} : target(id, best.level)),
+        });
+    }
+    for (const pin of pins)
+      out.set(pin.build_id, {
+        buildId: pin.build_id,
+        level: pin.level,
+        reason: pin.level === 0 ? 'rollback' : 'pin',
+        allowDowngrade: true,
+        ...target(pin.build_id, pin.level),
+      });
+    return [...out.values()].slice(0, MAX_DESIRED);
+  }
+
+  async hostLibraries(hostId: string): Promise<HostUserspaceLibrary[]> {
+    const rows = await this.#db
+      .selectFrom('userspace_host_libraries')
+      .selectAll()
+      .where('host_id', '=', hostId)
+      .orderBy('build_id')
+      .execute();
+    const pins = new Map(
+      (await this.#db.selectFrom('userspace_pins').selectAll().where('host_id', '=', hostId).execute()).map((p) => [
+        p.build_id,
+        p.level,
+      ]),
+    );
+    return rows.map((r) => ({
+      ...(JSON.parse(r.status_json) as UserspaceLibraryStatus),
+      updatedAt: r.updated_at,
+      pinned: pins.get(r.build_id) ?? null,
+    }));
+  }
+
+  /** Every host's libraries (for fleet reports): host id → libraries. */
+  async allHostLibraries(): Promise<Map<string, UserspaceLibraryStatus[]>> {
+    const rows = await this.#db.selectFrom('userspace_host_libraries').selectAll().orderBy('host_id').execute();
+    const out = new Map<string, UserspaceLibraryStatus[]>();
+    for (const r of rows) {
+      const list = out.get(r.host_id) ?? [];
+      list.push(JSON.parse(r.status_json) as UserspaceLibraryStatus);
+      out.set(r.host_id, list);
+    }
+    return out;
+  }
+}
