@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { CATALOGUE, createFactoryWorld } from '../test/vm/lib/factory-world.ts';
 import { agent, startWorkload, viewKernel, workloadCounts } from '../test/vm/lib/probe.ts';
 import { runTriggers } from '../test/vm/lib/triggers.ts';
+import { rootPinArg } from '../test/vm/lib/root-pin.ts';
 
 const bold = (s: string): string => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (s: string): void => console.log(`\n${bold(`== ${s}`)}`);
@@ -51,7 +52,10 @@ async function main(): Promise<void> {
     const bootId = (await viewKernel(g)).bootId;
 
     step('Enrolling the guest; a workload reads /proc in a loop throughout');
-    const en = await agent(g, `enroll --server http://10.0.2.100 --key ${w.server.registrationKey}`);
+    const en = await agent(
+      g,
+      `enroll --server http://10.0.2.100 --key ${w.server.registrationKey} ${await rootPinArg(w.server)}`,
+    );
     if (en.code !== 0) throw new Error(`enroll failed: ${en.stderr}`);
     await startWorkload(g);
     show('agent check (exit 2 = update)', String((await agent(g, 'check')).code));

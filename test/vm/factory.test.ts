@@ -13,6 +13,7 @@ import { CATALOGUE, createFactoryWorld, type FactoryWorld } from './lib/factory-
 import { agent, startWorkload, viewKernel, workloadCounts } from './lib/probe.ts';
 import { catalogueDirs, runTriggers, type TriggerVerdict } from './lib/triggers.ts';
 import { publish } from './lib/world.ts';
+import { rootPinArg } from './lib/root-pin.ts';
 
 /** Level 1 carries one fix, to roll back to; level 2 the whole catalogue. */
 const FIRST = 'CVE-2026-63824';
@@ -80,7 +81,10 @@ describe('the patch factory closes real CVEs live on an older Debian kernel', ()
   });
 
   it('the agent applies level 1, then the cumulative level 2 replaces it live, with the workload running', async () => {
-    const en = await agent(w.guest, `enroll --server http://10.0.2.100 --key ${w.server.registrationKey}`);
+    const en = await agent(
+      w.guest,
+      `enroll --server http://10.0.2.100 --key ${w.server.registrationKey} ${await rootPinArg(w.server)}`,
+    );
     assert.equal(en.code, 0, en.stderr);
     hostId = (await api<Array<{ id: string }>>(w.server, 'GET', '/api/v1/hosts'))[0]?.id ?? '';
     const one = await agent(w.guest, 'update', 600_000);

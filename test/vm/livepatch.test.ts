@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWorld, publish, type World } from './lib/world.ts';
+import { rootPinArg } from './lib/root-pin.ts';
 import { agent, startWorkload, viewKernel, workloadCounts, type KernelView } from './lib/probe.ts';
 
 const REDACTED = 'livegraft.demo_secret=***';
@@ -39,7 +40,10 @@ describe('live patching a running kernel', () => {
     bootId = before.bootId;
     assert.equal(before.patches.size, 0);
     assert.ok(before.cmdline.includes(SECRET), before.cmdline);
-    const en = await agent(w.guest, `enroll --server http://10.0.2.100 --key ${w.server.registrationKey}`);
+    const en = await agent(
+      w.guest,
+      `enroll --server http://10.0.2.100 --key ${w.server.registrationKey} ${await rootPinArg(w.server)}`,
+    );
     assert.equal(en.code, 0, en.stderr);
     const check = await agent(w.guest, 'check');
     assert.equal(check.code, 2, `check should say an update is available: ${check.stdout}${check.stderr}`);

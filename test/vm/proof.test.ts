@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { createWorld, publish, type BuiltPatch, type World } from './lib/world.ts';
 import { agent, viewKernel } from './lib/probe.ts';
 import { api } from './lib/admin.ts';
+import { rootPinArg } from './lib/root-pin.ts';
 
 const DEMO_CVE = 'CVE-2099-0001';
 const EXPLOIT = 'LIVEGRAFT-DEMO-EXPLOIT';
@@ -48,7 +49,10 @@ describe('exploit tripwires and attestations on a real kernel', () => {
       serverArgs: ['--push-spread', '0', '--alert-webhook', `http://127.0.0.1:${hookPort}/alerts`],
     });
     tripwire = w.extra.get(3) as BuiltPatch;
-    const en = await agent(w.guest, `enroll --server http://10.0.2.100 --key ${w.server.registrationKey}`);
+    const en = await agent(
+      w.guest,
+      `enroll --server http://10.0.2.100 --key ${w.server.registrationKey} ${await rootPinArg(w.server)}`,
+    );
     assert.equal(en.code, 0, en.stderr);
     hostId = (await api<Array<{ id: string }>>(w.server, 'GET', '/api/v1/hosts'))[0]?.id ?? '';
     await w.guest.sh('(livegraft-agent run > /tmp/daemon.log 2>&1 &)');

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createWorld, publish, type BuiltPatch, type World } from './lib/world.ts';
 import { agent, viewKernel } from './lib/probe.ts';
 import { api } from './lib/admin.ts';
+import { rootPinArg } from './lib/root-pin.ts';
 import { Guest } from './lib/guest.ts';
 
 /** Shorter than the agent's 75 s default to keep CI quick, but still longer than the kernel's 15 s signal period. */
@@ -30,7 +31,10 @@ describe('agent safety on a real kernel', () => {
     });
     stall = w.extra.get(3) as BuiltPatch;
     next = w.extra.get(4) as BuiltPatch;
-    const en = await agent(w.guest, `enroll --server http://10.0.2.100 --key ${w.server.registrationKey}`);
+    const en = await agent(
+      w.guest,
+      `enroll --server http://10.0.2.100 --key ${w.server.registrationKey} ${await rootPinArg(w.server)}`,
+    );
     assert.equal(en.code, 0, en.stderr);
     await w.guest.sh(
       `node -e 'const f=process.env.LIVEGRAFT_CONFIG;const c=JSON.parse(require("fs").readFileSync(f));c.transitionTimeoutSec=${TRANSITION_TIMEOUT_SEC};require("fs").writeFileSync(f,JSON.stringify(c))'`,

@@ -41,6 +41,7 @@ import { ServerClient, isTransient, type FetchFn } from './client.ts';
 import { waitFor, type Clock } from './clock.ts';
 import { clockSkewSec, humanDuration, skewWarning } from './clock-skew.ts';
 import { disableFilePath, loadConfig, loadConfigIfPresent, writeConfig, type AgentConfig } from './config.ts';
+import { checkEnrolTransport, parseRootSha256, registrableHostname, resolvePinnedRoot, type RootPin } from './enrol.ts';
 import { readBootId, readKillSwitch, type KillSwitch } from './guards.ts';
 import { bootKernelIdentity } from './identity.ts';
 import { JournalStore, type JournalEntry, type JournalStep } from './journal.ts';
@@ -417,23 +418,44 @@ export class Agent {
     key: string;
     hostname?: string;
     rootFile?: string;
-  }): Promise<{ config: AgentConfig; rootVersion: number | undefined; rootSource: string | undefined }> {
+    /** SHA-256 of one of the server's N.root.json files, obtained out of band. */
+    rootSha256?: string;
+    /** Allows plain HTTP without a pinned root (a lab); a loud warning is returned. */
+    insecure?: boolean;
+  }): Promise<{
+    config: AgentConfig;
+    rootVersion: number | undefined;
+    rootSource: string | undefined;
+    warning: string | undefined;
+  }> {
     const kernel = this.identity();
+    if (opts.rootFile !== undefined && opts.rootSha256 !== undefined) {
+      throw new LivegraftError('CONFIG_INVALID', 'give either --root FILE or --root-sha256 HEX, not both');
+    }
     // An out-of-band root is checked before anything is sent or written.
-    const givenRoot =
-      opts.rootFile === undefined
-        ? undefined
-        : readBoundedFile(opts.rootFile, MAX_ROOT_FILE_BYTES, 'TUF_ROOT_INVALID', 'root file');
+    const pin: RootPin =
+      opts.rootFile !== undefined
+        ? {
+            kind: 'file',
+            bytes: readBoundedFile(opts.rootFile, MAX_ROOT_FILE_BYTES, 'TUF_ROOT_INVALID', 'root file'),
+            source: opts.rootFile,
+          }
+        : opts.rootSha256 !== undefined
+          ? { kind: 'sha256', sha256: parseRootSha256(opts.rootSha256) }
+          : undefined;
+    const warning = checkEnrolTransport(opts.server, pin, opts.insecure === true);
+    // The server must show the pinned root before it is given the registration key.
+    const pinned = pin === undefined ? undefined : await resolvePinnedRoot(this.deps.fetch ?? fetch, opts.server, pin);
     const client = new ServerClient({ server: opts.server, fetch: this.deps.fetch });
     const res = await client.enroll({
       registrationKey: opts.key,
-      hostname: (opts.hostname ?? os.hostname()).slice(0, 253),
+      hostname: opts.hostname ?? registrableHostname(os.hostname()),
       kernel,
       agentVersion: AGENT_VERSION,
     });
     const served = (res as { root?: unknown }).root;
-    const rootBytes = givenRoot ?? (served === undefined ? undefined : Buffer.from(JSON.stringify(served)));
-    const rootSource = givenRoot !== undefined ? opts.rootFile : served !== undefined ? 'the enrol answer' : undefined;
+    const rootBytes = pinned?.bytes ?? (served === undefined ? undefined : Buffer.from(JSON.stringify(served)));
+    const rootSource = pinned?.source ?? (served !== undefined ? 'the enrol answer' : undefined);
     const config: AgentConfig = { server: opts.server.replace(/\/+$/, ''), hostId: res.hostId, token: res.token };
     return this.#locked(() => {
       let rootVersion: number | undefined;
@@ -441,7 +463,7 @@ export class Agent {
         rootVersion = TufClient.pinRoot(this.deps.stateDir, rootBytes, `TUF root from ${rootSource}`).signed.version;
       }
       writeConfig(this.deps.configPath, config);
-      return Promise.resolve({ config, rootVersion, rootSource });
+      return Promise.resolve({ config, rootVersion, rootSource, warning });
     });
   }
 

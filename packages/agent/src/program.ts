@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { LivegraftError, StatusExit } from '@livegraft/protocol';
 import { Agent, type AgentDeps } from './agent.ts';
 import type { FetchFn } from './client.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR } from './config.ts';
+import { REGISTRATION_KEY_ENV, registrationKeyFrom } from './enrol.ts';
 import { Daemon } from './daemon.ts';
 import { DEFAULT_KMSG_PATH } from './kmsg.ts';
 import { KernelEventQueue } from './kmsg-watch.ts';
@@ -118,15 +120,42 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
     .command('enroll')
     .description('register this host with a server, pin its TUF root, and write the config file')
     .requiredOption('--server <url>', 'server base URL, e.g. https://livegraft.example.com')
-    .requiredOption('--key <key>', 'registration key from the server admin')
+    .option('--key-file <file>', `file holding the registration key (or set ${REGISTRATION_KEY_ENV})`)
+    .option('--key <key>', 'registration key on the command line (visible in ps; prefer --key-file)')
+    .option(
+      '--root-sha256 <hex>',
+      'pin the server root with this SHA-256 (`livegraft keys fingerprint` on the admin side)',
+    )
+    .option('--root <file>', 'pin this TUF root file (obtained out of band)')
+    .option('--insecure', 'allow plain http:// with no pinned root (a lab only: the path can swap the root)')
     .option('--hostname <name>', 'name to register (default: this host name)')
-    .option('--root <file>', 'pin this TUF root (obtained out of band) instead of the one the server sends')
     .option('--json', 'machine-readable output')
     .action(
-      async (opts: { server: string; key: string; hostname?: string; root?: string; json?: boolean }, cmd: Command) => {
+      async (
+        opts: {
+          server: string;
+          key?: string;
+          keyFile?: string;
+          hostname?: string;
+          root?: string;
+          rootSha256?: string;
+          insecure?: boolean;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
         json = opts.json === true;
         const agent = makeAgent(cmd);
-        const r = await agent.enroll({ ...opts, rootFile: opts.root });
+        const key = registrationKeyFrom(opts, io.env, (f) => readFileSync(f, 'utf8'));
+        const r = await agent.enroll({
+          server: opts.server,
+          key,
+          hostname: opts.hostname,
+          rootFile: opts.root,
+          rootSha256: opts.rootSha256,
+          insecure: opts.insecure,
+        });
+        if (r.warning !== undefined) io.stderr(`${r.warning}\n`);
         const rootLine =
           r.rootVersion === undefined
             ? 'warning: the server sent no TUF root and none was given (--root FILE); updates will fail closed until one is pinned (pin-root FILE)\n'

@@ -84,7 +84,7 @@ describe('the bundled single-file agent', () => {
           c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
           c.on('close', (status) => resolve({ status, stdout, stderr }));
         });
-      const e = await runAsync(['enroll', '--server', server.url, '--key', REGISTRATION_KEY]);
+      const e = await runAsync(['enroll', '--insecure', '--server', server.url, '--key', REGISTRATION_KEY]);
       assert.equal(e.status, 0, e.stderr);
       assert.match(e.stdout, /pinned TUF root version 1/);
       server.publish(k.id, makePatch(k, 1));

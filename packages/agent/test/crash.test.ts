@@ -163,7 +163,7 @@ describe('a full disk (a real, tiny tmpfs as the state directory)', () => {
       ctx.skip('needs root to mount a tmpfs (the injected ENOSPC case in delivery.test.ts covers the logic)');
       return;
     }
-    assert.equal((await host.cli(['enroll', '--server', server.url, '--key', REGISTRATION_KEY])).code, 0);
+    assert.equal((await host.cli(['enroll', '--insecure', '--server', server.url, '--key', REGISTRATION_KEY])).code, 0);
     server.publish(host.kernel.id, makePatch(host.kernel, 1));
     assert.equal((await host.cli(['update'])).code, 0);
     const metaDir = join(host.stateDir, 'tuf/metadata');

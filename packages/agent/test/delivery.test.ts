@@ -34,7 +34,7 @@ class Setup {
   async start(): Promise<void> {
     this.server = await new FakeServer().start();
     this.host = new TestHost();
-    const e = await this.host.cli(['enroll', '--server', this.server.url, '--key', REGISTRATION_KEY]);
+    const e = await this.host.cli(['enroll', '--insecure', '--server', this.server.url, '--key', REGISTRATION_KEY]);
     assert.equal(e.code, 0, e.stderr);
     assert.match(e.stdout, /pinned TUF root version 1 from the enrol answer/);
     this.server.publish(this.host.kernel.id, makePatch(this.host.kernel, 1));
@@ -438,7 +438,7 @@ describe('signed delivery: trust anchor', () => {
     const other = new TestHost();
     try {
       t.server.enrollRoot = null;
-      const e = await other.cli(['enroll', '--server', t.server.url, '--key', REGISTRATION_KEY]);
+      const e = await other.cli(['enroll', '--insecure', '--server', t.server.url, '--key', REGISTRATION_KEY]);
       assert.equal(e.code, 0, e.stderr);
       assert.match(e.stdout, /updates will fail closed/);
       const r = await other.cli(['update', '--json']);
@@ -463,12 +463,21 @@ describe('signed delivery: trust anchor', () => {
       const rootFile = join(other.root, '1.root.json');
       mkdirSync(other.root, { recursive: true });
       writeFileSync(rootFile, t.server.repo.rootBytes(1));
-      const e = await other.cli(['enroll', '--server', t.server.url, '--key', REGISTRATION_KEY, '--root', rootFile]);
+      const e = await other.cli([
+        'enroll',
+        '--insecure',
+        '--server',
+        t.server.url,
+        '--key',
+        REGISTRATION_KEY,
+        '--root',
+        rootFile,
+      ]);
       assert.equal(e.code, 0, e.stderr);
       assert.match(e.stdout, /pinned TUF root version 1 from .*1\.root\.json/);
       const bad = new TestHost();
       try {
-        const r = await bad.cli(['enroll', '--server', t.server.url, '--key', REGISTRATION_KEY]);
+        const r = await bad.cli(['enroll', '--insecure', '--server', t.server.url, '--key', REGISTRATION_KEY]);
         assert.equal(r.code, 4);
         assert.match(r.stderr, /TUF_ROOT_INVALID/);
         assert.equal(existsSync(bad.configPath), false, 'no config written with a bad root');

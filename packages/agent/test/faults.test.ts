@@ -32,7 +32,10 @@ class Setup {
       this.mounted = r.status === 0;
       if (!this.mounted) return;
     }
-    assert.equal((await this.host.cli(['enroll', '--server', this.server.url, '--key', REGISTRATION_KEY])).code, 0);
+    assert.equal(
+      (await this.host.cli(['enroll', '--insecure', '--server', this.server.url, '--key', REGISTRATION_KEY])).code,
+      0,
+    );
     this.server.publish(this.host.kernel.id, makePatch(this.host.kernel, 1));
     const u = await this.host.cli(['update']);
     assert.equal(u.code, 0, u.stderr);

@@ -19,11 +19,12 @@ describe('agent lifecycle against a fake kernel and a real HTTP server', () => {
   after(() => releaseHost(server, host));
 
   it('enroll writes a 0600 config and sends a valid enrol request', async () => {
-    const bad = await host.cli(['enroll', '--server', server.url, '--key', 'wrong-key-123']);
+    const bad = await host.cli(['enroll', '--insecure', '--server', server.url, '--key', 'wrong-key-123']);
     assert.equal(bad.code, 4);
     assert.match(bad.stderr, /^error \[REGISTRATION_KEY_INVALID\]/);
     const r = await host.cli([
       'enroll',
+      '--insecure',
       '--server',
       `${server.url}/`,
       '--key',

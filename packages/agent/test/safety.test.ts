@@ -31,7 +31,10 @@ class Setup {
   async start(): Promise<void> {
     this.server = await new FakeServer().start();
     this.host = new TestHost();
-    assert.equal((await this.host.cli(['enroll', '--server', this.server.url, '--key', REGISTRATION_KEY])).code, 0);
+    assert.equal(
+      (await this.host.cli(['enroll', '--insecure', '--server', this.server.url, '--key', REGISTRATION_KEY])).code,
+      0,
+    );
     this.server.publish(this.host.kernel.id, makePatch(this.host.kernel, 1));
     assert.equal((await this.host.cli(['update'])).code, 0);
     this.server.publish(this.host.kernel.id, makePatch(this.host.kernel, 2));

@@ -71,7 +71,7 @@ export async function enrol(g: Guest, server: RunningServer): Promise<void> {
   const help = await agent(g, 'enroll --help');
   let pin = '';
   if (/--root-sha256/.test(help.stdout + help.stderr)) {
-    const res = await fetch(`${server.url}/tuf/metadata/root.json`, { signal: AbortSignal.timeout(30_000) });
+    const res = await fetch(`${server.url}/tuf/metadata/1.root.json`, { signal: AbortSignal.timeout(30_000) });
     const { createHash } = await import('node:crypto');
     pin = ` --root-sha256 ${createHash('sha256')
       .update(Buffer.from(await res.arrayBuffer()))

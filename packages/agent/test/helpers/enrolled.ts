@@ -6,7 +6,7 @@ import { FakeServer, REGISTRATION_KEY } from './fake-server.ts';
 export async function enrolledHost(): Promise<{ server: FakeServer; host: TestHost }> {
   const server = await new FakeServer().start();
   const host = new TestHost();
-  const r = await host.cli(['enroll', '--server', server.url, '--key', REGISTRATION_KEY]);
+  const r = await host.cli(['enroll', '--insecure', '--server', server.url, '--key', REGISTRATION_KEY]);
   assert.equal(r.code, 0, r.stderr);
   return { server, host };
 }
