@@ -6,7 +6,7 @@ import { ApiClient } from './api.ts';
 import { publishedText, publishPatch } from './publish.ts';
 import { forward } from './forward.ts';
 import { inspectCommands } from './inspect.ts';
-import { table } from './format.ts';
+import { showControlCharacters, table } from './format.ts';
 import { keysCommand } from './keys-command.ts';
 import { mirrorCommand } from './mirror-command.ts';
 import { exportCommand } from './export-command.ts';
@@ -129,6 +129,8 @@ program.addCommand(fixesCommand(DEFAULT_SERVER));
 program.addCommand(jobsCommand(DEFAULT_SERVER));
 program.addCommand(coverageCommand(DEFAULT_SERVER));
 
+showControlCharacters(process.stdout);
+showControlCharacters(process.stderr);
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isLivegraftError(err)) console.error(`error [${err.code}]: ${err.message}`);
   else console.error(`error: ${(err as Error).message}`);

@@ -1,4 +1,6 @@
 import type { ApiError, ApiRole } from '@livegraft/protocol';
+// Host-supplied text (hostnames, errors, kernel messages) is shown with its control characters visible.
+import { visibleStrings } from '@livegraft/protocol/visible-text';
 
 /** Everything goes through the server's public HTTP API, the same one the CLI uses. */
 export const API = '/api/v1';
@@ -49,7 +51,7 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   const text = await res.text();
   let json: unknown;
   try {
-    json = text === '' ? undefined : JSON.parse(text);
+    json = text === '' ? undefined : JSON.parse(text, visibleStrings);
   } catch {
     json = undefined;
   }

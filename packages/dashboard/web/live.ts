@@ -1,4 +1,5 @@
 import type { ApplyResult, AuditEntry, HostState } from '@livegraft/protocol';
+import { visibleStrings } from '@livegraft/protocol/visible-text';
 import { useEffect, useRef } from 'preact/hooks';
 import { API } from './api.ts';
 
@@ -39,7 +40,7 @@ export class LiveFeed {
     const relay =
       (kind: 'audit' | 'checkin' | 'tripwire') =>
       (m: MessageEvent<string>): void => {
-        this.#emit({ kind, data: JSON.parse(m.data) } as LiveEvent);
+        this.#emit({ kind, data: JSON.parse(m.data, visibleStrings) } as LiveEvent);
       };
     es.addEventListener('audit', relay('audit'));
     es.addEventListener('checkin', relay('checkin'));

@@ -50,7 +50,8 @@ export type ApplyResult = Static<typeof ApplyResult>;
 export const EnrollRequest = Type.Object(
   {
     registrationKey: Type.String({ minLength: 8, maxLength: 256 }),
-    hostname: Type.String({ minLength: 1, maxLength: 253 }),
+    // Letters, digits, dot, dash and underscore: it is shown in terminals and pages.
+    hostname: Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
     kernel: KernelIdentity,
     agentVersion: Type.String({ maxLength: 64 }),
   },

@@ -13,3 +13,4 @@ export * from './compliance.ts';
 export * from './level-fixes.ts';
 export * from './pipeline.ts';
 export * from './userspace.ts';
+export * from './visible-text.ts';
