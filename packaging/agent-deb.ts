@@ -7,9 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { buildDeb, type DebFile } from './deb.ts';
-import { bashCompletion, manPage, zshCompletion } from './cli-docs.ts';
-import { agentProgram } from './programs.ts';
-import { agentManSections } from './agent/man.ts';
+import { cliFiles } from './cli-files.ts';
 
 export const PACKAGING = import.meta.dirname;
 export const REPO = join(PACKAGING, '..');
@@ -69,7 +67,12 @@ export async function buildAgentDeb(outDir: string): Promise<string> {
   const { code, packages } = await bundleAgent();
   const bad = packages.filter((p) => !/^(MIT|ISC|Apache-2\.0|BSD-[23]-Clause|0BSD)$/.test(p.license));
   if (bad.length > 0) throw new Error(`bundled packages with unexpected licenses: ${JSON.stringify(bad)}`);
-  const program = await agentProgram();
+  const docs = new Map((await cliFiles(v)).map((f) => [f.path, f.content]));
+  const generated = (p: string): string => {
+    const c = docs.get(p);
+    if (c === undefined) throw new Error(`no generated ${p}`);
+    return c;
+  };
   const read = (p: string): string => readFileSync(join(PACKAGING, 'agent', p), 'utf8');
   const copyright = read('debian/copyright').replace(
     ' The bundled agent also contains commander (MIT), tuf-js and @tufjs/models (MIT),\n typebox (MIT) and their dependencies, each under its own license.\n',
@@ -87,17 +90,20 @@ export async function buildAgentDeb(outDir: string): Promise<string> {
     { path: 'etc/livegraft/agent.conf', content: read('agent.conf'), mode: 0o644 },
     {
       path: 'usr/share/man/man8/livegraft-agent.8.gz',
-      content: manPage(program, {
-        section: 8,
-        version: v,
-        summary: 'Livegraft host agent: applies live kernel patches',
-        extra: agentManSections(),
-      }),
+      content: generated('man/man8/livegraft-agent.8'),
       mode: 0o644,
       gzip: true,
     },
-    { path: 'usr/share/bash-completion/completions/livegraft-agent', content: bashCompletion(program), mode: 0o644 },
-    { path: 'usr/share/zsh/vendor-completions/_livegraft-agent', content: zshCompletion(program), mode: 0o644 },
+    {
+      path: 'usr/share/bash-completion/completions/livegraft-agent',
+      content: generated('bash-completion/completions/livegraft-agent'),
+      mode: 0o644,
+    },
+    {
+      path: 'usr/share/zsh/vendor-completions/_livegraft-agent',
+      content: generated('zsh/vendor-completions/_livegraft-agent'),
+      mode: 0o644,
+    },
     { path: `${doc}/copyright`, content: copyright, mode: 0o644 },
     { path: `${doc}/changelog.gz`, content: changelog(v), mode: 0o644, gzip: true },
   ];

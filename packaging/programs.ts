@@ -23,12 +23,18 @@ async function capture(start: () => Promise<unknown>): Promise<Command> {
   return program;
 }
 
-export async function agentProgram(): Promise<Command> {
-  const { runCli } = await import('../packages/agent/src/program.ts');
-  const io = { stdout: () => undefined, stderr: () => undefined, env: {} };
-  return capture(() => runCli([], io));
+let agent: Promise<Command> | undefined;
+let admin: Promise<Command> | undefined;
+
+export function agentProgram(): Promise<Command> {
+  agent ??= import('../packages/agent/src/program.ts').then(({ runCli }) =>
+    capture(() => runCli([], { stdout: () => undefined, stderr: () => undefined, env: {} })),
+  );
+  return agent;
 }
 
-export async function adminProgram(): Promise<Command> {
-  return capture(() => import('../packages/cli/src/bin.ts'));
+/** The admin CLI's entry point defines its program as it is imported, so this runs once per process. */
+export function adminProgram(): Promise<Command> {
+  admin ??= capture(() => import('../packages/cli/src/bin.ts'));
+  return admin;
 }

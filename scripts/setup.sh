@@ -29,6 +29,7 @@ APT_PACKAGES=(
   debootstrap           # package install tests run in a minimal Debian 12 root
   prometheus            # promtool checks and unit-tests the alert rules
   shellcheck            # install.sh is checked with shellcheck
+  zsh man-db            # the generated zsh completion and man pages are exercised
 )
 
 missing=()
