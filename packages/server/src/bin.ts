@@ -36,6 +36,10 @@ const program = new Command('livegraft-server')
   )
   .option('--alert-webhook <url>', 'POST a JSON alert here for every tripwire report (exploit attempt blocked)')
   .option(
+    '--trust-proxy <cidr...>',
+    'believe X-Forwarded-For/-Proto only from these reverse proxies (addresses or CIDRs, e.g. 10.0.0.5 10.1.0.0/16)',
+  )
+  .option(
     '--database <url>',
     'postgres://... to use PostgreSQL (several nodes may share it); default SQLite in <data-dir>',
   )
@@ -68,6 +72,7 @@ async function main(): Promise<void> {
     tufKeysDir?: string;
     tufRoot: string[];
     alertWebhook?: string;
+    trustProxy?: string[];
     database?: string;
     dbPoolSize?: number;
     tlsCert?: string;
@@ -92,6 +97,7 @@ async function main(): Promise<void> {
       tufKeysDir: opts.tufKeysDir,
       tufRoots: opts.tufRoot.length > 0 ? opts.tufRoot : undefined,
       alertWebhook: opts.alertWebhook,
+      trustProxy: opts.trustProxy,
       database: opts.database ?? (process.env['LIVEGRAFT_DATABASE_URL'] || undefined),
       dbPoolSize: opts.dbPoolSize,
       tlsCert: opts.tlsCert,

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
-import { validator } from '@livegraft/protocol';
+import { isIP } from 'node:net';
+import { LivegraftError, validator } from '@livegraft/protocol';
 
 export const DEFAULT_PORT = 8720;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -52,6 +53,8 @@ export const ConfigSchema = Type.Object(
     tufRoots: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { maxItems: 1000 })),
     /** Tripwire alerts (exploit attempts blocked by live patches) are POSTed here as JSON. */
     alertWebhook: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048 })),
+    /** Reverse proxies (addresses or CIDRs) whose X-Forwarded-For and -Proto are believed; none by default. */
+    trustProxy: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100 })),
     /** Build jobs: a worker's lease lasts this long unless a heartbeat extends it. */
     jobLeaseSec: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400 })),
     /** A directory of shipped fixes (one sub-directory with fix.json each) that submitted fixes must not repeat. */
@@ -76,5 +79,25 @@ export function parseConfig(input: Partial<Record<keyof Config, unknown>>): Conf
     logLevel: 'info',
     ...defined,
   };
-  return Object.freeze(configValidator.parse(merged));
+  const config = configValidator.parse(merged);
+  for (const p of config.trustProxy ?? []) checkProxyAddress(p);
+  return Object.freeze(config);
+}
+
+/** An address, an address/prefix, or one of proxy-addr's names (loopback, linklocal, uniquelocal). */
+function checkProxyAddress(p: string): void {
+  if (p === 'loopback' || p === 'linklocal' || p === 'uniquelocal') return;
+  const [addr = '', prefix, extra] = p.split('/');
+  const family = isIP(addr);
+  const bits = prefix === undefined ? 0 : Number(prefix);
+  const ok =
+    family !== 0 &&
+    extra === undefined &&
+    (prefix === undefined || (/^[0-9]{1,3}$/.test(prefix) && bits <= (family === 4 ? 32 : 128)));
+  if (!ok) {
+    throw new LivegraftError(
+      'CONFIG_INVALID',
+      `--trust-proxy ${p}: not an IP address or CIDR (e.g. 10.0.0.5, 10.0.0.0/24, fd00::/8, loopback)`,
+    );
+  }
 }

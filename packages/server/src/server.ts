@@ -200,6 +200,8 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: MAX_JSON_BODY_BYTES,
+    // Behind a reverse proxy the client address and scheme come from its X-Forwarded-* headers, and only from it.
+    trustProxy: config.trustProxy === undefined ? false : [...config.trustProxy],
     requestTimeout: timeouts.requestTimeout,
     http: timeouts.http,
     logController: new RequestLogController(),

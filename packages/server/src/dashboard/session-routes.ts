@@ -39,7 +39,7 @@ function sameText(a: string, b: string): boolean {
 export function cookieSessions(store: SessionStore): CookieSessions {
   return {
     async lookup(req) {
-      const id = readCookie(req.headers.cookie, SESSION_COOKIE);
+      const id = readCookie(req.headers.cookie, cookieName(req));
       if (id === undefined) return undefined;
       const session = await store.find(id);
       if (session === undefined) return undefined;
@@ -49,8 +49,14 @@ export function cookieSessions(store: SessionStore): CookieSessions {
   };
 }
 
+/** The scheme the client used: with --trust-proxy, what the proxy says it terminated. */
 function isTls(req: FastifyRequest): boolean {
   return req.protocol === 'https';
+}
+
+/** Over HTTPS the session cookie has the __Host- prefix: browsers then insist on Secure, this host only, and Path=/. */
+function cookieName(req: FastifyRequest): string {
+  return isTls(req) ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
 }
 
 /**
@@ -75,7 +81,7 @@ export function sessionRoutes(api: App, ctx: RouteContext, store: SessionStore):
     );
     void reply.header(
       'set-cookie',
-      sessionCookie(SESSION_COOKIE, session.id, { maxAgeSec: SESSION_TTL_MS / 1000, secure: isTls(req) }),
+      sessionCookie(cookieName(req), session.id, { maxAgeSec: SESSION_TTL_MS / 1000, secure: isTls(req) }),
     );
     void reply.header('cache-control', 'no-store');
     return {
@@ -97,7 +103,7 @@ export function sessionRoutes(api: App, ctx: RouteContext, store: SessionStore):
       tokenId: who.tokenId,
       checkinIntervalSec: ctx.config.checkinIntervalSec,
     };
-    const id = req.headers.authorization === undefined ? readCookie(req.headers.cookie, SESSION_COOKIE) : undefined;
+    const id = req.headers.authorization === undefined ? readCookie(req.headers.cookie, cookieName(req)) : undefined;
     const session = id === undefined ? undefined : await store.find(id);
     void reply.header('cache-control', 'no-store');
     if (id === undefined || session === undefined) return info;
@@ -105,7 +111,7 @@ export function sessionRoutes(api: App, ctx: RouteContext, store: SessionStore):
   });
 
   api.delete('/session', async (req, reply) => {
-    const id = readCookie(req.headers.cookie, SESSION_COOKIE);
+    const id = readCookie(req.headers.cookie, cookieName(req));
     if (id !== undefined && (await store.find(id)) !== undefined) {
       const header = req.headers['x-csrf-token'];
       if (typeof header !== 'string' || !sameText(header, csrfTokenFor(id))) {
@@ -113,7 +119,7 @@ export function sessionRoutes(api: App, ctx: RouteContext, store: SessionStore):
       }
       await store.delete(id);
     }
-    void reply.header('set-cookie', sessionCookie(SESSION_COOKIE, '', { maxAgeSec: 0, secure: isTls(req) }));
+    void reply.header('set-cookie', sessionCookie(cookieName(req), '', { maxAgeSec: 0, secure: isTls(req) }));
     return reply.status(204).send();
   });
 }
