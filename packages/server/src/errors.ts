@@ -30,6 +30,7 @@ export const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   FEED_IN_USE: 409,
   DOWNGRADE_REFUSED: 409,
   RATE_LIMITED: 429,
+  STREAM_LIMIT: 429,
   // The build pipeline (issue 11).
   FIX_INVALID: 400,
   PATCH_INVALID: 400,

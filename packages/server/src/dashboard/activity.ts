@@ -11,6 +11,7 @@ import {
 import { guard } from '../auth.ts';
 import type { AuditRepository } from '../db/audit.ts';
 import type { App, RouteContext } from '../context.ts';
+import { StreamQuota } from '../stream-quota.ts';
 
 /** Audit entries written on another server node reach this one's dashboards within this. */
 export const ACTIVITY_POLL_MS = 2000;
@@ -18,6 +19,8 @@ export const ACTIVITY_POLL_MS = 2000;
 const HEARTBEAT_MS = 25_000;
 /** Dashboards open at once on one node; more are refused (each is a socket and a poll). */
 export const MAX_ACTIVITY_STREAMS = 200;
+/** One token (every dashboard tab signed in with it) holds at most this many, so it cannot take them all. */
+export const MAX_ACTIVITY_STREAMS_PER_TOKEN = 10;
 /** A dashboard that lets this much pile up unread is dropped; it reconnects and reloads. */
 const MAX_BUFFERED_BYTES = 256 * 1024;
 /** Audit entries read per poll; a burst larger than this shows its newest part. */
@@ -200,11 +203,14 @@ const TRIPWIRE_ROUTE = `${API_PREFIX}/hosts/tripwire`;
 
 /** `GET /activity/stream` under the API prefix: any API token or dashboard session. */
 export function activityStreamRoute(api: App, ctx: RouteContext, hub: ActivityHub): void {
-  api.get(ACTIVITY_STREAM_PATH, { onRequest: guard(ctx.auth, 'viewer') }, async (_req, reply) => {
+  const perToken = new StreamQuota(MAX_ACTIVITY_STREAMS_PER_TOKEN, 'activity streams');
+  api.get(ACTIVITY_STREAM_PATH, { onRequest: guard(ctx.auth, 'viewer') }, async (req, reply) => {
     if (hub.size >= MAX_ACTIVITY_STREAMS) {
       void reply.header('retry-after', '30');
       return reply.status(503).send({ code: 'UNAVAILABLE', message: 'too many dashboards are connected' });
     }
+    const who = req.principal;
+    if (who?.kind === 'admin') perToken.acquire(who.tokenId, `token "${who.name}"`, reply.raw);
     reply.hijack();
     hub.open(reply.raw);
   });
