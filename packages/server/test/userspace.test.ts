@@ -135,6 +135,27 @@ describe('user-space levels', () => {
     assert.equal(libs[0]?.patched, 3);
     assert.deepEqual(libs[0]?.cves, manifest.cves);
     assert.equal(libs[0]?.pinned, null);
+
+    const vex = (await h.call('GET', `/hosts/${host.hostId}/vex`)).json as {
+      statements: { vulnerability: { name: string }; status: string; products: { '@id': string }[] }[];
+    };
+    const mine = vex.statements.filter((s) => s.products.some((p) => p['@id'].includes(`build_id=${buildId}`)));
+    assert.deepEqual(
+      mine.map((s) => [s.vulnerability.name, s.status]),
+      [
+        ['CVE-2025-0395', 'fixed'],
+        ['CVE-2026-0915', 'fixed'],
+      ],
+    );
+    await checkin([status({ level: 1, cves: manifest.cves, patched: 2, unpatched: 0, refused: 1 })]);
+    const after = (await h.call('GET', `/hosts/${host.hostId}/vex`)).json as typeof vex;
+    assert.deepEqual(
+      after.statements
+        .filter((s) => s.products.some((p) => p['@id'].includes(`build_id=${buildId}`)))
+        .map((s) => s.status),
+      ['affected', 'affected'],
+      'a refused process still runs the flaw',
+    );
   });
 
   it('a crash-loop halt reported by a host halts the level fleet-wide until an operator lifts it', async () => {
