@@ -67,14 +67,21 @@ static struct target T;
 static struct map MAPS[MAX_MAPS];
 static int NMAPS;
 
-/* The ranges a thread must not be in: [lo, hi) for instruction pointers, (lo, hi] for return addresses. */
+/*
+ * The ranges a thread must not be in: (lo, hi] for return addresses; for
+ * instruction pointers (lo, hi) in a function about to get a jump at lo (a
+ * thread at lo will take the jump), [lo, hi) in code about to be unmapped.
+ */
 struct range {
   uint64_t lo, hi;
+  int ip_at_lo_inside;
 };
 
 static int in_ranges(const struct range *r, int n, uint64_t v, int ret_addr) {
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n; i++) {
     if (ret_addr ? (v > r[i].lo && v <= r[i].hi) : (v > r[i].lo && v < r[i].hi)) return 1;
+    if (!ret_addr && r[i].ip_at_lo_inside && v == r[i].lo) return 1;
+  }
   return 0;
 }
 
@@ -305,7 +312,7 @@ static int do_apply(struct plan *p, struct failure *f, int *attempts, uint8_t sa
     if (p->funcs[i].size < 5)
       return fail(f, R_FUNCTION_TOO_SHORT, "plan", EINVAL, "function at +0x%lx has %lu bytes, a jump needs 5", p->funcs[i].offset,
                   p->funcs[i].size);
-    r[i] = (struct range){p->base + p->funcs[i].offset, p->base + p->funcs[i].offset + p->funcs[i].size};
+    r[i] = (struct range){p->base + p->funcs[i].offset, p->base + p->funcs[i].offset + p->funcs[i].size, 0};
   }
   if (precheck(p, f) != 0) return -1;
   if (stop_when_idle(p, r, p->nfuncs, check_original, attempts, f) != 0) return -1;
@@ -365,7 +372,7 @@ static int do_apply(struct plan *p, struct failure *f, int *attempts, uint8_t sa
  * the result says so.
  */
 static int do_revert(struct plan *p, struct failure *f, int *attempts, int *unmapped) {
-  struct range none = {0, 0};
+  struct range none = {0, 0, 0};
   if (precheck(p, f) != 0) return -1;
   if (stop_when_idle(p, &none, 0, check_patched, attempts, f) != 0) return -1;
   for (int i = 0; i < p->nfuncs; i++) {
@@ -379,7 +386,7 @@ static int do_revert(struct plan *p, struct failure *f, int *attempts, int *unma
       return fail(f, R_ERROR, "restore", err, "cannot restore function at +0x%lx", p->funcs[i].offset);
     }
   }
-  struct range r = {p->code_addr, p->code_addr + p->text_size};
+  struct range r = {p->code_addr, p->code_addr + p->text_size, 1};
   char why[200];
   NMAPS = read_maps(p->pid, MAPS, MAX_MAPS);
   if (threads_busy(&r, 1, why, sizeof why)) {
@@ -390,6 +397,40 @@ static int do_revert(struct plan *p, struct failure *f, int *attempts, int *unma
   *unmapped = unmap_code(p->code_addr, (p->text_size + 4095) & ~4095ULL, &uf) == 0;
   if (!*unmapped) snprintf(f->message, sizeof f->message, "munmap: %.200s", uf.message);
   return 0;
+}
+
+/* Resumes the process and prints the one result line of this plan. */
+static void report(int apply, const char *op, struct plan *pp, struct failure *f, int rc, int attempts, int unmapped,
+                   uint8_t saved[][5]) {
+  const struct plan *p = pp;
+  int threads = T.nthreads;
+  resume_all(&T);
+  printf("{\"ok\":%s,\"op\":\"%s\",\"pid\":%d,\"attempts\":%d,\"threads\":%d,\"stopUs\":%lld", rc == 0 ? "true" : "false", op,
+         (int)p->pid, attempts, threads, (long long)(T.stopped_ns / 1000));
+  if (rc == 0) {
+    printf(",\"code\":\"0x%llx\",\"codeSize\":%lu", (unsigned long long)p->code_addr, (unsigned long)p->text_size);
+    if (apply) {
+      printf(",\"functions\":[");
+      for (int i = 0; i < p->nfuncs; i++) {
+        printf("%s{\"offset\":%lu,\"saved\":\"", i ? "," : "", (unsigned long)p->funcs[i].offset);
+        hex(saved[i], 5);
+        printf("\"}");
+      }
+      printf("]");
+    } else {
+      printf(",\"unmapped\":%s", unmapped ? "true" : "false");
+      if (!unmapped) {
+        printf(",\"message\":");
+        json_str(f->message);
+      }
+    }
+  } else {
+    printf(",\"reason\":\"%s\",\"step\":\"%s\",\"errno\":%d,\"message\":", reason_name(f->reason), f->step ? f->step : "",
+           f->err);
+    json_str(f->message);
+  }
+  printf("}\n");
+  fflush(stdout);
 }
 
 int main(int argc, char **argv) {
@@ -408,40 +449,28 @@ int main(int argc, char **argv) {
   static struct plan p;
   static uint8_t saved[MAX_FUNCS][5];
   char err[256];
-  if (plan_read(stdin, &p, err, sizeof err) != 0) {
-    printf("{\"ok\":false,\"op\":\"%s\",\"reason\":\"error\",\"step\":\"plan\",\"errno\":%d,\"message\":", op, EINVAL);
-    json_str(err);
-    printf("}\n");
-    return 1;
-  }
-  struct failure f = {0};
-  int attempts = 0, unmapped = 0;
-  int rc = apply ? do_apply(&p, &f, &attempts, saved) : do_revert(&p, &f, &attempts, &unmapped);
-  int threads = T.nthreads;
-  resume_all(&T);
-  printf("{\"ok\":%s,\"op\":\"%s\",\"pid\":%d,\"attempts\":%d,\"threads\":%d,\"stopUs\":%lld", rc == 0 ? "true" : "false", op,
-         (int)p.pid, attempts, threads, (long long)(T.stopped_ns / 1000));
-  if (rc == 0) {
-    printf(",\"code\":\"0x%llx\",\"codeSize\":%lu", (unsigned long long)p.code_addr, (unsigned long)p.text_size);
-    if (apply) {
-      printf(",\"functions\":[");
-      for (int i = 0; i < p.nfuncs; i++) {
-        printf("%s{\"offset\":%lu,\"saved\":\"", i ? "," : "", (unsigned long)p.funcs[i].offset);
-        hex(saved[i], 5);
-        printf("\"}");
-      }
-      printf("]");
-    } else {
-      printf(",\"unmapped\":%s", unmapped ? "true" : "false");
-      if (!unmapped) {
-        printf(",\"message\":");
-        json_str(f.message);
-      }
+  int more = 1, worst = 0, count = 0;
+  while (more) {
+    int pr = plan_read(stdin, &p, err, sizeof err, &more);
+    if (pr == 1 && count > 0) break;
+    count++;
+    if (pr != 0) {
+      printf("{\"ok\":false,\"op\":\"%s\",\"pid\":%d,\"reason\":\"error\",\"step\":\"plan\",\"errno\":%d,\"message\":", op,
+             (int)p.pid, EINVAL);
+      json_str(pr == 1 ? "empty plan" : err);
+      printf("}\n");
+      fflush(stdout);
+      worst = 1;
+      continue;
     }
-  } else {
-    printf(",\"reason\":\"%s\",\"step\":\"%s\",\"errno\":%d,\"message\":", reason_name(f.reason), f.step ? f.step : "", f.err);
-    json_str(f.message);
+    if (T.memfd > 0) close(T.memfd);
+    memset(&T, 0, sizeof T);
+    struct failure f = {0};
+    int attempts = 0, unmapped = 0;
+    int rc = apply ? do_apply(&p, &f, &attempts, saved) : do_revert(&p, &f, &attempts, &unmapped);
+    if (rc != 0) worst = 1;
+    report(apply, op, &p, &f, rc, attempts, unmapped, saved);
   }
-  printf("}\n");
-  return rc == 0 ? 0 : 1;
+  plan_free(&p);
+  return worst;
 }

@@ -9,6 +9,7 @@
  *   func OFF SIZE SHA256 CODEOFF [SAVED]   a replaced function; SAVED: its first 5 bytes (revert)
  *   code HEX SIZE               revert: where the code is mapped and its size
  *   attempts N, timeout-ms N    bounds (defaults 20 and 2000)
+ *   next                        ends this plan; another follows (one result line each)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,8 +29,18 @@ static int unhex(const char *s, uint8_t *out, size_t max) {
   return (int)(n / 2);
 }
 
-int plan_read(FILE *in, struct plan *p, char *err, size_t errlen) {
+void plan_free(struct plan *p) {
+  free(p->text);
+  free(p->relocs);
+  p->text = NULL;
+  p->relocs = NULL;
+}
+
+int plan_read(FILE *in, struct plan *p, char *err, size_t errlen, int *more) {
+  plan_free(p);
   memset(p, 0, sizeof *p);
+  *more = 0;
+  int lines = 0, bad_line = 0;
   p->attempts = 20;
   p->timeout_ms = 2000;
   p->relocs = calloc(MAX_RELOCS, sizeof *p->relocs);
@@ -46,6 +57,12 @@ int plan_read(FILE *in, struct plan *p, char *err, size_t errlen) {
     else arg = line + strlen(line);
     int ok = 1;
     if (line[0] == 0 || line[0] == '#') continue;
+    if (!strcmp(line, "next")) {
+      *more = 1;
+      break;
+    }
+    lines++;
+    if (bad_line) continue; /* skip to the end of a plan that cannot be read */
     if (!strcmp(line, "pid")) ok = sscanf(arg, "%d", &p->pid) == 1 && p->pid > 0;
     else if (!strcmp(line, "base")) ok = sscanf(arg, "%lx", &p->base) == 1;
     else if (!strcmp(line, "buildid")) ok = (p->build_id_len = unhex(arg, p->build_id, sizeof p->build_id)) > 0;
@@ -82,12 +99,13 @@ int plan_read(FILE *in, struct plan *p, char *err, size_t errlen) {
     } else ok = 0;
   bad:
     if (!ok) {
-      snprintf(err, errlen, "plan line %d: cannot read '%s'", lineno, line);
-      free(line);
-      return -1;
+      snprintf(err, errlen, "plan line %d: cannot read '%.100s'", lineno, line);
+      bad_line = 1;
     }
   }
   free(line);
+  if (bad_line) return -1;
+  if (lines == 0 && !*more) return 1; /* nothing more */
   if (!p->pid || !p->base || !p->build_id_len || !p->nfuncs || !p->text_size)
     return snprintf(err, errlen, "plan: pid, base, buildid, func and text/code are required"), -1;
   for (int i = 0; i < p->nrelocs; i++) {

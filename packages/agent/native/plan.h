@@ -32,6 +32,8 @@ struct plan {
   int timeout_ms;
 };
 
-int plan_read(FILE *in, struct plan *p, char *err, size_t errlen);
+/* Reads one plan. 0: read; 1: nothing more; -1: unreadable (err says why). *more: another plan follows. */
+int plan_read(FILE *in, struct plan *p, char *err, size_t errlen, int *more);
+void plan_free(struct plan *p);
 
 #endif

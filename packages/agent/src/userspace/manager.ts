@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LivegraftError, type UserspaceLibraryStatus, type UserspaceManifest } from '@livegraft/protocol';
 import { applyPlan, loadBundle, revertPlan, type UserspaceBundle } from './bundle.ts';
-import { runHelper, type HelperResult } from './native.ts';
+import { runHelperBatch, type HelperResult } from './native.ts';
 import { processStartTime, sameProcess, scanProcesses, type MappedLibrary } from './scan.ts';
 import { UserspaceStore, type LibraryState, type PatchedProcess, type UserspaceState } from './state.ts';
 
@@ -17,8 +17,10 @@ export interface UserspaceDeps {
   crashWindowMs?: number;
   /** Safety-check attempts per process before it is refused as busy. */
   attempts?: number;
-  /** Processes patched at once. */
+  /** Helper processes run at once. */
   concurrency?: number;
+  /** Processes one helper process handles, one after the other (default 64). */
+  batch?: number;
   /** Only these processes are looked at (a canary, or a test); default: every process. */
   pids?: readonly number[];
 }
@@ -185,89 +187,107 @@ export class UserspaceManager {
     lib: LibraryState,
     procs: MappedLibrary[],
   ): Promise<ProcessOutcome[]> {
-    const work: (() => Promise<ProcessOutcome[]>)[] = [];
+    const toRevert: PatchedProcess[] = [];
+    const toApply: MappedLibrary[] = [];
+    const applying = lib.level > 0 && lib.halted === undefined;
     for (const proc of procs) {
       const rec = lib.patched.find((p) => p.pid === proc.pid && p.startTime === proc.startTime);
-      if (rec !== undefined && rec.level === lib.level) continue;
-      if (rec === undefined && (lib.level === 0 || lib.halted !== undefined)) continue;
-      if (
-        rec === undefined &&
-        lib.refused.some((r) => r.pid === proc.pid && r.startTime === proc.startTime && r.level === lib.level)
-      )
+      if (rec !== undefined) {
+        if (rec.level === lib.level) continue;
+        toRevert.push(rec); // another level is wanted, or none
         continue;
-      work.push(async () => {
-        const steps: ProcessOutcome[] = [];
-        if (rec !== undefined) {
-          const r = await this.revertOne(id, lib, rec);
-          steps.push(r);
-          if (r.action !== 'restored') return steps;
-        }
-        if (lib.level > 0 && lib.halted === undefined) steps.push(await this.applyOne(id, lib, proc));
-        return steps;
-      });
+      }
+      if (!applying) continue;
+      if (lib.refused.some((r) => r.pid === proc.pid && r.startTime === proc.startTime && r.level === lib.level))
+        continue;
+      toApply.push(proc);
     }
-    const out: ProcessOutcome[] = [];
-    const width = Math.max(1, this.deps.concurrency ?? 2);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(width, work.length) }, async () => {
-        while (next < work.length) out.push(...(await work[next++]!()));
-      }),
-    );
+    const out = await this.batched(toRevert, (chunk) => this.revertBatch(id, lib, chunk));
+    if (applying) {
+      const moved = new Set(out.filter((o) => o.action === 'restored').map((o) => o.pid));
+      for (const rec of toRevert) {
+        const proc = procs.find((p) => p.pid === rec.pid && p.startTime === rec.startTime);
+        if (moved.has(rec.pid) && proc !== undefined) toApply.push(proc);
+      }
+      out.push(...(await this.batched(toApply, (chunk) => this.applyBatch(id, lib, chunk))));
+    }
     this.store.save(s);
     return out;
   }
 
-  private async applyOne(id: string, lib: LibraryState, proc: MappedLibrary): Promise<ProcessOutcome> {
-    const b = this.bundle(id, lib.level);
-    const r = await runHelper(this.deps.helper, 'apply', applyPlan(b, proc.pid, proc.base, this.deps.attempts));
-    lib.refused = lib.refused.filter((x) => x.pid !== proc.pid);
-    if (r.ok && r.op === 'apply') {
-      const rec: PatchedProcess = {
-        pid: proc.pid,
-        startTime: proc.startTime,
-        comm: proc.comm,
-        base: proc.base,
-        path: proc.path,
-        deleted: proc.deleted,
-        level: lib.level,
-        code: r.code,
-        functions: r.functions,
-        patchedAt: new Date(this.now()).toISOString(),
-        stopUs: r.stopUs,
-      };
-      lib.patched.push(rec);
-      this.store.append({ op: 'patched', buildId: id, process: rec });
-      return { pid: proc.pid, comm: proc.comm, action: 'patched', level: lib.level, stopUs: r.stopUs };
-    }
-    return this.refusal(lib, proc.pid, proc.startTime, proc.comm, r);
+  /** Runs `fn` over chunks of `items`, `concurrency` helper processes at a time. */
+  private async batched<T>(items: T[], fn: (chunk: T[]) => Promise<ProcessOutcome[]>): Promise<ProcessOutcome[]> {
+    const size = this.deps.batch ?? 64;
+    const chunks: T[][] = [];
+    for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+    const out: ProcessOutcome[] = [];
+    let next = 0;
+    const width = Math.max(1, this.deps.concurrency ?? 2);
+    await Promise.all(
+      Array.from({ length: Math.min(width, chunks.length) }, async () => {
+        while (next < chunks.length) out.push(...(await fn(chunks[next++]!)));
+      }),
+    );
+    return out;
   }
 
-  private async revertOne(id: string, lib: LibraryState, rec: PatchedProcess): Promise<ProcessOutcome> {
-    const m = this.bundle(id, rec.level).manifest;
-    const r = await runHelper(this.deps.helper, 'revert', revertPlan(m, rec, this.deps.attempts));
-    if (r.ok) {
-      lib.patched = lib.patched.filter((p) => p !== rec);
-      this.store.append({ op: 'restored', buildId: id, pid: rec.pid, startTime: rec.startTime });
+  private async applyBatch(id: string, lib: LibraryState, procs: MappedLibrary[]): Promise<ProcessOutcome[]> {
+    const b = this.bundle(id, lib.level);
+    const plans = procs.map((proc) => applyPlan(b, proc.pid, proc.base, this.deps.attempts));
+    const results = await runHelperBatch(this.deps.helper, 'apply', plans);
+    return procs.map((proc, i) => {
+      const r = results[i]!;
+      lib.refused = lib.refused.filter((x) => x.pid !== proc.pid);
+      if (r.ok && r.op === 'apply') {
+        const rec: PatchedProcess = {
+          pid: proc.pid,
+          startTime: proc.startTime,
+          comm: proc.comm,
+          base: proc.base,
+          path: proc.path,
+          deleted: proc.deleted,
+          level: lib.level,
+          code: r.code,
+          functions: r.functions,
+          patchedAt: new Date(this.now()).toISOString(),
+          stopUs: r.stopUs,
+        };
+        lib.patched.push(rec);
+        this.store.append({ op: 'patched', buildId: id, process: rec });
+        return { pid: proc.pid, comm: proc.comm, action: 'patched', level: lib.level, stopUs: r.stopUs };
+      }
+      return this.refusal(lib, proc.pid, proc.startTime, proc.comm, r);
+    });
+  }
+
+  private async revertBatch(id: string, lib: LibraryState, recs: PatchedProcess[]): Promise<ProcessOutcome[]> {
+    const plans = recs.map((rec) => revertPlan(this.bundle(id, rec.level).manifest, rec, this.deps.attempts));
+    const results = await runHelperBatch(this.deps.helper, 'revert', plans);
+    return recs.map((rec, i): ProcessOutcome => {
+      const r = results[i]!;
+      if (r.ok) {
+        lib.patched = lib.patched.filter((p) => p !== rec);
+        this.store.append({ op: 'restored', buildId: id, pid: rec.pid, startTime: rec.startTime });
+        return {
+          pid: rec.pid,
+          comm: rec.comm,
+          action: 'restored',
+          level: rec.level,
+          stopUs: r.stopUs,
+          ...(r.op === 'revert' && !r.unmapped && r.message !== undefined ? { message: r.message } : {}),
+        };
+      }
+      if (r.reason === 'exited') lib.patched = lib.patched.filter((p) => p !== rec);
       return {
         pid: rec.pid,
         comm: rec.comm,
-        action: 'restored',
+        action: 'failed',
         level: rec.level,
         stopUs: r.stopUs,
-        ...(r.op === 'revert' && !r.unmapped && r.message !== undefined ? { message: r.message } : {}),
+        reason: r.reason,
+        message: r.message,
       };
-    }
-    if (r.reason === 'exited') lib.patched = lib.patched.filter((p) => p !== rec);
-    return {
-      pid: rec.pid,
-      comm: rec.comm,
-      action: 'failed',
-      level: rec.level,
-      stopUs: r.stopUs,
-      reason: r.reason,
-      message: r.message,
-    };
+    });
   }
 
   private refusal(lib: LibraryState, pid: number, startTime: number, comm: string, r: HelperResult): ProcessOutcome {

@@ -69,20 +69,25 @@ export type HelperResult =
       message: string;
     };
 
-/** Runs the helper once with a plan on stdin. Bounded: the helper bounds its own waits; this kills it past `timeoutMs`. */
-export function runHelper(
+/**
+ * Runs the helper once over several plans (one per process, in order) and
+ * returns one result per plan. Bounded: the helper bounds its own waits, and
+ * is killed past `timeoutMs` (the kernel then detaches every thread it held);
+ * a plan left without a result gets an `error` result.
+ */
+export function runHelperBatch(
   helper: string,
   op: 'apply' | 'revert',
-  plan: string,
-  timeoutMs = 60_000,
-): Promise<HelperResult> {
+  plans: string[],
+  timeoutMs = 600_000,
+): Promise<HelperResult[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(helper, [op], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      if (out.length < 1 << 20) out += d;
+      if (out.length < 64 << 20) out += d;
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => {
       if (err.length < 1 << 16) err += d;
@@ -93,20 +98,45 @@ export function runHelper(
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      try {
-        const r = JSON.parse(out.trim().split('\n').pop() ?? '') as HelperResult;
-        if (typeof r.ok !== 'boolean') throw new Error('no ok field');
-        resolve(r);
-      } catch {
-        reject(
-          new LivegraftError(
-            'USERSPACE_HELPER_FAILED',
-            `${helper} ${op} ended (${signal ?? `exit ${code}`}) without a result: ${err.trim().slice(0, 300)}`,
-          ),
-        );
+      const results: HelperResult[] = [];
+      for (const line of out.split('\n')) {
+        if (line.trim() === '') continue;
+        try {
+          results.push(JSON.parse(line) as HelperResult);
+        } catch {
+          break;
+        }
       }
+      const why = `${helper} ${op} ended (${signal ?? `exit ${code}`}) before this process: ${err.trim().slice(0, 200)}`;
+      resolve(
+        plans.map(
+          (plan, i) =>
+            results[i] ?? {
+              ok: false,
+              op,
+              pid: Number(/^pid (\d+)$/m.exec(plan)?.[1] ?? 0),
+              attempts: 0,
+              threads: 0,
+              stopUs: 0,
+              reason: 'error',
+              step: 'helper',
+              errno: 0,
+              message: why,
+            },
+        ),
+      );
     });
     child.stdin.on('error', () => undefined); // it may exit before reading everything
-    child.stdin.end(plan);
+    child.stdin.end(plans.join('next\n'));
   });
+}
+
+/** Runs the helper once with one plan. */
+export async function runHelper(
+  helper: string,
+  op: 'apply' | 'revert',
+  plan: string,
+  timeoutMs = 60_000,
+): Promise<HelperResult> {
+  return (await runHelperBatch(helper, op, [plan], timeoutMs))[0]!;
 }

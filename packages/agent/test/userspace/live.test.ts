@@ -107,6 +107,25 @@ describe('user-space live patch of a running process (Debian libc 2.36)', { skip
     assert.ok(!maps.includes(`${code[0]!.replace(/^0x/, '')}-`), 'the code was unmapped');
   });
 
+  test('applies and rolls back again and again while threads spin through the code', async () => {
+    const t = await start(['threads=4']);
+    const m = manager(join(dir, 'state-cycles'));
+    for (let i = 0; i < 5; i++) {
+      assert.deepEqual(
+        (await m.apply(bundle)).map((o) => o.action),
+        ['patched'],
+      );
+      await t.progress('marker', 10_000);
+      assert.deepEqual(
+        (await m.rollback()).map((o) => o.action),
+        ['restored'],
+      );
+      await t.progress('orig', 10_000);
+    }
+    assert.equal((await t.stats()).other, 0);
+    assert.equal(t.child.exitCode, null);
+  });
+
   test('finds a process whose library file was deleted on disk (package upgrade) by the build-id in memory', async () => {
     const libDir = join(dir, 'upgraded');
     mkdirSync(libDir);
