@@ -539,10 +539,17 @@ export function tokensCommand(server: string): Command {
       server,
     )
       .requiredOption('--role <role>', 'admin, operator (rollouts), viewer (read-only) or worker (build jobs only)')
-      .action(async (name: string, o: FleetOpts & { role: string }) => {
-        const t = await new FleetApi(o).send<TokenCreated>('POST', '/tokens', { name, role: o.role });
+      .option(
+        '--expires <duration>',
+        'stop working after this long, e.g. 90d, 12w or 36h (default: never)',
+        expiryDuration,
+      )
+      .action(async (name: string, o: FleetOpts & { role: string; expires?: number }) => {
+        const body = { name, role: o.role, ...(o.expires === undefined ? {} : { expiresInSec: o.expires }) };
+        const t = await new FleetApi(o).send<TokenCreated>('POST', '/tokens', body);
+        const until = typeof t.expiresAt === 'string' ? `, expires ${t.expiresAt}` : '';
         out(o, t, () =>
-          console.log(`${t.token}\n(token ${t.id}, role ${t.role}: store it now, it is not shown again)`),
+          console.log(`${t.token}\n(token ${t.id}, role ${t.role}${until}: store it now, it is not shown again)`),
         );
       }),
   );
@@ -557,12 +564,26 @@ export function tokensCommand(server: string): Command {
   return tokens;
 }
 
+/** `90d`, `12w`, `36h` as seconds. */
+export function expiryDuration(value: string): number {
+  const m = /^([1-9][0-9]{0,5})([hdw])$/.exec(value.trim());
+  if (m === null) throw new InvalidArgumentError('give a duration such as 90d, 12w or 36h');
+  const seconds = Number(m[1]) * { h: 3600, d: 86_400, w: 604_800 }[m[2] as 'h' | 'd' | 'w'];
+  if (seconds < 3600 || seconds > 3650 * 86_400) throw new InvalidArgumentError('between 1h and 3650d');
+  return seconds;
+}
+
+function expiryText(expiresAt: string | null | undefined): string {
+  if (typeof expiresAt !== 'string') return 'never';
+  return Date.parse(expiresAt) <= Date.now() ? `${expiresAt} (expired)` : expiresAt;
+}
+
 function printTokens(o: FleetOpts, list: TokenRecord[]): void {
   out(o, list, () =>
     console.log(
       table(
-        ['ID', 'NAME', 'ROLE', 'CREATED', 'BY', 'REVOKED'],
-        list.map((t) => [t.id, t.name, t.role, t.createdAt, t.createdBy, t.revokedAt ?? '-']),
+        ['ID', 'NAME', 'ROLE', 'CREATED', 'BY', 'EXPIRES', 'REVOKED'],
+        list.map((t) => [t.id, t.name, t.role, t.createdAt, t.createdBy, expiryText(t.expiresAt), t.revokedAt ?? '-']),
       ),
     ),
   );

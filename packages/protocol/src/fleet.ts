@@ -208,7 +208,15 @@ export const ApiRole = Type.Union([
 export type ApiRole = Static<typeof ApiRole>;
 const TokenName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[\\x20-\\x7e]+$' });
 
-export const TokenCreate = Type.Object({ name: TokenName, role: ApiRole }, { additionalProperties: false });
+/** `expiresInSec` (optional): the token stops working that long after creation. */
+export const TokenCreate = Type.Object(
+  {
+    name: TokenName,
+    role: ApiRole,
+    expiresInSec: Type.Optional(Type.Integer({ minimum: 60, maximum: 10 * 366 * 86400 })),
+  },
+  { additionalProperties: false },
+);
 export type TokenCreate = Static<typeof TokenCreate>;
 export const TokenRecord = Type.Object({
   id: Type.String(),
@@ -217,6 +225,8 @@ export const TokenRecord = Type.Object({
   createdAt: Type.String(),
   createdBy: Type.String(),
   revokedAt: Nullable(Type.String()),
+  /** When the token stops working; null or absent: never. */
+  expiresAt: Type.Optional(Nullable(Type.String())),
 });
 export type TokenRecord = Static<typeof TokenRecord>;
 /** The secret is in this answer only; the server keeps its hash. */

@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { LivegraftError, type ApiRole } from '@livegraft/protocol';
 import type { HostRepository } from './db/hosts.ts';
 import type { ApiTokenRepository } from './db/tokens.ts';
+import { isExpired } from './token-expiry.ts';
 
 /** Longer bearer values are refused before hashing or touching the database. */
 const MAX_TOKEN_CHARS = 512;
@@ -119,6 +120,12 @@ export function createAuthenticator(
     }
     const api = await tokens.findLiveByHash(presented);
     if (api !== undefined && sameHash(presented, api.tokenHash)) {
+      if (isExpired(api.expiresAt, new Date(now()))) {
+        throw new LivegraftError(
+          'AUTH_INVALID',
+          `API token "${api.name}" expired at ${api.expiresAt}; create a new one`,
+        );
+      }
       return { kind: 'admin', role: api.role, tokenId: api.id, name: api.name };
     }
     return undefined;

@@ -72,6 +72,8 @@ export interface ApiTokensTable {
   created_at: string;
   created_by: string;
   revoked_at: string | null;
+  /** Migration 0050; null: never expires. */
+  expires_at: string | null;
 }
 
 export interface RegistrationKeysTable {

@@ -2,6 +2,7 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'k
 import { LivegraftError } from '@livegraft/protocol';
 import { tufMigration } from '../tuf/migration.ts';
 import { fleetMigration, hostIgnoreMigration, hostReportFingerprintMigration } from './fleet-migration.ts';
+import { tokenExpiryMigration } from './token-expiry-migration.ts';
 import { complianceMigration } from '../compliance/migration.ts';
 import { sessionMigration } from '../dashboard/sessions.ts';
 import { pipelineMigration } from '../pipeline/schema.ts';
@@ -58,6 +59,7 @@ export const migrations: Record<string, Migration> = {
   '0030_host_ignore': hostIgnoreMigration,
   '0031_host_report_fp': hostReportFingerprintMigration,
   '0040_pipeline': pipelineMigration,
+  '0050_token_expiry': tokenExpiryMigration,
   '0060_userspace': userspaceMigration,
 };
 

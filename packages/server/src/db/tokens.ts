@@ -26,6 +26,7 @@ export class ApiTokenRepository {
         created_at: t.createdAt,
         created_by: t.createdBy,
         revoked_at: null,
+        expires_at: t.expiresAt ?? null,
       })
       .execute();
   }
@@ -68,6 +69,7 @@ function toToken(r: Selectable<ApiTokensTable>): StoredToken {
     createdAt: r.created_at,
     createdBy: r.created_by,
     revokedAt: r.revoked_at,
+    expiresAt: r.expires_at,
   };
 }
 

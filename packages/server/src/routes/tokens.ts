@@ -13,6 +13,7 @@ import {
 import { noStore } from '../answer-headers.ts';
 import { guard, hashToken } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
+import { registerTokenExpiryMetric } from '../token-expiry.ts';
 import { actorOf } from './actor.ts';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
@@ -20,6 +21,7 @@ const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) 
 /** API tokens, registration keys (both admin only, secrets shown once) and the audit log. */
 export function tokenRoutes(app: App, ctx: RouteContext): void {
   const { fleet } = ctx;
+  registerTokenExpiryMetric(ctx.metrics.registry, fleet.tokens, ctx.clock);
 
   app.post(
     '/tokens',
@@ -34,6 +36,10 @@ export function tokenRoutes(app: App, ctx: RouteContext): void {
         createdAt: ctx.clock().toISOString(),
         createdBy: actor.name,
         revokedAt: null,
+        expiresAt:
+          req.body.expiresInSec === undefined
+            ? null
+            : new Date(ctx.clock().getTime() + req.body.expiresInSec * 1000).toISOString(),
       };
       await fleet.tokens.create({ ...rec, tokenHash: hashToken(token) });
       await fleet.record(actor, 'token.create', rec.id, { name: rec.name, role: rec.role });

@@ -1,0 +1,11 @@
+import type { Kysely, Migration } from 'kysely';
+
+/** Migration 0050: API tokens may expire (`tokens create --expires 90d`); null means never. */
+export const tokenExpiryMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('api_tokens').addColumn('expires_at', 'varchar(40)').execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('api_tokens').dropColumn('expires_at').execute();
+  },
+};
