@@ -30,7 +30,11 @@ export async function bundleAgent(): Promise<{ code: string; packages: { name: s
     minify: true,
     keepNames: true,
     legalComments: 'none',
-    banner: { js: '#!/usr/bin/node' },
+    // CommonJS has no import.meta: code that finds files beside itself gets this file's URL.
+    banner: {
+      js: "#!/usr/bin/node\nconst __livegraftImportMetaUrl = require('node:url').pathToFileURL(__filename).href;",
+    },
+    define: { 'import.meta.url': '__livegraftImportMetaUrl' },
     write: false,
     metafile: true,
     logLevel: 'silent',
@@ -46,6 +50,7 @@ export async function bundleAgent(): Promise<{ code: string; packages: { name: s
     };
     return { name, license: pkg.license ?? 'UNKNOWN' };
   });
+  if (r.warnings.length > 0) throw new Error(`esbuild: ${r.warnings.map((w) => w.text).join('; ')}`);
   const out = r.outputFiles[0];
   if (out === undefined) throw new Error('esbuild wrote no output');
   return { code: out.text, packages };

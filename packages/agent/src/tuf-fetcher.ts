@@ -64,6 +64,12 @@ export function fsWriteError(what: string, err: unknown): LivegraftError {
   return new LivegraftError('STAGING_WRITE_FAILED', `${what}: ${(err as Error).message}`, { cause: err });
 }
 
+/** fetch() failed because the connection closed before an answer came (not a refusal, not a timeout). */
+export function closedBeforeAnswer(err: unknown): boolean {
+  const code = (err as { cause?: { code?: string } }).cause?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET';
+}
+
 /**
  * The tuf-js fetcher the agent uses for both HTTP(S) and file:// (a bundle
  * directory for air-gapped hosts). Overrides downloadFile so the size cap,
@@ -122,11 +128,19 @@ export class GuardedFetcher extends BaseFetcher {
       }
       return Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>;
     }
+    const get = () => this.#fetch(url, { headers: { 'user-agent': `livegraft-agent/${AGENT_VERSION}` }, signal });
     let res: Response;
     try {
-      res = await this.#fetch(url, { headers: { 'user-agent': `livegraft-agent/${AGENT_VERSION}` }, signal });
+      res = await get();
     } catch (err) {
-      throw this.#networkError(url, err, signal);
+      // A kept-alive connection the server closed while it was idle fails before
+      // any answer (UND_ERR_SOCKET); a GET is sent once more, on a new connection.
+      if (signal.aborted || !closedBeforeAnswer(err)) throw this.#networkError(url, err, signal);
+      try {
+        res = await get();
+      } catch (again) {
+        throw this.#networkError(url, again, signal);
+      }
     }
     if (res.status === 403 || res.status === 404) {
       await res.body?.cancel().catch(() => undefined);
