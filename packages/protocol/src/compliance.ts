@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { CveId, FixId } from './fix.ts';
+import { ComplianceUserspaceRow } from './userspace.ts';
 import { validator } from './validate.ts';
 
 /**
@@ -282,6 +283,8 @@ export const ComplianceReport = Type.Object({
   breaches: Type.Array(ExposureWindow),
   upcoming: Type.Array(ExposureWindow),
   hosts: Type.Array(ComplianceHostRow),
+  /** User-space libraries per host: CVEs live-patched in every process, and those still open. */
+  userspace: Type.Optional(Type.Array(ComplianceUserspaceRow)),
 });
 export type ComplianceReport = Static<typeof ComplianceReport>;
 

@@ -307,3 +307,22 @@ export const HostUserspaceLibrary = Type.Object({
   pinned: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
 });
 export type HostUserspaceLibrary = Static<typeof HostUserspaceLibrary>;
+
+/** A host's library in the compliance report: the CVEs live-patched in every process, and those still open. */
+export const ComplianceUserspaceRow = Type.Object({
+  hostId: Type.String(),
+  hostname: Type.String(),
+  soname: Type.String(),
+  buildId: Type.String(),
+  package: Type.Union([Type.String(), Type.Null()]),
+  version: Type.Union([Type.String(), Type.Null()]),
+  level: Type.Integer({ minimum: 0 }),
+  /** Fixed in every process that maps the build. */
+  fixedCves: Type.Array(Type.String()),
+  /** Fixed by a published level not applied, or applied while some processes still run the old code. */
+  openCves: Type.Array(Type.String()),
+  patched: Type.Integer({ minimum: 0 }),
+  unpatched: Type.Integer({ minimum: 0 }),
+  refused: Type.Integer({ minimum: 0 }),
+});
+export type ComplianceUserspaceRow = Static<typeof ComplianceUserspaceRow>;

@@ -15,6 +15,7 @@ import {
   type ApiError,
   type CheckinRequest,
   type CheckinResponse,
+  type ComplianceReport,
   type EnrollResponse,
   type HostUserspaceLibrary,
   type UserspaceLevelRecord,
@@ -147,7 +148,14 @@ describe('user-space levels', () => {
         ['CVE-2026-0915', 'fixed'],
       ],
     );
+    const report = (await h.call('GET', '/reports/compliance?format=json')).json as ComplianceReport;
+    assert.deepEqual(
+      report.userspace?.map((r) => [r.hostname, r.soname, r.package, r.level, r.fixedCves, r.openCves]),
+      [['app1', 'libc.so.6', 'libc6', 1, ['CVE-2025-0395', 'CVE-2026-0915'], []]],
+    );
     await checkin([status({ level: 1, cves: manifest.cves, patched: 2, unpatched: 0, refused: 1 })]);
+    const report2 = (await h.call('GET', '/reports/compliance?format=json')).json as ComplianceReport;
+    assert.deepEqual(report2.userspace?.[0]?.openCves, ['CVE-2025-0395', 'CVE-2026-0915']);
     const after = (await h.call('GET', `/hosts/${host.hostId}/vex`)).json as typeof vex;
     assert.deepEqual(
       after.statements

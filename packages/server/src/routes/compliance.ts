@@ -6,6 +6,7 @@ import { complianceReportPdf } from '../compliance/report-pdf.ts';
 import { COMPLIANCE_TOOLING, type ComplianceService } from '../compliance/service.ts';
 import type { App, RouteContext } from '../context.ts';
 import { HostParams, ScopeQuery } from './exposure.ts';
+import { userspaceReportRows } from '../userspace/report.ts';
 
 const ReportQuery = Type.Object(
   {
@@ -48,7 +49,10 @@ export function complianceRoutes(app: App, ctx: RouteContext, compliance: Compli
     async (req, reply): Promise<ComplianceReport | string | Buffer> => {
       const { format = 'json', feed, tag } = req.query;
       const { report, windows } = await compliance.report({ feed, tag });
-      if (format === 'json') return report;
+      if (format === 'json') {
+        const userspace = ctx.userspace === undefined ? [] : await userspaceReportRows(ctx.userspace, report.hosts);
+        return userspace.length === 0 ? report : { ...report, userspace };
+      }
       const ext = format;
       void reply.header('content-disposition', `attachment; filename="${reportName(report.generatedAt, ext)}"`);
       if (format === 'csv') {
