@@ -30,6 +30,7 @@ APT_PACKAGES=(
   prometheus            # promtool checks and unit-tests the alert rules
   shellcheck            # install.sh is checked with shellcheck
   zsh man-db            # the generated zsh completion and man pages are exercised
+  ansible-lint          # the Ansible role in deploy/ansible
 )
 
 missing=()
