@@ -36,10 +36,14 @@ function percentile(sorted: number[], p: number): number {
 
 function stopStats(out: ProcessOutcome[]) {
   const us = out.map((o) => o.stopUs).sort((a, b) => a - b);
+  const waiting = out.map((o) => o.stoppingUs ?? 0).sort((a, b) => a - b);
   return {
     p50Ms: percentile(us, 50) / 1000,
     p99Ms: percentile(us, 99) / 1000,
     maxMs: (us.at(-1) ?? 0) / 1000,
+    /** Of that: until every thread had stopped (their own scheduling), p50 and p99. */
+    stoppingP50Ms: percentile(waiting, 50) / 1000,
+    stoppingP99Ms: percentile(waiting, 99) / 1000,
   };
 }
 

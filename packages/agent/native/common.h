@@ -73,6 +73,7 @@ struct target {
   uint64_t syscall_insn; /* address of a `syscall` instruction in the target */
   int64_t stop_start_ns;
   int64_t stopped_ns; /* total time any thread was held, summed over attempts */
+  int64_t stopping_ns; /* of which: from the interrupts until every thread had stopped */
 };
 int64_t now_ns(void);
 int stop_all(struct target *t, int timeout_ms, struct failure *f);

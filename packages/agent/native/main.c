@@ -405,8 +405,8 @@ static void report(int apply, const char *op, struct plan *pp, struct failure *f
   const struct plan *p = pp;
   int threads = T.nthreads;
   resume_all(&T);
-  printf("{\"ok\":%s,\"op\":\"%s\",\"pid\":%d,\"attempts\":%d,\"threads\":%d,\"stopUs\":%lld", rc == 0 ? "true" : "false", op,
-         (int)p->pid, attempts, threads, (long long)(T.stopped_ns / 1000));
+  printf("{\"ok\":%s,\"op\":\"%s\",\"pid\":%d,\"attempts\":%d,\"threads\":%d,\"stopUs\":%lld,\"stoppingUs\":%lld", rc == 0 ? "true" : "false",
+         op, (int)p->pid, attempts, threads, (long long)(T.stopped_ns / 1000), (long long)(T.stopping_ns / 1000));
   if (rc == 0) {
     printf(",\"code\":\"0x%llx\",\"codeSize\":%lu", (unsigned long long)p->code_addr, (unsigned long)p->text_size);
     if (apply) {

@@ -151,6 +151,7 @@ int stop_all(struct target *t, int timeout_ms, struct failure *f) {
       default: break; /* PTRACE_EVENT_STOP: our interrupt, or a group stop */
     }
   }
+  t->stopping_ns += now_ns() - t->stop_start_ns;
   if (forked) return fail(f, R_BUSY, "stop", EAGAIN, "the process forked while being stopped");
   return 0;
 }

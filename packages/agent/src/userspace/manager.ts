@@ -32,6 +32,8 @@ export interface ProcessOutcome {
   action: 'patched' | 'restored' | 'refused' | 'failed';
   level: number;
   stopUs: number;
+  /** Of stopUs: waiting for the threads to stop. */
+  stoppingUs?: number;
   reason?: string;
   message?: string;
 }
@@ -254,7 +256,14 @@ export class UserspaceManager {
         };
         lib.patched.push(rec);
         this.store.append({ op: 'patched', buildId: id, process: rec });
-        return { pid: proc.pid, comm: proc.comm, action: 'patched', level: lib.level, stopUs: r.stopUs };
+        return {
+          pid: proc.pid,
+          comm: proc.comm,
+          action: 'patched',
+          level: lib.level,
+          stopUs: r.stopUs,
+          stoppingUs: r.stoppingUs ?? 0,
+        };
       }
       return this.refusal(lib, proc.pid, proc.startTime, proc.comm, r);
     });
@@ -274,6 +283,7 @@ export class UserspaceManager {
           action: 'restored',
           level: rec.level,
           stopUs: r.stopUs,
+          stoppingUs: r.stoppingUs ?? 0,
           ...(r.op === 'revert' && !r.unmapped && r.message !== undefined ? { message: r.message } : {}),
         };
       }

@@ -39,6 +39,8 @@ export type HelperResult =
       attempts: number;
       threads: number;
       stopUs: number;
+      /** Of stopUs: from the interrupts until every thread had stopped (the threads' own scheduling). */
+      stoppingUs?: number;
       code: string;
       codeSize: number;
       functions: SavedEntry[];
@@ -50,6 +52,8 @@ export type HelperResult =
       attempts: number;
       threads: number;
       stopUs: number;
+      /** Of stopUs: from the interrupts until every thread had stopped (the threads' own scheduling). */
+      stoppingUs?: number;
       code: string;
       codeSize: number;
       unmapped: boolean;
@@ -63,6 +67,8 @@ export type HelperResult =
       attempts: number;
       threads: number;
       stopUs: number;
+      /** Of stopUs: from the interrupts until every thread had stopped (the threads' own scheduling). */
+      stoppingUs?: number;
       reason: UserspaceRefusal;
       step: string;
       errno: number;
