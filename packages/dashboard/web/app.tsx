@@ -12,12 +12,16 @@ import { Rollouts } from './pages/rollouts.tsx';
 import { Cves } from './pages/cves.tsx';
 import { Compliance } from './pages/compliance.tsx';
 import { Tripwires } from './pages/tripwires.tsx';
+import { Coverage } from './pages/coverage.tsx';
+import { Pipeline } from './pages/pipeline.tsx';
 
 const NAV: [string, string][] = [
   ['/', 'Overview'],
   ['/hosts', 'Hosts'],
   ['/rollouts', 'Patches & rollouts'],
   ['/cves', 'CVEs'],
+  ['/pipeline', 'Pipeline'],
+  ['/coverage', 'Coverage'],
   ['/compliance', 'Compliance'],
   ['/tripwires', 'Tripwires'],
 ];
@@ -33,6 +37,8 @@ function Page(props: { path: string; session: SessionInfo }): JSX.Element {
   if (first === 'cves') return <Cves id={second === undefined ? undefined : decodeURIComponent(second)} />;
   if (first === 'compliance') return <Compliance />;
   if (first === 'tripwires') return <Tripwires />;
+  if (first === 'pipeline') return <Pipeline session={session} />;
+  if (first === 'coverage') return <Coverage />;
   return (
     <section class="card">
       <h1>Not found</h1>

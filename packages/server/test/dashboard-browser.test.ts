@@ -429,6 +429,51 @@ describe('dashboard in Chromium', { skip: haveChromium ? false : `no Chromium at
 
     assert.deepEqual(cspViolations, [], 'no CSP violation or page error on any page');
   });
+
+  test(
+    'pipeline: a fix submitted by uploading its files is planned per build; coverage shows it',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const page = await newPage();
+      await signIn(page, world.admin);
+      await page.goto(`${world.url}/pipeline`);
+      const input = page.locator('input[name="fix-files"]');
+      const patch =
+        'diff --git a/net/ipv4/icmp.c b/net/ipv4/icmp.c\n--- a/net/ipv4/icmp.c\n+++ b/net/ipv4/icmp.c\n' +
+        '@@ -1,3 +1,4 @@\n a\n b\n+c\n d\n';
+      const file = (name: string, text: string) => ({ name, mimeType: 'text/plain', buffer: Buffer.from(text) });
+      const spec = { id: 'browser-fix', title: 'from the browser', patches: ['upstream.patch'] };
+      await input.setInputFiles([
+        file('fix.json', JSON.stringify({ ...spec, cves: [] })),
+        file('upstream.patch', patch),
+      ]);
+      const error = page.locator('.card [role="alert"]');
+      await error.waitFor();
+      assert.match((await error.textContent()) ?? '', /names no CVE/);
+
+      await input.setInputFiles([
+        file('fix.json', JSON.stringify({ ...spec, cves: ['CVE-2099-12345'] })),
+        file('upstream.patch', patch),
+      ]);
+      await page.locator('#fix-browser-fix').waitFor();
+      const kernels = await world.ok<unknown[]>('GET', '/fleet/kernels');
+      assert.equal(await page.locator('#fix-browser-fix [data-plan="to-build"]').count(), kernels.length);
+      await page.locator('table[aria-label="build jobs"]').waitFor();
+      await shot(page, 'pipeline');
+
+      await page.goto(`${world.url}/coverage`);
+      await page.locator('table[aria-label="coverage matrix"]').waitFor();
+      const row = page.locator('tr[data-cve="CVE-2099-12345"]');
+      await row.waitFor();
+      assert.equal(await row.locator('td[data-state="queued"]').count(), kernels.length);
+      assert.ok(
+        (await page.locator('td[data-state="applied"]').count()) > 0,
+        'levels the seeded hosts run show as applied',
+      );
+      await shot(page, 'coverage');
+      assert.deepEqual(cspViolations, [], 'no CSP violation or page error');
+    },
+  );
 });
 
 /** A CVE the seeded level 1 of the 6.1.192 kernel fixes live. */

@@ -105,8 +105,10 @@ export async function startDashboardWorld(dashboardDir: string): Promise<Dashboa
     },
     async publishLevel(procVersion, level, cves) {
       const k = identity(procVersion);
-      const patch = buildPatch({ kernelId: k.id, level });
+      const vermagic = `${k.release} SMP preempt mod_unload modversions`;
+      const patch = buildPatch({ kernelId: k.id, level, modinfoVermagic: `${vermagic} ` });
       patch.manifest.kernel.release = k.release;
+      patch.manifest.kernel.vermagic = vermagic;
       patch.manifest.cves = [...cves].sort();
       patch.manifest.fixes = [
         {
