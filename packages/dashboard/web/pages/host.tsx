@@ -15,6 +15,7 @@ import { ago, duration, when } from '../format.ts';
 import { useLiveRefresh } from '../live.ts';
 import { Link } from '../router.tsx';
 import { act, Badge, Card, Empty, Loading, Problem, SeverityBadge, StatusBadge, Table } from '../ui.tsx';
+import { UserspaceCard } from '../userspace.tsx';
 
 interface Moment {
   at: string;
@@ -291,6 +292,7 @@ export function HostPage(props: { id: string; session: SessionInfo }): JSX.Eleme
           />
         )}
       </Card>
+      <UserspaceCard hostId={h.id} />
       <Card title="Timeline">
         {moments.length === 0 ? (
           <Empty>Nothing recorded yet.</Empty>
