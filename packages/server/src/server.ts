@@ -69,7 +69,7 @@ export interface ServerDeps {
   /** Push heartbeat, spread randomness, rate-limit clock, promotion timer. */
   fleet?: FleetDeps;
   /** CVE dataset, webhook fetch and retry timing overrides (tests). */
-  compliance?: Pick<ComplianceOptions, 'dataset' | 'fetch' | 'alertBackoffMs' | 'defaultPolicy'>;
+  compliance?: Pick<ComplianceOptions, 'dataset' | 'fetch' | 'alertBackoffMs' | 'defaultPolicy' | 'tripwireLimits'>;
   /** The built dashboard to serve on `/` (default: the dashboard workspace's dist). */
   dashboardDir?: string;
   /** Header, body and upload deadlines for slow clients (tests shorten them). */

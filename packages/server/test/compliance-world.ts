@@ -11,6 +11,7 @@ import {
   type KernelIdentity,
   type PatchManifest,
 } from '@livegraft/protocol';
+import type { TripwireLimits } from '../src/compliance/tripwire-guard.ts';
 import { parseConfig, startServer, type RunningServer } from '../src/index.ts';
 import { buildPatch } from './helpers.ts';
 
@@ -70,7 +71,9 @@ export interface Reply {
   text: string;
 }
 
-export async function startWorld(opts: { alertWebhook?: string; fetch?: typeof fetch } = {}): Promise<World> {
+export async function startWorld(
+  opts: { alertWebhook?: string; fetch?: typeof fetch; tripwireLimits?: Partial<TripwireLimits> } = {},
+): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'livegraft-compliance-test-'));
   let now = T0;
   const config = parseConfig({
@@ -86,6 +89,7 @@ export async function startWorld(opts: { alertWebhook?: string; fetch?: typeof f
       dataset: await dataset(),
       alertBackoffMs: () => 20,
       ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
+      ...(opts.tripwireLimits === undefined ? {} : { tripwireLimits: opts.tripwireLimits }),
     },
   });
   const admin = (await readFile(join(dir, 'admin-token'), 'utf8')).trim();

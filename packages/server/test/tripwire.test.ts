@@ -53,6 +53,9 @@ describe('tripwire events', () => {
     w = await startWorld({ alertWebhook: hook.url });
     host = await w.enroll('db-1.example', PROC_192);
     other = await w.enroll('db-2.example', PROC_192);
+    // Tripwire events count only for CVEs of the level a host runs.
+    await w.publishLevel(PROC_192, 3, ['CVE-2099-0001', 'CVE-2024-1086']);
+    for (const h of [host, other]) assert.equal((await w.checkin(h.token, PROC_192, 3)).status, 200);
   });
   after(async () => {
     await w?.stop();

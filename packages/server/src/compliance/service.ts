@@ -25,6 +25,7 @@ import { PolicyRepository } from './policy.ts';
 import { allWindows, buildReport } from './report.ts';
 import type { ComplianceDatabase } from './schema.ts';
 import { TripwireRepository, type TripwireQuery } from './tripwires.ts';
+import { AlertDeduper, TRIPWIRE_LIMITS, tripwireRefusedCounter, type TripwireLimits } from './tripwire-guard.ts';
 import { vexDocument, vexStatements, type VexDocument, type VexHostInput } from './vex.ts';
 
 export const COMPLIANCE_TOOLING = 'livegraft-server/0.1.0';
@@ -48,6 +49,8 @@ export interface ComplianceOptions {
   /** The server's metrics registry; a private one otherwise. */
   registry?: Registry;
   alertBackoffMs?: (attempt: number) => number;
+  /** Per-host tripwire rate, cap, retention and alert window (tests shorten them). */
+  tripwireLimits?: Partial<TripwireLimits>;
 }
 
 export interface ReportFilters {
@@ -65,8 +68,13 @@ export class ComplianceService {
   readonly #policy: PolicyRepository;
   readonly #tripwires: TripwireRepository;
   readonly #alerts: AlertSender | undefined;
+  readonly tripwireLimits: Readonly<TripwireLimits>;
+  readonly #alerted: AlertDeduper;
+  #expiredAt = 0;
 
   private constructor(o: ComplianceOptions, dataset: CveDatabase) {
+    this.tripwireLimits = { ...TRIPWIRE_LIMITS, ...o.tripwireLimits };
+    this.#alerted = new AlertDeduper(this.tripwireLimits.alertWindowMs);
     const db = o.db as Kysely<ComplianceDatabase>;
     this.#o = o;
     this.#history = new HistoryRepository(db);
@@ -215,16 +223,45 @@ export class ComplianceService {
   }
 
   /** Stores a host's tripwire events, counts them and raises one alert for the new ones. */
+  /**
+   * Stores a host's events up to its cap, drops those past the retention
+   * period, and alerts once per host and CVE within the alert window.
+   */
   async recordTripwires(hostId: string, events: readonly TripwireEvent[]): Promise<TripwireRecord[]> {
     const now = this.#o.clock();
-    const fresh = await this.#tripwires.record(hostId, events, now);
-    for (const e of fresh) this.metrics.tripwireEvents.inc({ cve: e.cve });
-    if (fresh.length > 0) {
+    const limits = this.tripwireLimits;
+    // Retention runs at most once a minute per node; it is one indexed delete.
+    if (now.getTime() - this.#expiredAt >= 60_000) {
+      this.#expiredAt = now.getTime();
+      await this.#tripwires.expire(new Date(now.getTime() - limits.retentionDays * 86_400_000));
+    }
+    const room = Math.max(0, limits.maxEventsPerHost - (await this.#tripwires.countForHost(hostId)));
+    const kept = events.slice(0, room);
+    if (kept.length < events.length) {
+      tripwireRefusedCounter(this.metrics.registry).inc({ reason: 'host_cap' }, events.length - kept.length);
       this.#o.log.warn(
-        { hostId, cves: [...new Set(fresh.map((e) => e.cve))], events: fresh.length },
+        { hostId, dropped: events.length - kept.length, cap: limits.maxEventsPerHost },
+        'tripwire: host is at its stored-event cap; events dropped',
+      );
+    }
+    const fresh = kept.length === 0 ? [] : await this.#tripwires.record(hostId, kept, now);
+    for (const e of fresh) this.metrics.tripwireEvents.inc({ cve: e.cve });
+    const alerting = new Set(
+      this.#alerted.take(
+        hostId,
+        fresh.map((e) => e.cve),
+        now.getTime(),
+      ),
+    );
+    const alerted = fresh.filter((e) => alerting.has(e.cve));
+    if (alerted.length > 0) {
+      this.#o.log.warn(
+        { hostId, cves: [...alerting], events: alerted.length },
         'tripwire: exploit attempt blocked by a live patch',
       );
-      this.#alerts?.send(tripwireAlert(fresh, now));
+      this.#alerts?.send(tripwireAlert(alerted, now));
+    } else if (fresh.length > 0) {
+      this.#o.log.info({ hostId, events: fresh.length }, 'tripwire: more events of an attempt already alerted');
     }
     return fresh;
   }

@@ -61,6 +61,25 @@ export class TripwireRepository {
     return fresh;
   }
 
+  /** Events stored for the host. */
+  async countForHost(hostId: string): Promise<number> {
+    const row = await this.#db
+      .selectFrom('tripwire_events')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('host_id', '=', hostId)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  /** Deletes events that arrived before `before`; returns how many. */
+  async expire(before: Date): Promise<number> {
+    const r = await this.#db
+      .deleteFrom('tripwire_events')
+      .where('received_at', '<', before.toISOString())
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
   /** Newest first. */
   async list(q: TripwireQuery): Promise<TripwireRecord[]> {
     let query = this.#db
