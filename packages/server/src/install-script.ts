@@ -19,7 +19,8 @@ const TEMPLATE = `#!/bin/sh
 # Checks the server's TUF root against HEX (from the server's administrator:
 # "livegraft keys fingerprint", or the server's start-up log) before anything
 # is installed or sent, installs the livegraft-agent package from the server,
-# enrols this host with that root pinned, and starts the agent.
+# enrols this host with "livegraft-agent enroll --root-sha256 HEX --key-file FILE",
+# and starts the agent.
 set -eu
 
 server='@SERVER@'
@@ -83,14 +84,11 @@ fetch "$server/install/livegraft-agent.deb" "$tmp/livegraft-agent.deb" ||
 	die "cannot download the agent package from $server"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$tmp/livegraft-agent.deb"
 
-# 3. Enrol with the checked root pinned (the server's enrol answer cannot replace it).
-if livegraft-agent enroll --help 2>/dev/null | grep -q -e '--key-file'; then
-	set -- --key-file "$key_file"
-else
-	set -- --key "$(cat "$key_file")"
-fi
+# 3. Enrol pinned to the same fingerprint: the agent checks the root again
+#    before it sends the key, and the enrol answer cannot replace it.
+set -- --server "$server" --key-file "$key_file" --root-sha256 "$root_sha256"
 [ -z "$host_name" ] || set -- "$@" --hostname "$host_name"
-livegraft-agent enroll --server "$server" --root "$tmp/root.json" "$@"
+livegraft-agent enroll "$@"
 
 # 4. Start the daemon (the boot unit re-applies the cached level at every boot).
 if [ -d /run/systemd/system ]; then
