@@ -184,6 +184,17 @@ describe('user-space live patch of a running process (Debian libc 2.36)', { skip
     assert.equal(!r.ok && r.reason, 'build-id-mismatch');
   });
 
+  test('refuses a function too short for a jump, before touching the process', async () => {
+    const t = await start(['threads=1']);
+    const b = loadBundle(bundle);
+    const base = scanProcesses({ buildIds: new Set([b.manifest.library.buildId]), pids: [t.pid] })[0]!.base;
+    const plan = applyPlan(b, t.pid, base, 5).replace(/^func (\d+) 8 /m, 'func $1 4 ');
+    const r = await runHelper(HELPER, 'apply', plan);
+    assert.equal(!r.ok && r.reason, 'function-too-short');
+    assert.equal(r.threads, 0, 'no thread was stopped');
+    assert.equal((await t.progress('orig')).marker, 0);
+  });
+
   test('refuses a process already traced by someone else', async () => {
     const t = await start(['threads=1']);
     const b = loadBundle(bundle);
