@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { CveId, FixId } from './fix.ts';
+import { CoverageReport } from './pipeline.ts';
 import { ComplianceUserspaceRow } from './userspace.ts';
 import { validator } from './validate.ts';
 
@@ -285,6 +286,8 @@ export const ComplianceReport = Type.Object({
   hosts: Type.Array(ComplianceHostRow),
   /** User-space libraries per host: CVEs live-patched in every process, and those still open. */
   userspace: Type.Optional(Type.Array(ComplianceUserspaceRow)),
+  /** The build pipeline's CVE x kernel build coverage, fleet-wide (the feed and tag filters do not narrow it). */
+  coverage: Type.Optional(CoverageReport),
 });
 export type ComplianceReport = Static<typeof ComplianceReport>;
 

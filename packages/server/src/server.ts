@@ -46,6 +46,7 @@ import { vexRoutes } from './routes/vex.ts';
 import { TufRepository, type TufOptions } from './tuf/repository.ts';
 import { createDashboard } from './dashboard/index.ts';
 import { createPipeline } from './pipeline/service.ts';
+import { coverageReport } from './pipeline/coverage.ts';
 import { pipelineRoutes } from './routes/pipeline.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { UserspaceRepository } from './userspace/repository.ts';
@@ -239,7 +240,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
         hostRoutes(api, ctx);
         fleetRoutes(api, ctx);
         exposureRoutes(api, ctx, compliance);
-        complianceRoutes(api, ctx, compliance);
+        complianceRoutes(api, ctx, compliance, () => coverageReport(pipeline.db, compliance.exposure, ctx.clock()));
         vexRoutes(api, ctx, compliance);
         tripwireRoutes(api, ctx, compliance);
         dashboard.api(api, ctx);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { inflateSync } from 'node:zlib';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
@@ -23,6 +24,24 @@ import { KERNEL_ID, PROC_VERSION } from './helpers.ts';
 import { builtResult, fixBundle, patchText, PROC_VERSION_90, workerToken } from './pipeline-helpers.ts';
 
 const KERNEL_90 = kernelIdFromProcVersion(PROC_VERSION_90);
+
+/** The text operators of a PDF's page streams (deflated). */
+function pdfText(pdf: Buffer): string {
+  const out: string[] = [];
+  let at = 0;
+  for (;;) {
+    const start = pdf.indexOf('stream\n', at);
+    if (start < 0) break;
+    const end = pdf.indexOf('\nendstream', start);
+    try {
+      out.push(inflateSync(pdf.subarray(start + 7, end)).toString('latin1'));
+    } catch {
+      /* not a deflated stream */
+    }
+    at = end + 10;
+  }
+  return out.join('\n');
+}
 const LEASE = 'x-livegraft-lease';
 
 /** The build pipeline over real HTTP, once per storage backend (SQLite, PostgreSQL). */
@@ -525,6 +544,22 @@ export function pipelineSuite(backend: string, makeDatabase: DatabaseMaker, skip
       const npl = await cellOf(c.kernel.kernelId, 'CVE-2099-0001');
       assert.equal(npl?.state, 'not-live-patchable');
       assert.equal(npl?.reason, 'changes struct sock');
+
+      // The compliance report carries the same coverage: JSON, CSV (part=coverage) and PDF.
+      const json = await w.h.ok<{ coverage?: CoverageReport }>('GET', '/reports/compliance?format=json');
+      const inReport = json.coverage?.rows.find((x) => x.cve === 'CVE-2099-0001');
+      assert.equal(inReport?.cells.find((x) => x.kernelId === c.kernel.kernelId)?.state, 'not-live-patchable');
+      const csv = (await w.h.call('GET', '/reports/compliance?format=csv&part=coverage')).bytes.toString();
+      assert.match(csv, /^cve,severity,cvss,kernel_id,kernel_release,state,/);
+      assert.ok(
+        csv.split('\r\n').some((l) => l.startsWith('CVE-2099-0001,') && l.includes(',not-live-patchable,')),
+        'a CSV line per CVE and build',
+      );
+      const windowsCsv = (await w.h.call('GET', '/reports/compliance?format=csv')).bytes.toString();
+      assert.match(windowsCsv, /^host_id,hostname,cve,/, 'the default CSV stays the exposure windows');
+      const pdf = await w.h.call('GET', '/reports/compliance?format=pdf');
+      assert.equal(pdf.status, 200);
+      assert.ok(pdfText(pdf.bytes).includes('(Coverage: CVE x kernel build'), 'the PDF has a coverage section');
     });
   });
 }

@@ -1,4 +1,4 @@
-import type { ExposureWindow } from '@livegraft/protocol';
+import type { CoverageReport, ExposureWindow } from '@livegraft/protocol';
 
 /**
  * RFC 4180 cell. A leading = + - @ (or tab/CR) is prefixed with ' so that a
@@ -67,6 +67,50 @@ export function windowsCsv(windows: readonly ExposureWindow[]): string {
         .map(csvCell)
         .join(','),
     );
+  }
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+export const COVERAGE_CSV_HEADER = [
+  'cve',
+  'severity',
+  'cvss',
+  'kernel_id',
+  'kernel_release',
+  'state',
+  'version',
+  'level',
+  'hosts_applied',
+  'hosts',
+  'fix_id',
+  'reason',
+];
+
+/** The build pipeline's coverage: one line per CVE and fleet kernel build. */
+export function coverageCsv(report: CoverageReport): string {
+  const release = new Map(report.kernels.map((k) => [k.kernelId, k.release]));
+  const lines = [COVERAGE_CSV_HEADER.join(',')];
+  for (const r of report.rows) {
+    for (const c of r.cells) {
+      lines.push(
+        [
+          r.cve,
+          r.severity,
+          r.cvss,
+          c.kernelId,
+          release.get(c.kernelId) ?? '',
+          c.state,
+          c.version,
+          c.level,
+          c.hostsApplied,
+          c.hosts,
+          c.fixId,
+          c.reason,
+        ]
+          .map(csvCell)
+          .join(','),
+      );
+    }
   }
   return `${lines.join('\r\n')}\r\n`;
 }

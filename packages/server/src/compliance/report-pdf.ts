@@ -1,4 +1,4 @@
-import type { ComplianceReport, ExposureWindow, SlaPolicy } from '@livegraft/protocol';
+import type { ComplianceReport, CoverageCell, CoverageReport, ExposureWindow, SlaPolicy } from '@livegraft/protocol';
 import { fitText, PdfWriter, type TextStyle } from './pdf.ts';
 
 /** A4 landscape: wide enough for the window tables. */
@@ -228,6 +228,54 @@ export function complianceReportPdf(report: ComplianceReport, producer: string):
     ]),
     'No hosts.',
   );
+  if (report.coverage !== undefined) coverageSection(L, report.coverage);
   L.footers();
   return pdf.toBuffer();
+}
+
+/** Kernel builds shown side by side in the PDF's coverage table; the JSON and CSV have them all. */
+const PDF_COVERAGE_KERNELS = 6;
+/** Rows in the PDF's coverage table. */
+const PDF_COVERAGE_ROWS = 400;
+
+function coverageText(c: CoverageCell): string {
+  if (c.state === 'applied') return `applied ${c.hostsApplied}/${c.hosts}`;
+  if (c.state === 'fixed-in-build') return c.version === null ? 'fixed in build' : `fixed in ${c.version}`;
+  if (c.level !== null && (c.state === 'released' || c.state === 'validated' || c.state === 'built')) {
+    return `${c.state} L${c.level}`;
+  }
+  return c.state;
+}
+
+/** CVE x kernel build, for the CVEs not fixed or absent on every build. */
+function coverageSection(L: Layout, cov: CoverageReport): void {
+  const open = cov.rows.filter((r) => r.cells.some((c) => c.state !== 'not-affected' && c.state !== 'fixed-in-build'));
+  const kernels = cov.kernels.slice(0, PDF_COVERAGE_KERNELS);
+  L.heading(`Coverage: CVE x kernel build (${open.length} of ${cov.rows.length} CVEs open on some build)`);
+  L.line(
+    'For each CVE affecting a kernel build of the fleet, or named by a submitted fix: applied on N of M hosts, released, validated, built, queued, failed, not live-patchable, fixed in the build, not affected, or no fix.',
+  );
+  if (cov.kernels.length > kernels.length) {
+    L.line(
+      `The first ${kernels.length} of ${cov.kernels.length} kernel builds are shown; the JSON and CSV reports have all.`,
+    );
+  }
+  if (open.length > PDF_COVERAGE_ROWS) {
+    L.line(`The first ${PDF_COVERAGE_ROWS} of ${open.length} CVEs are shown; the JSON and CSV reports have all.`);
+  }
+  L.table(
+    [
+      { title: 'CVE', weight: 11 },
+      { title: 'CVSS', weight: 4.5 },
+      ...kernels.map((k) => ({ title: `${k.release} (${k.hosts} hosts)`, weight: 12 })),
+    ],
+    open
+      .slice(0, PDF_COVERAGE_ROWS)
+      .map((r) => [
+        r.cve,
+        r.cvss === null ? '-' : r.cvss.toFixed(1),
+        ...r.cells.slice(0, kernels.length).map(coverageText),
+      ]),
+    'Every CVE is fixed in the build or does not reach it.',
+  );
 }

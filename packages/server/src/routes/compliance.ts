@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
-import { SlaPolicy, type ComplianceReport, type ExposureWindow } from '@livegraft/protocol';
+import { SlaPolicy, type ComplianceReport, type CoverageReport, type ExposureWindow } from '@livegraft/protocol';
 import { guard } from '../auth.ts';
-import { windowsCsv } from '../compliance/csv.ts';
+import { coverageCsv, windowsCsv } from '../compliance/csv.ts';
 import { complianceReportPdf } from '../compliance/report-pdf.ts';
 import { COMPLIANCE_TOOLING, type ComplianceService } from '../compliance/service.ts';
 import type { App, RouteContext } from '../context.ts';
@@ -11,6 +11,8 @@ import { userspaceReportRows } from '../userspace/report.ts';
 const ReportQuery = Type.Object(
   {
     format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv'), Type.Literal('pdf')])),
+    /** CSV only: the exposure windows (default) or the build pipeline's coverage matrix. */
+    part: Type.Optional(Type.Union([Type.Literal('windows'), Type.Literal('coverage')])),
     feed: ScopeQuery.properties.feed,
     tag: ScopeQuery.properties.tag,
   },
@@ -22,7 +24,12 @@ function reportName(generatedAt: string, ext: string): string {
 }
 
 /** SLA policy, exposure windows, breaches and the compliance report (JSON, CSV, PDF). */
-export function complianceRoutes(app: App, ctx: RouteContext, compliance: ComplianceService): void {
+export function complianceRoutes(
+  app: App,
+  ctx: RouteContext,
+  compliance: ComplianceService,
+  coverage?: () => Promise<CoverageReport>,
+): void {
   app.get('/compliance/policy', { onRequest: guard(ctx.auth, 'admin') }, async (): Promise<SlaPolicy> =>
     compliance.policy(),
   );
@@ -47,8 +54,10 @@ export function complianceRoutes(app: App, ctx: RouteContext, compliance: Compli
     '/reports/compliance',
     { schema: { querystring: ReportQuery }, onRequest: guard(ctx.auth, 'admin') },
     async (req, reply): Promise<ComplianceReport | string | Buffer> => {
-      const { format = 'json', feed, tag } = req.query;
-      const { report, windows } = await compliance.report({ feed, tag });
+      const { format = 'json', feed, tag, part = 'windows' } = req.query;
+      const made = await compliance.report({ feed, tag });
+      const { windows } = made;
+      const report = coverage === undefined ? made.report : { ...made.report, coverage: await coverage() };
       if (format === 'json') {
         const userspace = ctx.userspace === undefined ? [] : await userspaceReportRows(ctx.userspace, report.hosts);
         return userspace.length === 0 ? report : { ...report, userspace };
@@ -57,6 +66,7 @@ export function complianceRoutes(app: App, ctx: RouteContext, compliance: Compli
       void reply.header('content-disposition', `attachment; filename="${reportName(report.generatedAt, ext)}"`);
       if (format === 'csv') {
         void reply.type('text/csv; charset=utf-8');
+        if (part === 'coverage' && report.coverage !== undefined) return coverageCsv(report.coverage);
         return windowsCsv(windows);
       }
       void reply.type('application/pdf');
