@@ -150,6 +150,45 @@ describe('user-space live patch of a running process (Debian libc 2.36)', { skip
     await t.progress('orig');
   });
 
+  test('finds a process in another mount namespace (a container) whose library path does not exist on the host', async () => {
+    const view = join(dir, 'container-view');
+    mkdirSync(view);
+    const child = spawn(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        `mount --bind "$1" "$2" && exec "$3" --library-path "$2" "$4" threads=1`,
+        'sh',
+        libc.libDir,
+        view,
+        libc.loader,
+        program,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise((resolve) => child.stdout.once('data', resolve));
+      assert.deepEqual(readdirSync(view), [], 'the host sees an empty directory');
+      const m = manager(join(dir, 'state-container'), { pids: [child.pid!] });
+      const out = await m.apply(bundle);
+      assert.deepEqual(
+        out.map((o) => [o.pid, o.action]),
+        [[child.pid, 'patched']],
+      );
+      assert.equal(m.status()[0]!.patched[0]!.path, join(view, 'libc.so.6'));
+      assert.deepEqual(
+        (await m.rollback()).map((o) => o.action),
+        ['restored'],
+      );
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   const refusal = async (args: string[], functions: ('abs' | 'pause')[], buildId?: string) => {
     const t = await start(args);
     const b = loadBundle(writeMarkerBundle(libc.libc, join(dir, `b-${args.join('-')}`), { functions, buildId }));
