@@ -6,7 +6,9 @@ import {
   TUF_METADATA_PATH,
   TUF_TARGETS_PATH,
   targetCustomValidator,
+  userspaceTargetCustomValidator,
   type PatchManifest,
+  type UserspaceManifest,
 } from '@livegraft/protocol';
 import { Metadata, MetadataKind, type Root } from '@tufjs/models';
 import { Updater, type TargetFile } from 'tuf-js';
@@ -121,6 +123,8 @@ export interface TufSession {
   readonly rootVersion: number;
   /** The signed target for a path, with its manifest validated, or undefined when the repository has none. */
   target(path: string): Promise<{ info: TargetFile; manifest: PatchManifest } | undefined>;
+  /** The signed user-space target for a path, with its manifest validated, or undefined when the repository has none. */
+  userspaceTarget(path: string): Promise<{ info: TargetFile; manifest: UserspaceManifest } | undefined>;
   /** Target paths under `<prefix>` in the verified top-level targets role. */
   listTargets(prefix: string): string[];
   /** Downloads and verifies (length, hashes) a target into `dest`. */
@@ -298,6 +302,25 @@ export class TufClient {
           );
         }
         return { info, manifest };
+      },
+      userspaceTarget: async (path) => {
+        let info: TargetFile | undefined;
+        try {
+          info = await updater.getTargetInfo(path);
+        } catch (err) {
+          throw tufError(err, fetcher);
+        }
+        if (info === undefined) return undefined;
+        try {
+          const custom = (info.custom as Record<string, unknown> | undefined) ?? {};
+          return { info, manifest: userspaceTargetCustomValidator.parse(custom).livegraft.userspace };
+        } catch (err) {
+          throw new LivegraftError(
+            'TUF_TARGET_INVALID',
+            `signed target ${path} carries no valid user-space manifest: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
       },
       listTargets: (prefix) => {
         // tuf-js persisted exactly the bytes it verified in this refresh (or verified the local copy against the snapshot).

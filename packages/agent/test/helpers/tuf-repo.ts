@@ -33,6 +33,8 @@ export interface RepoTarget {
   path: string;
   bytes: Buffer;
   manifest: PatchManifest;
+  /** The signed custom data, when not a kernel level's (`{ livegraft: { manifest } }`). */
+  custom?: unknown;
 }
 
 /**
@@ -100,6 +102,11 @@ export class TestRepo {
     this.targets.set(path, { path, bytes, manifest });
   }
 
+  /** A target with custom data of its own (a user-space level: `{ livegraft: { userspace } }`). */
+  setCustomTarget(path: string, bytes: Buffer, custom: unknown): void {
+    this.targets.set(path, { path, bytes, manifest: {} as PatchManifest, custom });
+  }
+
   /**
    * Signs a new targets, snapshot and timestamp version over the current
    * target set; `targetsSigner` replaces the targets key (a forgery).
@@ -114,7 +121,7 @@ export class TestRepo {
           path: t.path,
           length: t.bytes.length,
           hashes: { sha256: hash },
-          unrecognizedFields: { custom: { livegraft: { manifest: t.manifest } } as never },
+          unrecognizedFields: { custom: (t.custom ?? { livegraft: { manifest: t.manifest } }) as never },
         }),
       );
       const slash = t.path.lastIndexOf('/');
