@@ -180,6 +180,18 @@ describe('user-space levels', () => {
     await h.call('DELETE', `/userspace/levels/${buildId}/1/halt`);
   });
 
+  it('/openapi.json describes the user-space routes', async () => {
+    const doc = (await (await fetch(`${h.server.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    for (const p of [
+      '/api/v1/userspace/levels',
+      '/api/v1/userspace/levels/{buildId}/{level}/publish',
+      '/api/v1/userspace/levels/{buildId}/{level}/halt',
+      '/api/v1/hosts/{id}/userspace-pins/{buildId}',
+      '/api/v1/hosts/{id}/userspace',
+    ])
+      assert.ok(doc.paths[p] !== undefined, `openapi lists ${p}`);
+  });
+
   it('a host pin holds a level; pin 0 rolls the host back; unpinning follows the published level again', async () => {
     const pin = await h.call('PUT', `/hosts/${host.hostId}/userspace-pins/${buildId}`, { json: { level: 0 } });
     assert.equal(pin.status, 200, pin.bytes.toString());
