@@ -4,6 +4,7 @@
  * root, where the agent runs on Debian's nodejs (18).
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   cpSync,
@@ -156,7 +157,10 @@ describe('the livegraft-agent Debian package', () => {
           chmodSync(join(root, 'fk/bin', tool), 0o755);
         }
         const agent = (args: string[]) => chroot(root, ['livegraft-agent', ...args], 120_000, env);
-        const e = await agent(['enroll', '--server', server.url, '--key', REGISTRATION_KEY]);
+        const served = Buffer.from(await (await fetch(`${server.url}/tuf/metadata/1.root.json`)).arrayBuffer());
+        const sha256 = createHash('sha256').update(served).digest('hex');
+        writeFileSync(join(root, 'root/key'), REGISTRATION_KEY);
+        const e = await agent(['enroll', '--server', server.url, '--key-file', '/root/key', '--root-sha256', sha256]);
         assert.equal(e.code, 0, e.stderr);
         assert.match(e.stdout, /pinned TUF root version 1/);
         assert.equal(lstatSync(join(root, 'etc/livegraft/agent.json')).mode & 0o777, 0o600);
