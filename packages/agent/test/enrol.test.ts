@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { REGISTRATION_KEY_ENV, registrationKeyFrom } from '../src/enrol.ts';
+import { REGISTRATION_KEY_ENV, registrableHostname, registrationKeyFrom } from '../src/enrol.ts';
 import { TestHost } from './helpers/cli.ts';
 import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';
 
@@ -88,6 +88,13 @@ describe('pinned enrolment', () => {
     assert.notEqual(none.code, 0);
     assert.match(none.stderr, /no registration key: pass --key-file FILE, set LIVEGRAFT_REGISTRATION_KEY/);
     assert.deepEqual(server.enrolls, []);
+  });
+
+  it('registers this host’s name reduced to what the server accepts', () => {
+    assert.equal(registrableHostname('web-1.example'), 'web-1.example');
+    assert.equal(registrableHostname('(none)'), 'none-');
+    assert.equal(registrableHostname('evil\x1b]0;x\x07'), 'evil-0-x-');
+    assert.equal(registrableHostname('   '), 'host');
   });
 
   it('takes the key from exactly one of --key, --key-file or the environment', () => {
