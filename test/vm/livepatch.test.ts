@@ -1,7 +1,7 @@
 // Real-kernel proof: the example fixes, built by the real builder, published on
 // the real server, applied by the bundled agent inside a QEMU guest running the
 // current Debian kernel. Every assertion is on what the guest itself shows.
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWorld, publish, type World } from './lib/world.ts';
 import { rootPinArg } from './lib/root-pin.ts';
@@ -24,6 +24,10 @@ describe('live patching a running kernel', () => {
   });
   after(async () => {
     await w?.close();
+  });
+  // A test that lost its guest (a panic) leaves a fresh one on the same disk to the next, not a cascade.
+  beforeEach(async () => {
+    await w.guest.reviveIfLost();
   });
 
   /** Workload still running, no failed read, same boot. */

@@ -2,7 +2,7 @@
 // transition is reversed, a SIGKILL mid-transition is reconciled, a tampered
 // module and a downgrade offer are refused, and a kernel that enforces module
 // signatures gets one clear terminal error instead of a retry loop.
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,6 +46,10 @@ describe('agent safety on a real kernel', () => {
   });
   after(async () => {
     await w?.close();
+  });
+  // A test that lost its guest (a panic) leaves a fresh one on the same disk to the next, not a cascade.
+  beforeEach(async () => {
+    await w.guest.reviveIfLost();
   });
 
   it('reverses a transition stalled by a sleeping kernel thread and reports the blocker', async () => {

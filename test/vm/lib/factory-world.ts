@@ -15,7 +15,7 @@ import { CACHE, REPO, type BuiltPatch } from './world.ts';
 const NODE = process.execPath;
 export const AGENT_BUNDLE = join(REPO, 'packages/agent/dist/livegraft-agent.mjs');
 export const CATALOGUE = join(REPO, 'catalogue');
-/** Drivers the guest needs besides what the triggers autoload: NIC, state disk, ext2 via ext4. */
+/** Drivers the guest needs besides what the triggers autoload: NIC, state disk, ext4. */
 export const GUEST_MODULES = ['e1000', 'virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4'];
 /** Building the whole catalogue compiles ~20 units twice on two cores. */
 const BUILD_TIMEOUT_MS = 60 * 60_000;
@@ -35,7 +35,7 @@ for m in ${GUEST_MODULES.join(' ')}; do modprobe $m; done
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 mkdir -p /var/lib/livegraft
-mount -t ext2 /dev/vda /var/lib/livegraft || echo "LIVEGRAFT_GUEST_DISK_FAILED" > /dev/kmsg
+mount -t ext4 /dev/vda /var/lib/livegraft || echo "LIVEGRAFT_GUEST_DISK_FAILED" > /dev/kmsg
 if [ -f "$LIVEGRAFT_CONFIG" ]; then
   livegraft-agent boot > /tmp/boot.log 2>&1
   echo $? > /tmp/boot.rc
@@ -48,13 +48,15 @@ fi
 export PS1=''
 stty -echo
 echo LIVEGRAFT_GUEST_READY
-# The console shell is restarted if it ever reads end-of-file (seen once, after a
-# trigger, under heavy load): PID 1 must not exit, or the kernel panics and the
-# run loses the guest. Each restart is logged to the kernel log.
+# The console shell reads its own open of the console, which no command
+# shares (see test/vm/lib/init.sh for why), and is restarted if it ever ends:
+# PID 1 must not exit, or the kernel panics and the run loses the guest. Each
+# restart is logged to the kernel log and announced to the test driver.
 while :; do
-  sh 2>&1
+  sh < /dev/console > /dev/console 2>&1
   echo "livegraft-test: console shell exited, restarting it" > /dev/kmsg
-  stty -echo 2>/dev/null
+  stty -echo < /dev/console 2>/dev/null
+  echo LIVEGRAFT_GUEST_SHELL_RESTARTED > /dev/console
   sleep 0.2
 done
 `;
@@ -128,7 +130,7 @@ export async function bootCatalogueGuest(
     files: { ...agentFiles, '/bin/livegraft-agent': wrapper },
   });
   const disk = join(dir, 'state.img');
-  await execOk('mkfs.ext2', ['-q', '-F', disk, '64M']);
+  await execOk('mkfs.ext4', ['-q', '-F', disk, '64M']);
   const guest = new Guest({
     vmlinuz: kernel.vmlinuz,
     initrd,

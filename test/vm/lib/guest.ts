@@ -29,6 +29,8 @@ export interface RunResult {
 export const BOOT_TIMEOUT_MS = 120_000;
 const PIPE = fileURLToPath(new URL('./tcp-pipe.mjs', import.meta.url));
 const READY_MARKER = 'LIVEGRAFT_GUEST_READY';
+/** Printed by the guest's init when its console shell ended and a new one was started. */
+const SHELL_RESTARTED = 'LIVEGRAFT_GUEST_SHELL_RESTARTED';
 const MARKER = '@@LG@@';
 /** Console text kept for diagnosis. */
 const MAX_TRANSCRIPT = 256 * 1024;
@@ -129,6 +131,14 @@ export class Guest {
   private async waitFor(pred: (buf: string) => boolean, timeoutMs: number, what: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred(this.buffer)) {
+      const restarted = this.buffer.indexOf(SHELL_RESTARTED);
+      if (restarted >= 0) {
+        this.buffer = this.buffer.slice(restarted + SHELL_RESTARTED.length);
+        throw new Error(
+          `${what}: the guest's console shell exited and init started a new one; this command's result is lost. ` +
+            `Console:\n${this.transcriptText.slice(-3000)}`,
+        );
+      }
       if (this.proc?.exitCode !== null && this.proc?.exitCode !== undefined) {
         throw new Error(`${what}: QEMU exited (${this.proc.exitCode}). Console:\n${this.transcriptText.slice(-3000)}`);
       }
@@ -145,13 +155,23 @@ export class Guest {
     }
   }
 
-  /** Runs one shell command line in the guest and returns its output and exit status. */
+  /**
+   * Runs one shell command line in the guest and returns its output and exit
+   * status, waiting at most `timeoutMs`. The command reads /dev/null and
+   * writes to its own open of the console: a program killed while it had the
+   * console non-blocking (Node does that) then cannot leave the shell's own
+   * input or output non-blocking (see init.sh).
+   */
   async run(cmd: string, timeoutMs = 60_000): Promise<RunResult> {
     if (!this.proc) throw new Error('guest not booted');
     const id = ++this.seq;
     const re = new RegExp(`${MARKER} ${id} (-?\\d+)\\n`);
-    this.proc.stdin.write(`${cmd}\necho "${MARKER} ${id} $?"\n`);
-    await this.waitFor((b) => re.test(b), timeoutMs, `guest command "${cmd}"`);
+    // One line, so the shell prints no continuation prompt into the output.
+    const body = cmd.trim().replace(/;+$/, '');
+    const group = `{ ${body}${body.endsWith('&') ? ' ' : '; '}}`;
+    this.proc.stdin.write(`${group} < /dev/null > /dev/console 2>&1; echo "${MARKER} ${id} $?"\n`);
+    const shown = cmd.length > 300 ? `${cmd.slice(0, 300)}…` : cmd;
+    await this.waitFor((b) => re.test(b), timeoutMs, `guest command "${shown}" (bounded at ${timeoutMs} ms)`);
     const m = re.exec(this.buffer);
     if (!m) throw new Error('unreachable');
     const out = this.buffer.slice(0, m.index);
@@ -164,6 +184,34 @@ export class Guest {
     const r = await this.run(cmd, timeoutMs);
     if (r.code !== 0) throw new Error(`guest command "${cmd}" exited ${r.code}:\n${r.out}`);
     return r.out.trim();
+  }
+
+  /** Whether QEMU is gone (a panic, a reset, a power-off). */
+  get lost(): boolean {
+    return this.proc === undefined || this.proc.exitCode !== null || this.proc.signalCode !== null;
+  }
+
+  /**
+   * Boots a fresh guest on the same disk if this one was lost, so one test
+   * that loses its guest does not fail every later test. Returns whether it
+   * had to.
+   */
+  async reviveIfLost(): Promise<boolean> {
+    if (!this.lost) return false;
+    if (this.options.logFile) appendFileSync(this.options.logFile, '\n==== guest lost; booting a fresh one\n');
+    await this.boot();
+    return true;
+  }
+
+  /**
+   * A power cut: an immediate reset through sysrq (no sync, no unmount),
+   * then a fresh boot on the same disk. QEMU runs with -no-reboot, so the
+   * reset ends it.
+   */
+  async powerCut(): Promise<void> {
+    this.proc?.stdin.write('echo 1 > /proc/sys/kernel/sysrq; echo b > /proc/sysrq-trigger\n');
+    await this.waitExit(60_000);
+    await this.boot();
   }
 
   /** Reboots the guest: QEMU runs with -no-reboot, so this is a power cycle of the same disk. */

@@ -71,6 +71,8 @@ const APPLETS = [
   'xargs',
   'basename',
   'id',
+  'truncate',
+  'df',
 ];
 
 /** Module names in load order (dependencies first), as file paths relative to modulesDir. */

@@ -10,6 +10,16 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
 const sock = connect({ host: '127.0.0.1', port });
 process.stdin.pipe(sock);
 sock.pipe(process.stdout);
-sock.on('error', () => process.exit(1));
-sock.on('close', () => process.exit(0));
+// Exit only once everything the server sent has been handed to QEMU: stdout
+// may be a socket (asynchronous), and exiting with writes still queued would
+// cut an answer short (the guest then sees UND_ERR_SOCKET), more likely when a
+// loaded machine leaves QEMU slow to read.
+let done = false;
+const finish = (code) => {
+  if (done) return;
+  done = true;
+  process.stdout.write('', () => process.exit(code));
+};
+sock.on('error', () => finish(1));
+sock.on('close', () => finish(0));
 process.stdin.on('end', () => sock.end());

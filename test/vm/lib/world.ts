@@ -196,7 +196,7 @@ export async function createWorld(name: string, opts: WorldOptions = {}): Promis
     out: join(dir, 'initrd.cpio'),
   });
   const disk = join(dir, 'state.img');
-  await execOk('mkfs.ext2', ['-q', '-F', disk, '64M']);
+  await execOk('mkfs.ext4', ['-q', '-F', disk, '64M']);
   const guest = new Guest({
     vmlinuz: kernel.vmlinuz,
     initrd: initrd.path,
