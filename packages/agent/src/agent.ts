@@ -58,6 +58,7 @@ import { LivepatchSysfs } from './sysfs.ts';
 import { TufClient, type TufSession } from './tuf-client.ts';
 import { DEFAULT_DELIVERY_LIMITS, type DeliveryLimits, type WriteChunk } from './tuf-fetcher.ts';
 import { verifyManifestTarget, verifyModuleFile } from './verify.ts';
+import { userspaceCheckinReport } from './userspace/cli.ts';
 import { AGENT_VERSION } from './version.ts';
 
 /** A last check this far in the future is a clock set back, not rounding. */
@@ -545,6 +546,8 @@ export class Agent {
       req.lastError = `LEVEL_QUARANTINED: level(s) ${quarantined.join(', ')} were being applied when the host went down`;
     }
     if (state.lastApply) req.lastApply = state.lastApply;
+    const userspace = userspaceCheckinReport(this.deps.stateDir, (m) => this.deps.log.log('warn', m));
+    if (userspace.length > 0) req.userspace = userspace;
     return req;
   }
 

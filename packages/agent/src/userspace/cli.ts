@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { StatusExit } from '@livegraft/protocol';
+import { StatusExit, type UserspaceLibraryStatus } from '@livegraft/protocol';
 import { UserspaceManager, type LibraryStatus, type ProcessOutcome } from './manager.ts';
 import { helperPath } from './native.ts';
 
@@ -29,6 +29,19 @@ export function userspaceManager(
 /** The user-space part of `status`: nothing (and no scan) when no level was ever installed. */
 export function userspaceStatusOf(stateDir: string): LibraryStatus[] {
   return new UserspaceManager({ stateDir, helper: '' }).status();
+}
+
+/**
+ * What a check-in reports about user-space libraries (nothing, and no scan,
+ * when no level was ever installed). A failure is logged, never fails the check-in.
+ */
+export function userspaceCheckinReport(stateDir: string, warn: (msg: string) => void): UserspaceLibraryStatus[] {
+  try {
+    return new UserspaceManager({ stateDir, helper: '' }).report();
+  } catch (e) {
+    warn(`user-space status not reported: ${(e as Error).message}`);
+    return [];
+  }
 }
 
 /** The daemon's re-scan loop, when user-space levels are installed; resolves once stopped. */

@@ -25,6 +25,7 @@ import { scanProcesses } from '../../src/userspace/scan.ts';
 import { compile, ensureLibc, fileBuildId, Target, type ExtractedLibc } from './debian-libc.ts';
 import { writeMarkerBundle } from './marker-bundle.ts';
 import { TestHost } from '../helpers/cli.ts';
+import { enrolledHost, releaseHost } from '../helpers/enrolled.ts';
 
 const AGENT = fileURLToPath(new URL('../..', import.meta.url));
 const HELPER = join(AGENT, 'dist', 'livegraft-uspatch');
@@ -293,6 +294,29 @@ describe('user-space live patch of a running process (Debian libc 2.36)', { skip
       await t.progress('orig');
     } finally {
       host.cleanup();
+    }
+  });
+
+  test('a check-in reports each library build: level, CVEs, patched, unpatched and refused processes', async () => {
+    const t = await start(['threads=1']);
+    const refused = await start(['threads=1', 'nodump']);
+    const { server, host } = await enrolledHost();
+    try {
+      const m = manager(host.stateDir, { pids: [t.pid, refused.pid] });
+      await m.apply(bundle);
+      const r = await host.cli(['check', '--json']);
+      assert.ok(r.code <= 3, r.stderr);
+      const sent = server.checkins.at(-1)!.userspace;
+      assert.ok(sent !== undefined, 'the check-in carries the user-space libraries');
+      const lib = sent.find((l) => l.buildId === fileBuildId(libc.libc))!;
+      assert.equal(lib.soname, 'libc.so.6');
+      assert.equal(lib.level, 1);
+      assert.ok(lib.patched >= 1);
+      assert.ok(lib.refused >= 1);
+      assert.ok((lib.refusals?.['not-dumpable'] ?? 0) >= 1);
+      await m.rollback();
+    } finally {
+      await releaseHost(server, host);
     }
   });
 });
