@@ -342,6 +342,36 @@ describe('15: a full disk never leaves the state behind the kernel (a real tmpfs
   });
 });
 
+describe('15: DISK_FULL names what did not fit (a real tmpfs)', () => {
+  const t = new Setup();
+  beforeEach(() => t.start({ tmpfsKb: 4096 }));
+  afterEach(() => t.stop());
+
+  it('a module too big for the free space is named, with its size, not "TUF metadata"', async (ctx) => {
+    if (!t.mounted) return ctx.skip('needs root to mount a tmpfs');
+    // Level 3 is a 1.5 MiB module: staged once it fits, its copy into the cache does not.
+    const big = makePatch(t.host.kernel, 3, { describeBytes: (b) => Buffer.concat([b, Buffer.alloc(1536 * 1024)]) });
+    t.server.publish(t.host.kernel.id, big);
+    const filler = t.path('filler');
+    writeFileSync(filler, '');
+    for (;;) {
+      try {
+        writeFileSync(filler, Buffer.alloc(64 * 1024), { flag: 'a' });
+      } catch {
+        break;
+      }
+    }
+    truncateSync(filler, statSync(filler).size - 2304 * 1024);
+    const loads = t.host.kernel.loads().length;
+    const r = await t.host.cli(['update']);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /^error \[DISK_FULL\]: cannot store the module .*\.ko \(\d+ bytes\)/m);
+    assert.doesNotMatch(r.stderr, /TUF metadata/);
+    assert.equal(t.host.kernel.loads().length, loads);
+    t.only(1);
+  });
+});
+
 describe('16: a patch that changes /proc/version does not change the kernel id', () => {
   const t = new Setup();
   beforeEach(() => t.start());
