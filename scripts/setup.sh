@@ -26,6 +26,7 @@ APT_PACKAGES=(
   chromium              # dashboard browser tests (driven by playwright-core)
   fonts-dejavu-core     # readable screenshots
   lintian               # the agent's Debian package is checked with lintian
+  systemd               # systemd-analyze verify checks the units
   debootstrap           # package install tests run in a minimal Debian 12 root
   prometheus            # promtool checks and unit-tests the alert rules
   shellcheck            # install.sh is checked with shellcheck
