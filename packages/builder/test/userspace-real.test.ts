@@ -128,6 +128,31 @@ describe('user-space levels from Debian source packages', { timeout: COLD_TIMEOU
       );
     });
 
+    it('refuses a struct layout change in a header before building anything', async () => {
+      const fix = path.join(tmp.dir, 'struct-change');
+      await cp(path.join(CATALOGUE, 'CVE-2026-42767'), fix, { recursive: true });
+      await writeFile(
+        path.join(fix, 'upstream.patch'),
+        [
+          '--- a/crypto/crmf/crmf_local.h',
+          '+++ b/crypto/crmf/crmf_local.h',
+          '@@ -45,3 +45,4 @@',
+          ' struct ossl_crmf_encryptedvalue_st {',
+          ' X509_ALGOR *intendedAlg; /* 0 */',
+          '+    int checked;',
+          ' X509_ALGOR *symmAlg; /* 1 */',
+          '',
+        ].join('\n'),
+      );
+      const out = path.join(tmp.dir, 'struct-out');
+      await mkdir(out, { recursive: true });
+      await assert.rejects(
+        buildUserspaceLevel({ ...ctx, fixes: [await readUserspaceFix(fix)], level: 1, outDir: out }),
+        (err: unknown) =>
+          isLivegraftError(err) && err.code === 'USERSPACE_PATCH_REFUSED' && /struct layout/.test(err.message),
+      );
+    });
+
     it('refuses a change to a variable', async () => {
       const fix = path.join(tmp.dir, 'data-change');
       await cp(path.join(CATALOGUE, 'CVE-2026-42767'), fix, { recursive: true });
