@@ -14,6 +14,7 @@
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -66,6 +67,32 @@ static int add_thread(struct target *t, pid_t tid) {
 
 static void drop_thread(struct target *t, int i) { t->threads[i] = t->threads[--t->nthreads]; }
 
+/* Is the thread gone or exiting (the kernel refuses to attach to an exiting thread with EPERM)? */
+static int thread_gone(pid_t pid, pid_t tid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+  FILE *fp = fopen(path, "re");
+  if (!fp) return 1;
+  size_t n = fread(buf, 1, sizeof buf - 1, fp);
+  fclose(fp);
+  buf[n] = 0;
+  char *close = strrchr(buf, ')');
+  return !close || close[1] != ' ' || close[2] == 'Z' || close[2] == 'X';
+}
+
+/* Is the thread already ours (a thread created by a seized one is attached to us by the kernel)? */
+static int traced_by_us(pid_t pid, pid_t tid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+  FILE *fp = fopen(path, "re");
+  if (!fp) return 0;
+  int ours = 0;
+  while (fgets(line, sizeof line, fp))
+    if (!strncmp(line, "TracerPid:", 10)) ours = atoi(line + 10) == (int)getpid();
+  fclose(fp);
+  return ours;
+}
+
 /* Seizes every thread listed in /proc/PID/task until a pass finds no new one. */
 static int seize_all(struct target *t, struct failure *f) {
   char path[64];
@@ -80,7 +107,15 @@ static int seize_all(struct target *t, struct failure *f) {
       if (tid <= 0 || find_thread(t, tid) >= 0) continue;
       if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)SEIZE_OPTIONS) != 0) {
         int err = errno;
-        if (err == ESRCH) continue; /* the thread exited meanwhile */
+        if (err == ESRCH || (err == EPERM && thread_gone(t->pid, tid))) continue; /* it exited meanwhile */
+        if (err == EPERM && traced_by_us(t->pid, tid)) { /* created meanwhile: attached through PTRACE_O_TRACECLONE */
+          if (add_thread(t, tid) < 0) {
+            closedir(d);
+            return fail(f, R_ERROR, "seize", E2BIG, "more than %d threads", MAX_THREADS);
+          }
+          added++;
+          continue;
+        }
         closedir(d);
         return fail(f, err == EPERM ? R_PERMISSION : R_ERROR, "seize", err, "cannot attach to thread %d", (int)tid);
       }

@@ -6,6 +6,9 @@ import { runHelperBatch, type HelperResult } from './native.ts';
 import { processStartTime, sameProcess, scanProcesses, type MappedLibrary } from './scan.ts';
 import { UserspaceStore, type LibraryState, type PatchedProcess, type UserspaceState } from './state.ts';
 
+/** Refusals that a later pass may not meet again. */
+const TRANSIENT: ReadonlySet<string> = new Set(['busy', 'timeout']);
+
 export interface UserspaceDeps {
   stateDir: string;
   procRoot?: string;
@@ -200,8 +203,10 @@ export class UserspaceManager {
         continue;
       }
       if (!applying) continue;
-      if (lib.refused.some((r) => r.pid === proc.pid && r.startTime === proc.startTime && r.level === lib.level))
-        continue;
+      // A lasting refusal (seccomp, not dumpable, ...) is not tried again at this level; a busy process is, next pass.
+      const lasting = (r: LibraryState['refused'][number]) =>
+        r.pid === proc.pid && r.startTime === proc.startTime && r.level === lib.level && !TRANSIENT.has(r.reason);
+      if (lib.refused.some(lasting)) continue;
       toApply.push(proc);
     }
     const out = await this.batched(toRevert, (chunk) => this.revertBatch(id, lib, chunk));
