@@ -149,14 +149,17 @@ export const opensslRecipe: Recipe = {
   },
 };
 
-const RECIPES: readonly Recipe[] = [opensslRecipe, glibcRecipe];
+/** A function, not a constant: glibc-recipe.ts imports this module, so its value is not there at load time. */
+const recipes = (): readonly Recipe[] => [opensslRecipe, glibcRecipe];
 
 export function recipeFor(sourcePackage: string): Recipe {
-  const r = RECIPES.find((x) => x.sourcePackage === sourcePackage);
+  const r = recipes().find((x) => x.sourcePackage === sourcePackage);
   if (r === undefined)
     throw new LivegraftError(
       'USERSPACE_PACKAGE_UNSUPPORTED',
-      `no rebuild recipe for the source package ${sourcePackage}; supported: ${RECIPES.map((x) => x.sourcePackage).join(', ')}`,
+      `no rebuild recipe for the source package ${sourcePackage}; supported: ${recipes()
+        .map((x) => x.sourcePackage)
+        .join(', ')}`,
     );
   return r;
 }
