@@ -9,6 +9,7 @@ import { bootCatalogueGuest } from './factory-world.ts';
 import type { Guest } from './guest.ts';
 import { fetchKernelImage } from './kernel.ts';
 import { agent } from './probe.ts';
+import { rootPinArg } from './root-pin.ts';
 import type { RunningServer } from './server.ts';
 import { CACHE, REPO } from './world.ts';
 
@@ -62,22 +63,12 @@ export async function bootFleetGuest(
   return { release, guest, close: () => guest.shutdown() };
 }
 
-/**
- * Enrols a guest's agent with the server. When the agent can pin the TUF
- * root by fingerprint, the fingerprint is taken from the server over loopback
- * (out of band for the guest).
- */
+/** Enrols a guest's agent with the server, pinning the server's TUF root by its fingerprint. */
 export async function enrol(g: Guest, server: RunningServer): Promise<void> {
-  const help = await agent(g, 'enroll --help');
-  let pin = '';
-  if (/--root-sha256/.test(help.stdout + help.stderr)) {
-    const res = await fetch(`${server.url}/tuf/metadata/1.root.json`, { signal: AbortSignal.timeout(30_000) });
-    const { createHash } = await import('node:crypto');
-    pin = ` --root-sha256 ${createHash('sha256')
-      .update(Buffer.from(await res.arrayBuffer()))
-      .digest('hex')}`;
-  }
-  const r = await agent(g, `enroll --server http://10.0.2.100 --key ${server.registrationKey}${pin}`);
+  const r = await agent(
+    g,
+    `enroll --server http://10.0.2.100 --key ${server.registrationKey} ${await rootPinArg(server)}`,
+  );
   if (r.code !== 0) throw new Error(`enroll failed (${r.code}): ${r.stdout}\n${r.stderr}`);
 }
 
