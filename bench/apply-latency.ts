@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { createWorld, publish } from '../test/vm/lib/world.ts';
 import { agent } from '../test/vm/lib/probe.ts';
+import { rootPinArg } from '../test/vm/lib/root-pin.ts';
 
 interface Stats {
   runs: number;
@@ -41,7 +42,10 @@ export async function applyLatency(runs: number, reboots: number): Promise<Recor
   const w = await createWorld('bench-apply');
   try {
     const g = w.guest;
-    const en = await agent(g, `enroll --server http://10.0.2.100 --key ${w.server.registrationKey}`);
+    const en = await agent(
+      g,
+      `enroll --server http://10.0.2.100 --key ${w.server.registrationKey} ${await rootPinArg(w.server)}`,
+    );
     if (en.code !== 0) throw new Error(en.stderr);
     const first = await agent(g, 'update --json');
     if (first.code !== 0) throw new Error(`update to level 1 failed: ${first.stderr}`);
