@@ -402,6 +402,7 @@ export function runStorageContract(
       assert.deepEqual(Object.keys((await tokens.list())[0] ?? {}).sort(), [
         'createdAt',
         'createdBy',
+        'expiresAt',
         'id',
         'name',
         'revokedAt',
