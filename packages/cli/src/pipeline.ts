@@ -1,4 +1,4 @@
-import { lstat, readdir, readFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import {
@@ -15,6 +15,7 @@ import {
 } from '@livegraft/protocol';
 import { connected, FleetApi, type FleetOpts } from './fleet-api.ts';
 import { table } from './format.ts';
+import { bundleFromPatch, type BarePatchOptions } from './patch-bundle.ts';
 
 /** fix.json is prose and a few lists. */
 const MAX_FIX_JSON_BYTES = 64 * 1024;
@@ -152,12 +153,20 @@ export function fixesCommand(server: string): Command {
     connected(
       new Command('submit')
         .description(
-          'submit a fix directory (fix.json and its files): built and validated for every fleet kernel build',
+          'submit a fix directory (fix.json and its files), or an upstream patch with --cve: built and validated for every fleet kernel build',
         )
-        .argument('<dir>'),
+        .argument('<dir-or-patch>')
+        .option('--cve <id...>', 'with a bare patch: the CVE ids it fixes')
+        .option('--id <id>', 'with a bare patch: the fix id (default: the first CVE)')
+        .option(
+          '--fixed-in <branch=version...>',
+          'with a bare patch: where it entered a stable branch, e.g. 6.1=6.1.177',
+        ),
       server,
-    ).action(async (dir: string, o: FleetOpts) => {
-      const bundle = await readFixDir(dir, (line) => console.error(line));
+    ).action(async (dir: string, o: FleetOpts & BarePatchOptions) => {
+      const bundle = (await stat(dir)).isFile()
+        ? await bundleFromPatch(dir, o)
+        : await readFixDir(dir, (line) => console.error(line));
       const f = await new FleetApi(o).send<FixRecord>('POST', '/fixes', { fix: bundle });
       out(o, f, () => printFix(f));
     }),
