@@ -32,7 +32,7 @@ import { startServer } from '../test/vm/lib/server.ts';
 import { CACHE, REPO } from '../test/vm/lib/world.ts';
 
 const FIX_DIR = join(REPO, 'bench/fixtures/pipeline-fix');
-const FIX_ID = 'LG-BENCH-GETPPID';
+const FIX_ID = 'LG-BENCH-KEYCTL';
 const TIMEOUT_MS = 60 * 60_000;
 
 const { values } = parseArgs({

@@ -102,6 +102,9 @@ describe('validation helpers', () => {
     ].join('\n');
     const found = kernelLogProblems(dmesg);
     assert.equal(found.length, 4);
+    const jump = '[462368.4] watchdog: BUG: soft lockup - CPU#0 stuck for 430591s! [V8Worker:1590]';
+    const real = '[62.4] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [kworker/0:1:90]';
+    assert.deepEqual(kernelLogProblems(`${jump}\n${real}`, 600), [real], 'a clock jump is not a lockup');
     assert.ok(found.every((l) => !l.includes('TAINT_LIVEPATCH')));
   });
 
