@@ -155,7 +155,8 @@ export class JobService {
       .where('level', '=', level)
       .where('outcome', '=', 'built')
       .executeTakeFirst();
-    if (built !== undefined && built.claim_json !== null) return (JSON.parse(built.claim_json) as JobClaim).fixes.map((f) => f.id);
+    if (built !== undefined && built.claim_json !== null)
+      return (JSON.parse(built.claim_json) as JobClaim).fixes.map((f) => f.id);
     const stored = await this.#o.patches.level(kernelId, level);
     if (stored === undefined) return [];
     return [...stored.manifest.fixes.map((f) => f.id), ...(stored.manifest.skipped ?? []).map((s) => s.id)];
