@@ -12,8 +12,23 @@ export interface KernelView {
   bootId: string;
 }
 
+/**
+ * Runs a command that only reads. If the guest's console shell was restarted
+ * while it ran (init restarts it; the answer is then lost), it is asked again:
+ * reading twice changes nothing.
+ */
+async function read(g: Guest, cmd: string): Promise<string> {
+  try {
+    return await g.sh(cmd);
+  } catch (err) {
+    if (!/console shell exited and init started a new one/.test(String(err))) throw err;
+    return g.sh(cmd);
+  }
+}
+
 export async function viewKernel(g: Guest): Promise<KernelView> {
-  const out = await g.sh(
+  const out = await read(
+    g,
     [
       'for d in /sys/kernel/livepatch/*; do [ -d "$d" ] && echo "LP $(basename "$d") $(cat "$d/enabled") $(cat "$d/transition")"; done',
       'grep -oE "^livegraft_[0-9a-f]{12}_l[0-9]+" /proc/modules | sed "s/^/MOD /"',
@@ -46,7 +61,7 @@ export async function startWorkload(g: Guest): Promise<void> {
 }
 
 export async function workloadCounts(g: Guest): Promise<{ ok: number; fail: number }> {
-  const [ok, fail] = (await g.sh('cat /tmp/work.count')).split(' ').map(Number);
+  const [ok, fail] = (await read(g, 'cat /tmp/work.count')).split(' ').map(Number);
   return { ok: ok ?? 0, fail: fail ?? -1 };
 }
 
