@@ -109,8 +109,12 @@ export function reportCommands(defaultServer: string): Command[] {
       }),
   );
   report.addCommand(
-    connectedCommand('policy', 'show or change the SLA policy (days per severity)', defaultServer)
-      .option('--set <list>', 'e.g. "critical=15,high=30,medium=90,low=off"')
+    connectedCommand(
+      'policy',
+      'show the SLA policy, days per severity (viewer role or above); --set and --reset change it (admin role)',
+      defaultServer,
+    )
+      .option('--set <list>', 'e.g. "critical=15,high=30,medium=90,low=off" (admin role)')
       .option(
         '--reset',
         `back to the default (${SEVERITIES.map((s) => `${s}=${DEFAULT_SLA_POLICY[s] ?? 'off'}`).join(',')})`,

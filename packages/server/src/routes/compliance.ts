@@ -30,7 +30,7 @@ export function complianceRoutes(
   compliance: ComplianceService,
   coverage?: () => Promise<CoverageReport>,
 ): void {
-  app.get('/compliance/policy', { onRequest: guard(ctx.auth, 'admin') }, async (): Promise<SlaPolicy> =>
+  app.get('/compliance/policy', { onRequest: guard(ctx.auth, 'viewer') }, async (): Promise<SlaPolicy> =>
     compliance.policy(),
   );
 
@@ -46,13 +46,13 @@ export function complianceRoutes(
 
   app.get(
     '/hosts/:id/windows',
-    { schema: { params: HostParams }, onRequest: guard(ctx.auth, 'admin') },
+    { schema: { params: HostParams }, onRequest: guard(ctx.auth, 'viewer') },
     async (req): Promise<ExposureWindow[]> => compliance.hostWindows(req.params.id),
   );
 
   app.get(
     '/reports/compliance',
-    { schema: { querystring: ReportQuery }, onRequest: guard(ctx.auth, 'admin') },
+    { schema: { querystring: ReportQuery }, onRequest: guard(ctx.auth, 'viewer') },
     async (req, reply): Promise<ComplianceReport | string | Buffer> => {
       const { format = 'json', feed, tag, part = 'windows' } = req.query;
       const made = await compliance.report({ feed, tag });

@@ -20,13 +20,13 @@ export const ScopeQuery = Type.Object(
 export function exposureRoutes(app: App, ctx: RouteContext, compliance: ComplianceService): void {
   app.get(
     '/hosts/:id/exposure',
-    { schema: { params: HostParams }, onRequest: guard(ctx.auth, 'admin') },
+    { schema: { params: HostParams }, onRequest: guard(ctx.auth, 'viewer') },
     async (req): Promise<HostExposure> => compliance.hostExposure(req.params.id),
   );
 
   app.get(
     '/exposure',
-    { schema: { querystring: ScopeQuery }, onRequest: guard(ctx.auth, 'admin') },
+    { schema: { querystring: ScopeQuery }, onRequest: guard(ctx.auth, 'viewer') },
     async (req): Promise<FleetExposure> => compliance.fleetExposure(req.query),
   );
 
@@ -34,7 +34,7 @@ export function exposureRoutes(app: App, ctx: RouteContext, compliance: Complian
     '/cves/:id',
     {
       schema: { params: Type.Object({ id: CveId }, { additionalProperties: false }) },
-      onRequest: guard(ctx.auth, 'admin'),
+      onRequest: guard(ctx.auth, 'viewer'),
     },
     async (req): Promise<CveHosts> => compliance.cve(req.params.id),
   );

@@ -70,7 +70,7 @@ export function tripwireRoutes(app: App, ctx: RouteContext, compliance: Complian
 
   app.get(
     '/tripwires',
-    { schema: { querystring: ListQuery }, onRequest: guard(ctx.auth, 'admin') },
+    { schema: { querystring: ListQuery }, onRequest: guard(ctx.auth, 'viewer') },
     async (req): Promise<TripwireRecord[]> =>
       compliance.listTripwires({ hostId: req.query.host, cve: req.query.cve, limit: req.query.limit }),
   );
@@ -79,7 +79,7 @@ export function tripwireRoutes(app: App, ctx: RouteContext, compliance: Complian
     '/hosts/:id/tripwires',
     {
       schema: { params: HostParams, querystring: Type.Omit(ListQuery, ['host']) },
-      onRequest: guard(ctx.auth, 'admin'),
+      onRequest: guard(ctx.auth, 'viewer'),
     },
     async (req): Promise<TripwireRecord[]> =>
       compliance.listTripwires({ hostId: req.params.id, cve: req.query.cve, limit: req.query.limit }),

@@ -9,7 +9,7 @@ import { withUserspaceStatements } from '../userspace/vex.ts';
 export function vexRoutes(app: App, ctx: RouteContext, compliance: ComplianceService): void {
   app.get(
     '/hosts/:id/vex',
-    { schema: { params: HostParams }, onRequest: guard(ctx.auth, 'admin') },
+    { schema: { params: HostParams }, onRequest: guard(ctx.auth, 'viewer') },
     async (req, reply): Promise<VexDocument> => {
       void reply.type('application/json');
       const doc = await compliance.vex(req.params.id);
@@ -18,7 +18,7 @@ export function vexRoutes(app: App, ctx: RouteContext, compliance: ComplianceSer
     },
   );
 
-  app.get('/vex', { onRequest: guard(ctx.auth, 'admin') }, async (): Promise<VexDocument> =>
+  app.get('/vex', { onRequest: guard(ctx.auth, 'viewer') }, async (): Promise<VexDocument> =>
     withUserspaceStatements(await compliance.vex(), ctx.userspace, await ctx.hosts.list({})),
   );
 }
