@@ -48,7 +48,7 @@ describe('monitoring: alert rules and dashboard', () => {
   it('promtool accepts the rules and their unit tests pass; a broken rule is rejected', async () => {
     const check = await run('promtool', ['check', 'rules', RULES]);
     assert.equal(check.code, 0, check.stdout + check.stderr);
-    assert.match(check.stdout, /SUCCESS: 7 rules found/);
+    assert.match(check.stdout, /SUCCESS: 8 rules found/);
     const test = await run('promtool', ['test', 'rules', join(DIR, 'livegraft-alerts.test.yml')]);
     assert.equal(test.code, 0, test.stdout + test.stderr);
     const broken = join(dir, 'broken.yml');
@@ -57,7 +57,7 @@ describe('monitoring: alert rules and dashboard', () => {
     assert.notEqual(bad.code, 0);
   });
 
-  it('alerts cover a down server, failed and stalled applies, halted rollouts, stale hosts, SLA breaches, tripwires', () => {
+  it('alerts cover a down server, failed and stalled applies, halted rollouts, stale hosts, wrong clocks, SLA breaches, tripwires', () => {
     const rules = (
       parse(readFileSync(RULES, 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] }
     ).groups.flatMap((g) => g.rules);
@@ -69,6 +69,7 @@ describe('monitoring: alert rules and dashboard', () => {
         'LivegraftAppliesStalled',
         'LivegraftRolloutHalted',
         'LivegraftHostsStale',
+        'LivegraftHostClockSkewed',
         'LivegraftSlaBreached',
         'LivegraftTripwireHit',
       ],

@@ -20,10 +20,14 @@ import {
   type KernelIdentity,
   type LevelFix,
   type PatchManifest,
+  type UserspaceDesired,
   type SkippedFix,
   type PatchState as WirePatchState,
   manifestValidator,
   parseJson,
+  clockSkewSec,
+  humanDuration,
+  skewWarning,
 } from '@livegraft/protocol';
 import {
   finishInstall,
@@ -39,7 +43,6 @@ import {
 import { ModuleCache, type CachedModule } from './cache.ts';
 import { ServerClient, isTransient, type FetchFn } from './client.ts';
 import { waitFor, type Clock } from './clock.ts';
-import { clockSkewSec, humanDuration, skewWarning } from './clock-skew.ts';
 import { disableFilePath, loadConfig, loadConfigIfPresent, writeConfig, type AgentConfig } from './config.ts';
 import { checkEnrolTransport, parseRootSha256, registrableHostname, resolvePinnedRoot, type RootPin } from './enrol.ts';
 import { readBootId, readKillSwitch, type KillSwitch } from './guards.ts';
@@ -59,6 +62,8 @@ import { TufClient, type TufSession } from './tuf-client.ts';
 import { DEFAULT_DELIVERY_LIMITS, type DeliveryLimits, type WriteChunk } from './tuf-fetcher.ts';
 import { verifyManifestTarget, verifyModuleFile } from './verify.ts';
 import { userspaceCheckinReport } from './userspace/cli.ts';
+import { helperPath } from './userspace/native.ts';
+import { syncUserspace } from './userspace/sync.ts';
 import { AGENT_VERSION } from './version.ts';
 
 /** A last check this far in the future is a clock set back, not rounding. */
@@ -119,6 +124,8 @@ export interface CheckOutcome {
   /** What the server wants this host to run, when it says so. */
   desired: DesiredLevel | undefined;
   checkinIntervalSec: number;
+  /** The user-space level the server wants per library build-id (a check-in's answer; not a pushed event's). */
+  userspace?: UserspaceDesired[];
 }
 
 export interface UpdateOutcome {
@@ -546,6 +553,7 @@ export class Agent {
       req.lastError = `LEVEL_QUARANTINED: level(s) ${quarantined.join(', ')} were being applied when the host went down`;
     }
     if (state.lastApply) req.lastApply = state.lastApply;
+    if (state.clockSkew) req.clockSkewSec = state.clockSkew.sec;
     const userspace = userspaceCheckinReport(this.deps.stateDir, (m) => this.deps.log.log('warn', m));
     if (userspace.length > 0) req.userspace = userspace;
     return req;
@@ -644,6 +652,7 @@ export class Agent {
       latest,
       desired,
       checkinIntervalSec: res.checkinIntervalSec,
+      ...(res.userspace === undefined ? {} : { userspace: res.userspace }),
     };
   }
 
@@ -673,17 +682,44 @@ export class Agent {
     };
   }
 
-  /** A best-effort check-in that changes no local state; used right after an apply. */
-  async #report(config: AgentConfig): Promise<void> {
+  /**
+   * A best-effort check-in that changes no local state; used right after an
+   * apply. Returns the user-space part of its answer.
+   */
+  async #report(config: AgentConfig): Promise<UserspaceDesired[] | undefined> {
     try {
       const kernel = this.identity();
       const applied = this.applied(kernel);
       const state = this.#readState();
       const req = this.#checkinRequest(config, kernel, applied, state);
-      await this.#client(config).checkin(req);
+      const res = await this.#client(config).checkin(req);
       if (req.kernelEvents !== undefined) this.deps.kernelEvents?.ack(req.kernelEvents);
+      return res.userspace;
     } catch (err) {
       this.deps.log.log('warn', `could not report the result to the server: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * Brings the user-space libraries to the levels of the server's last
+   * answer (fetched through TUF like kernel levels), then reports the result
+   * in a check-in. Never throws: a failure is logged and the next check-in
+   * or re-scan tries again. Honours the kill switch.
+   */
+  async #updateUserspace(config: AgentConfig, desired: UserspaceDesired[] | undefined): Promise<void> {
+    if (desired === undefined || desired.length === 0 || this.killSwitch(config) !== undefined) return;
+    try {
+      const tuf = this.#tuf(config, this.#deliveryBase(config));
+      const res = await syncUserspace(desired, {
+        stateDir: this.deps.stateDir,
+        helper: helperPath(),
+        openSession: () => tuf.open(),
+        log: (level, msg) => this.deps.log.log(level, msg),
+      });
+      if (res.changed.length > 0) await this.#report(config);
+    } catch (err) {
+      this.deps.log.log('warn', `user-space levels not applied: ${(err as Error).message}`);
     }
   }
 
@@ -1151,8 +1187,27 @@ export class Agent {
    */
   async update(opts: { manual: boolean; pushed?: DesiredEvent }): Promise<UpdateOutcome> {
     const config = loadConfig(this.deps.configPath);
+    let userspace: UserspaceDesired[] | undefined;
+    const reported = async (p: Promise<UserspaceDesired[] | undefined>) => {
+      userspace = (await p) ?? userspace;
+    };
+    try {
+      return await this.#updateKernel(config, opts, (check) => (userspace = check.userspace), reported);
+    } finally {
+      // User-space levels follow the kernel's whatever became of it (unsupported kernel, refused downgrade, ...).
+      await this.#updateUserspace(config, userspace);
+    }
+  }
+
+  async #updateKernel(
+    config: AgentConfig,
+    opts: { manual: boolean; pushed?: DesiredEvent },
+    checked: (check: CheckOutcome) => void,
+    reported: (answer: Promise<UserspaceDesired[] | undefined>) => Promise<void>,
+  ): Promise<UpdateOutcome> {
     return this.#mutating(config, async () => {
       const check = (opts.manual ? undefined : this.#pushedCheck(opts.pushed)) ?? (await this.#check(config));
+      checked(check);
       let state = this.#readState();
       if (opts.manual && (state.hold || state.blocked || state.kernelRefusal)) {
         state = this.store.update((s) => {
@@ -1197,7 +1252,7 @@ export class Agent {
       }
       if (level === 0) {
         const op = await this.#unloadNow(config, kernel);
-        await this.#report(config);
+        await reported(this.#report(config));
         return { exit: 0, ...op, check };
       }
       if (!downgrade && !opts.manual && state.hold && level > state.hold.maxLevel) {
@@ -1227,7 +1282,7 @@ export class Agent {
         return { exit: 0, ...op, check };
       } finally {
         // Tell the server the outcome now rather than at the next interval.
-        await this.#report(config);
+        await reported(this.#report(config));
       }
     });
   }

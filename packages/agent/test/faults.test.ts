@@ -7,11 +7,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { LivegraftError, moduleNameFor } from '@livegraft/protocol';
+import { LivegraftError, clockSkewSec, moduleNameFor, skewWarning } from '@livegraft/protocol';
 import type { JournalStep } from '../src/journal.ts';
 import { staleReason } from '../src/lock.ts';
 import { tufError } from '../src/tuf-client.ts';
-import { clockSkewSec, skewWarning } from '../src/clock-skew.ts';
 import type { StatusReport } from '../src/agent.ts';
 import { TestHost } from './helpers/cli.ts';
 import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';
@@ -424,6 +423,10 @@ describe('18: clock skew', () => {
     assert.match(s.clockWarning ?? '', /behind the server's/);
     const text = await t.host.cli(['status']);
     assert.match(text.stdout, /clock .*check the clock/);
+    // The next check-in tells the server, so the fleet view shows the wrong clock too.
+    await t.host.cli(['check']);
+    const sent = t.server.checkins.at(-1)?.clockSkewSec;
+    assert.ok(sent !== undefined && sent < -2 * 364 * 86_400, String(sent));
   });
 
   it('a clock set back after a check: STALE, no age, never a negative one', async () => {

@@ -15,6 +15,8 @@ import {
   type TokenCreated,
   type TokenRecord,
   type Weekday,
+  CLOCK_SKEW_WARN_SEC,
+  humanDuration,
 } from '@livegraft/protocol';
 import { ago, table } from './format.ts';
 import { collect, connected, duration, FleetApi, percent, wholeNumber, type FleetOpts } from './fleet-api.ts';
@@ -407,6 +409,15 @@ function appliedLines(rec: HostRecord): string[] {
   return [`level ${a.level} (${a.name}) fixes live: ${a.cves.join(', ') || '-'}`, ...fixLines(a.fixes, a.skipped)];
 }
 
+/** A warning when the host's agent last reported a clock far from the server's. */
+export function clockLine(skewSec: number | null): string | undefined {
+  if (skewSec === null || Math.abs(skewSec) <= CLOCK_SKEW_WARN_SEC) return undefined;
+  return (
+    `clock: ${humanDuration(skewSec)} ${skewSec > 0 ? 'ahead of' : 'behind'} the server; ` +
+    "fix the host's time sync (NTP): signature expiry and check-in ages depend on it"
+  );
+}
+
 function hostLine(rec: HostRecord): string {
   return `host ${rec.hostname} (${rec.id}): feed ${rec.feed ?? '-'}, auto-update ${rec.autoUpdate === false ? 'off' : 'on'}, tags ${(rec.tags ?? []).join(',') || '-'}, ignored fixes ${(rec.ignore ?? []).join(',') || '-'}`;
 }
@@ -442,6 +453,8 @@ export function hostsCommand(server: string): Command {
         for (const line of appliedLines(rec)) console.log(line);
         for (const t of rec.blockingTasks ?? []) console.log(`blocking the transition: ${t.comm} (pid ${t.pid})`);
         for (const e of rec.kernelEvents ?? []) console.log(`kernel ${e.kind} at ${e.at}: ${e.message}`);
+        const clock = clockLine(rec.clockSkewSec ?? null);
+        if (clock !== undefined) console.log(clock);
       });
     }),
   );

@@ -115,10 +115,18 @@ describe('livegraft publish with upstream-commit fix metadata', () => {
     const checkin = await fetch(`${s.url}${API_PREFIX}/hosts/checkin`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${enrolled.token}` },
-      body: JSON.stringify({ kernel, appliedLevel: 1, state: 'patched', agentVersion: '1', uptimeSec: 1 }),
+      body: JSON.stringify({
+        kernel,
+        appliedLevel: 1,
+        state: 'patched',
+        agentVersion: '1',
+        uptimeSec: 1,
+        clockSkewSec: -(3 * 86_400 + 2 * 3600),
+      }),
     });
     assert.equal(checkin.status, 200, await checkin.text());
     const r = await runCli(['hosts', 'show', 'keys-1', ...admin()]);
+    assert.match(r.stdout, /^clock: 3 d 2 h behind the server; fix the host's time sync \(NTP\)/m);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^level 1 \(livegraft_[0-9a-f]{12}_l1\) fixes live: CVE-2026-63824$/m);
     assert.match(

@@ -83,6 +83,11 @@ export const CheckinRequest = Type.Object(
     kernelEvents: Type.Optional(Type.Array(KernelEvent, { maxItems: 100 })),
     /** User-space libraries with live patches: per build-id, the level applied and the processes. */
     userspace: Type.Optional(Type.Array(UserspaceLibraryStatus, { maxItems: 256 })),
+    /**
+     * How far this host's clock was from the server's Date header at the previous
+     * exchange, in seconds (positive: ahead); 0 within a minute. Bounded to ±100 years.
+     */
+    clockSkewSec: Type.Optional(Type.Integer({ minimum: -3_155_760_000, maximum: 3_155_760_000 })),
   },
   { additionalProperties: false },
 );
@@ -166,6 +171,8 @@ export const HostRecord = Type.Object({
   desired: Type.Optional(Type.Union([DesiredLevel, Type.Null()])),
   revokedAt: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   uptimeSec: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  /** The host's clock minus the server's at its last report, in seconds; null before its agent reported one. */
+  clockSkewSec: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
   blockingTasks: Type.Optional(Type.Array(BlockingTask)),
   patchState: Type.Optional(Type.Union([PatchState, Type.Null()])),
   kernelEvents: Type.Optional(Type.Array(KernelEvent)),

@@ -14,3 +14,4 @@ export * from './level-fixes.ts';
 export * from './pipeline.ts';
 export * from './userspace.ts';
 export * from './visible-text.ts';
+export * from './clock.ts';

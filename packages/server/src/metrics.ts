@@ -7,6 +7,8 @@ export interface MetricsSources {
   sseConnections: () => number;
   /** Hosts silent for more than twice the check-in interval, per feed. */
   staleHosts?: () => Promise<{ feed: string; count: number }[]>;
+  /** Hosts whose agent reported a clock more than CLOCK_SKEW_WARN_SEC from the server's, per feed. */
+  clockSkewedHosts?: () => Promise<{ feed: string; count: number }[]>;
 }
 
 /**
@@ -75,6 +77,19 @@ export class ServerMetrics {
         async collect() {
           this.reset();
           for (const r of await stale()) this.set({ feed: r.feed }, r.count);
+        },
+      });
+    }
+    const skewed = src.clockSkewedHosts;
+    if (skewed !== undefined) {
+      new Gauge({
+        name: 'livegraft_hosts_clock_skewed',
+        help: "Enrolled, not revoked hosts whose clock was more than 5 minutes from the server's at their last check-in, by feed",
+        labelNames: ['feed'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const r of await skewed()) this.set({ feed: r.feed }, r.count);
         },
       });
     }

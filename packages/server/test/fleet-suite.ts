@@ -75,6 +75,33 @@ export function fleetSuite(backend: string, makeDatabase: DatabaseMaker, skip: s
       assert.deepEqual(rec.desired, res.desired);
     });
 
+    it('keeps the clock skew each agent reports, shows it on the host and counts skewed hosts in /metrics', async () => {
+      const h = await start();
+      const fast = await h.enroll('fast-clock');
+      const fine = await h.enroll('fine-clock');
+      await h.checkin(fast.token, { clockSkewSec: 2 * 365 * 86_400 });
+      await h.checkin(fine.token, { clockSkewSec: 0 });
+      assert.equal((await h.ok<HostRecord>('GET', `/hosts/${fast.hostId}`)).clockSkewSec, 2 * 365 * 86_400);
+      assert.equal((await h.ok<HostRecord>('GET', `/hosts/${fine.hostId}`)).clockSkewSec, 0);
+      const metrics = (await h.call('GET', '/metrics')).bytes.toString();
+      assert.match(metrics, /^livegraft_hosts_clock_skewed\{feed="production"\} 1$/m);
+      // A later report without skew (an older agent) clears it rather than keeping a stale figure.
+      await h.checkin(fast.token);
+      assert.equal((await h.ok<HostRecord>('GET', `/hosts/${fast.hostId}`)).clockSkewSec, null);
+      const bad = await h.call('POST', '/hosts/checkin', {
+        token: fine.token,
+        json: {
+          kernel: kernelIdentity(),
+          appliedLevel: 0,
+          state: 'unpatched',
+          agentVersion: '0.2.0',
+          uptimeSec: 1,
+          clockSkewSec: 1.5,
+        },
+      });
+      assert.equal(bad.status, 400, 'a fractional skew is refused');
+    });
+
     it('promotes after the rule delay, evaluated with an injected clock', async () => {
       const clock = new ManualClock();
       const h = await start({ deps: { clock: clock.now } });

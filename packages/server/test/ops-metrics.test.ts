@@ -41,4 +41,14 @@ describe('operations metrics', () => {
     assert.match(text, /^livegraft_hosts_stale\{feed="canary"\} 1$/m);
     assert.doesNotMatch(text, /feed="prod"/);
   });
+
+  it('livegraft_hosts_clock_skewed shows hosts with a wrong clock per feed', async () => {
+    const m = new ServerMetrics({
+      hostsByState: async () => [],
+      feedLevels: async () => [],
+      sseConnections: () => 0,
+      clockSkewedHosts: async () => [{ feed: 'edge', count: 3 }],
+    });
+    assert.match(await m.registry.metrics(), /^livegraft_hosts_clock_skewed\{feed="edge"\} 3$/m);
+  });
 });

@@ -221,6 +221,7 @@ export class HostRepository {
         ...(report.lastApply === undefined ? {} : { last_apply_json: JSON.stringify(report.lastApply) }),
         agent_version: report.agentVersion,
         uptime_sec: report.uptimeSec,
+        clock_skew_sec: report.clockSkewSec ?? null,
         last_checkin_at: now.toISOString(),
         ...(report.tags === undefined ? {} : { reported_tags_json: JSON.stringify(report.tags) }),
         ...(report.blockingTasks === undefined ? {} : { blocking_json: JSON.stringify(report.blockingTasks) }),
@@ -350,6 +351,18 @@ export class HostRepository {
     return rows.map((r) => ({ feed: r.feed, count: Number(r.n) }));
   }
 
+  /** Live hosts whose agent last reported a clock more than `limitSec` away from the server's, per feed. */
+  async countClockSkewedByFeed(limitSec: number): Promise<{ feed: string; count: number }[]> {
+    const rows = await this.#db
+      .selectFrom('hosts')
+      .select(['feed', (eb) => eb.fn.countAll().as('n')])
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('clock_skew_sec', '>', limitSec), eb('clock_skew_sec', '<', -limitSec)]))
+      .groupBy('feed')
+      .execute();
+    return rows.map((r) => ({ feed: r.feed, count: Number(r.n) }));
+  }
+
   async countByFeed(): Promise<Map<string, number>> {
     const rows = await this.#db
       .selectFrom('hosts')
@@ -427,6 +440,7 @@ function toHostRecord(row: HostRow): HostRecord {
     ignore: JSON.parse(row.ignore_json) as string[],
     revokedAt: row.revoked_at,
     uptimeSec: row.uptime_sec === null ? null : Number(row.uptime_sec),
+    clockSkewSec: row.clock_skew_sec === null ? null : Number(row.clock_skew_sec),
     blockingTasks: parseJson<BlockingTask[]>(row.blocking_json) ?? [],
     patchState: parseJson<PatchState>(row.patch_state_json) ?? null,
     kernelEvents: parseJson<KernelEvent[]>(row.kernel_events_json) ?? [],

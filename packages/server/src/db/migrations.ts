@@ -2,8 +2,10 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'k
 import { LivegraftError } from '@livegraft/protocol';
 import { tufMigration } from '../tuf/migration.ts';
 import { fleetMigration, hostIgnoreMigration, hostReportFingerprintMigration } from './fleet-migration.ts';
-import { tokenExpiryMigration } from './token-expiry-migration.ts';
+import { hostClockSkewMigration, tokenExpiryMigration } from './token-expiry-migration.ts';
 import { complianceMigration } from '../compliance/migration.ts';
+import { vexDocumentsMigration } from '../compliance/vex-store.ts';
+import { hostAppliesMigration } from '../dashboard/applies.ts';
 import { sessionMigration } from '../dashboard/sessions.ts';
 import { pipelineMigration } from '../pipeline/schema.ts';
 import { userspaceMigration } from '../userspace/migration.ts';
@@ -61,6 +63,9 @@ export const migrations: Record<string, Migration> = {
   '0040_pipeline': pipelineMigration,
   '0050_token_expiry': tokenExpiryMigration,
   '0060_userspace': userspaceMigration,
+  '0061_host_clock_skew': hostClockSkewMigration,
+  '0070_host_applies': hostAppliesMigration,
+  '0075_vex_documents': vexDocumentsMigration,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

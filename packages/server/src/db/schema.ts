@@ -31,6 +31,7 @@ export interface HostsTable extends HostFleetColumns {
   last_apply_json: string | null;
   agent_version: string;
   uptime_sec: number | null;
+  clock_skew_sec: number | null;
   enrolled_at: string;
   last_checkin_at: string | null;
 }

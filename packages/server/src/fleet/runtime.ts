@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { LivegraftError } from '@livegraft/protocol';
+import { CLOCK_SKEW_WARN_SEC, LivegraftError } from '@livegraft/protocol';
 import type { Config } from '../config.ts';
 import type { App, RouteContext } from '../context.ts';
 import type { HostRepository } from '../db/hosts.ts';
@@ -88,6 +88,7 @@ export function createFleetRuntime(o: {
       (await fleet.feeds.levels()).map((r) => ({ feed: r.feed, kernelId: r.kernel_id, level: r.level })),
     sseConnections: () => hubRef.hub?.size ?? 0,
     staleHosts: () => o.hosts.countStaleByFeed(new Date(o.clock().getTime() - 2 * config.checkinIntervalSec * 1000)),
+    clockSkewedHosts: () => o.hosts.countClockSkewedByFeed(CLOCK_SKEW_WARN_SEC),
   });
   const hub = new PushHub({
     spreadMs: (config.pushSpreadSec ?? DEFAULT_PUSH_SPREAD_SEC) * 1000,
