@@ -44,11 +44,14 @@ export function userspaceCheckinReport(stateDir: string, warn: (msg: string) => 
   }
 }
 
-/** The daemon's re-scan loop, when user-space levels are installed; resolves once stopped. */
+/**
+ * The daemon's re-scan loop; resolves once stopped. A pass with no level
+ * installed reads the state file and nothing else; the helper is looked for
+ * only when a level is there (the check-in may install one at any time).
+ */
 export function userspaceWatch(stateDir: string, ctx: Pick<UserspaceCliContext, 'env' | 'stderr'>, stop: AbortSignal) {
-  const m = new UserspaceManager({ stateDir, helper: '' });
-  if (Object.keys(m.store.load().libraries).length === 0) return Promise.resolve();
-  return watchLoop(userspaceManager(stateDir, ctx), 10_000, stop, ctx.stderr);
+  const m = new UserspaceManager({ stateDir, helper: '', log: (msg) => ctx.stderr(`${msg}\n`) });
+  return watchLoop(m, 10_000, stop, ctx.stderr, () => helperPath(ctx.env));
 }
 
 export function formatOutcomes(out: ProcessOutcome[]): string {
@@ -181,10 +184,15 @@ export async function watchLoop(
   intervalMs: number,
   stop: AbortSignal,
   log: (s: string) => void,
+  helper?: () => string,
 ): Promise<void> {
   while (!stop.aborted) {
     try {
-      const out = await m.reconcile();
+      const out = await m.exclusive(async () => {
+        if (Object.keys(m.store.load().libraries).length === 0) return [];
+        const pass = helper === undefined ? m : new UserspaceManager({ ...m.deps, helper: helper() });
+        return pass.reconcile();
+      });
       if (out.length > 0) log(formatOutcomes(out));
     } catch (e) {
       log(`user-space re-scan failed: ${(e as Error).message}\n`);

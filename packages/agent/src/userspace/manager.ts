@@ -6,6 +6,9 @@ import { runHelperBatch, type HelperResult } from './native.ts';
 import { processStartTime, sameProcess, scanProcesses, type MappedLibrary } from './scan.ts';
 import { UserspaceStore, type LibraryState, type PatchedProcess, type UserspaceState } from './state.ts';
 
+/** One chain of user-space operations per state directory in this process (the daemon's re-scan and check-ins). */
+const chains = new Map<string, Promise<unknown>>();
+
 /** Refusals that a later pass may not meet again. */
 const TRANSIENT: ReadonlySet<string> = new Set(['busy', 'timeout']);
 
@@ -88,6 +91,25 @@ export class UserspaceManager {
     this.store.save(s);
     this.bundles.delete(`${m.library.buildId}/${m.level}`);
     return m;
+  }
+
+  /**
+   * Runs `fn` after every other operation on this state directory that
+   * started in this process: the daemon's re-scan and the check-in's levels
+   * never drive the helper on the same process at once.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = chains.get(this.store.dir) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    chains.set(this.store.dir, tail);
+    void tail.then(() => {
+      if (chains.get(this.store.dir) === tail) chains.delete(this.store.dir);
+    });
+    return run;
   }
 
   bundle(buildId: string, level: number): UserspaceBundle {
