@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { isLivegraftError, StatusExit } from '@livegraft/protocol';
+import { Command, InvalidArgumentError } from 'commander';
 import { buildPatch } from './build.ts';
+import { parseArgs, runMain, stopSignal } from './cli-main.ts';
 import { formatSummary } from './summary.ts';
 
 function parseLevel(value: string): number {
@@ -40,24 +40,13 @@ async function main(argv: string[]): Promise<number> {
       'compile every patched unit again instead of reusing objects cached for this fix and kernel build',
     )
     .option('-q, --quiet', 'no progress lines on stderr')
-    .argument('<fix-dirs...>', 'fix directories, each holding fix.json and either upstream patches or C sources')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? 0 : StatusExit.USAGE;
-    }
-    throw err;
-  }
+    .argument('<fix-dirs...>', 'fix directories, each holding fix.json and either upstream patches or C sources');
+  const early = parseArgs(program, argv);
+  if (early !== undefined) return early;
   const opts = program.opts<CliOptions>();
   // make runs in its own process group (so a timeout can kill all of it); on Ctrl-C or
   // SIGTERM, stop it ourselves and let buildPatch remove the build directory.
-  const cancel = new AbortController();
-  const onSignal = (): void => cancel.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const cancel = stopSignal();
   const result = await buildPatch({
     signal: cancel.signal,
     kernel: opts.kernel,
@@ -79,14 +68,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (isLivegraftError(err)) {
-      process.stderr.write(`error [${err.code}]: ${err.message}\n`);
-      process.exit(err.code === 'USAGE' ? StatusExit.USAGE : err.code === 'CANCELLED' ? 130 : 1);
-    }
-    process.stderr.write(`error [INTERNAL]: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { isLivegraftError, StatusExit } from '@livegraft/protocol';
+import { Command, InvalidArgumentError } from 'commander';
+import { parseArgs, runMain, stopSignal } from '../cli-main.ts';
 import { defaultCacheDir } from '../kernel/paths.ts';
 import { spawnRunner } from '../runner.ts';
 import { buildUserspaceLevel, readUserspaceFix } from './build.ts';
@@ -32,20 +32,11 @@ async function main(argv: string[]): Promise<number> {
       'where source and binary packages are kept (default $LIVEGRAFT_CACHE_DIR, else ~/.cache/livegraft)',
     )
     .option('-q, --quiet', 'no progress lines on stderr')
-    .argument('<fix-dirs...>', 'user-space fix directories, each holding fix.json and its upstream patches')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : StatusExit.USAGE;
-    throw err;
-  }
+    .argument('<fix-dirs...>', 'user-space fix directories, each holding fix.json and its upstream patches');
+  const early = parseArgs(program, argv);
+  if (early !== undefined) return early;
   const opts = program.opts<CliOptions>();
-  const cancel = new AbortController();
-  const onSignal = (): void => cancel.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const cancel = stopSignal();
   try {
     const fixes = await Promise.all(program.args.map((d) => readUserspaceFix(d)));
     const r = await buildUserspaceLevel({
@@ -78,16 +69,9 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${lines.join('\n')}\n`);
     }
     return 0;
-  } catch (err) {
-    if (isLivegraftError(err)) {
-      process.stderr.write(`error [${err.code}]: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    cancel.dispose();
   }
 }
 
-process.exitCode = await main(process.argv);
+runMain(main);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
-import { StatusExit, isLivegraftError } from '@livegraft/protocol';
+import { Command } from 'commander';
+import { parseArgs, runMain, stopSignal } from '../cli-main.ts';
 import { spawnRunner } from '../runner.ts';
 import { JobClient } from './client.ts';
 import { workerConfig, type WorkerFlags } from './config.ts';
@@ -22,20 +22,11 @@ async function main(argv: string[]): Promise<number> {
     .option('--until-idle', 'exit when the queue is empty')
     .option('--agent <file>', "the agent bundle the validation VM runs (default: this checkout's build)")
     .option('--node <file>', 'the runtime the agent runs on in the VM (default: this one)')
-    .option('--validation-timeout <sec>', 'bound on one validation, boot to power-off (default 1200)')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : StatusExit.USAGE;
-    throw err;
-  }
+    .option('--validation-timeout <sec>', 'bound on one validation, boot to power-off (default 1200)');
+  const early = parseArgs(program, argv);
+  if (early !== undefined) return early;
   const c = workerConfig(program.opts<WorkerFlags>());
-  const stop = new AbortController();
-  const onSignal = (): void => stop.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = stopSignal();
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
@@ -58,14 +49,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (isLivegraftError(err)) {
-      process.stderr.write(`error [${err.code}]: ${err.message}\n`);
-      process.exit(err.code === 'USAGE' ? StatusExit.USAGE : 1);
-    }
-    process.stderr.write(`error [INTERNAL]: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main);
