@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { LivegraftError, isLivegraftError, type JobClaim, type JobPhase, type JobResult } from '@livegraft/protocol';
 import type { JobClient } from './client.ts';
 import { runJob, type JobEnv } from './job.ts';
@@ -24,17 +25,9 @@ export interface WorkerSummary {
 const MAX_BACKOFF_MS = 5 * 60_000;
 const RESULT_ATTEMPTS = 6;
 
+/** Waits `ms`, or less when `signal` aborts; never rejects. */
 function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return delay(ms, undefined, { signal }).catch(() => undefined);
 }
 
 /** Transport trouble and server errors are worth retrying; a refusal is not. */
