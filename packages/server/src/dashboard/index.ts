@@ -5,11 +5,13 @@ import type { CookieSessions } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
 import type { AuditRepository } from '../db/audit.ts';
 import { ActivityHub, activityHooks, activityStreamRoute, auditSince } from './activity.ts';
+import { ApplyLog, recordAppliesOnCheckin } from './applies.ts';
 import { haltRoute } from './halt-route.ts';
 import { dashboardPages } from './pages.ts';
 import { cookieSessions, sessionRoutes } from './session-routes.ts';
 import { SessionStore } from './sessions.ts';
 import { StaticFiles } from './static.ts';
+import { dashboardSummaryRoutes } from './summary-routes.ts';
 
 /** The dashboard workspace's build output, next to this package in the repository. */
 export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/dist/', import.meta.url));
@@ -19,7 +21,7 @@ export interface Dashboard {
   cookies: CookieSessions;
   /** Pages, assets and the activity hooks on the root app; call before the API plugin registers. */
   pages(app: App, ctx: RouteContext): void;
-  /** Session, activity-stream and halt routes, under the API prefix. */
+  /** Session, activity-stream, halt and summary routes, under the API prefix. */
   api(api: App, ctx: RouteContext): void;
 }
 
@@ -37,6 +39,7 @@ export function createDashboard(o: {
 }): Dashboard {
   const store = new SessionStore(o.db, o.clock);
   const files = new StaticFiles(o.dir ?? DEFAULT_DASHBOARD_DIR);
+  const applies = new ApplyLog(o.db, o.clock);
   const hub = new ActivityHub({
     audit: auditSince(o.audit),
     clock: o.clock,
@@ -47,6 +50,7 @@ export function createDashboard(o: {
     pages(app, ctx) {
       dashboardPages(app, files);
       activityHooks(app, ctx, hub);
+      recordAppliesOnCheckin(app, applies);
       void files.built().then((built) => {
         if (!built) o.log.warn({ dir: files.root }, 'the dashboard is not built (npm run build); / answers 503');
       });
@@ -55,6 +59,7 @@ export function createDashboard(o: {
       sessionRoutes(api, ctx, store);
       haltRoute(api, ctx);
       activityStreamRoute(api, ctx, hub);
+      dashboardSummaryRoutes(api, ctx, o.db, applies);
     },
   };
 }

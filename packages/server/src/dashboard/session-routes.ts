@@ -2,7 +2,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { LivegraftError, type ApiRole } from '@livegraft/protocol';
-import { guard, hashToken, type CookieSessions } from '../auth.ts';
+import type { SessionProbe } from '@livegraft/protocol/dashboard';
+import { guard, hashToken, type CookieSessions, type Principal } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
 import { RateLimiter } from '../rate-limit.ts';
 import { readCookie, sessionCookie } from './cookies.ts';
@@ -11,6 +12,8 @@ import { csrfTokenFor, SESSION_COOKIE, SESSION_TTL_MS, type SessionStore } from 
 /** Sign-in attempts per client IP: a token is 256 random bits, this only keeps the log and database quiet. */
 const SIGNIN_BURST = 10;
 const SIGNIN_PER_MINUTE = 20;
+/** Answers of the authenticator that mean "not signed in" (no credential, an unknown or expired one, a host token). */
+const SIGNED_OUT = new Set(['AUTH_REQUIRED', 'AUTH_INVALID', 'FORBIDDEN']);
 
 const SignInBody = Type.Object(
   { token: Type.String({ minLength: 1, maxLength: 512, description: 'an API token (admin, operator or viewer)' }) },
@@ -94,9 +97,9 @@ export function sessionRoutes(api: App, ctx: RouteContext, store: SessionStore):
     };
   });
 
-  api.get('/session', { onRequest: guard(ctx.auth, 'viewer') }, async (req, reply): Promise<SessionInfo> => {
-    const who = req.principal;
-    if (who?.kind !== 'admin') throw new LivegraftError('FORBIDDEN', 'sessions are for API tokens');
+  /** Who the request is signed in as (with the session's CSRF token when it came with the cookie). */
+  const current = async (req: FastifyRequest, who: Principal): Promise<SessionInfo> => {
+    if (who.kind !== 'admin') throw new LivegraftError('FORBIDDEN', 'sessions are for API tokens');
     const info: SessionInfo = {
       role: who.role,
       name: who.name,
@@ -105,9 +108,29 @@ export function sessionRoutes(api: App, ctx: RouteContext, store: SessionStore):
     };
     const id = req.headers.authorization === undefined ? readCookie(req.headers.cookie, cookieName(req)) : undefined;
     const session = id === undefined ? undefined : await store.find(id);
-    void reply.header('cache-control', 'no-store');
     if (id === undefined || session === undefined) return info;
     return { ...info, csrfToken: csrfTokenFor(id), expiresAt: session.expiresAt };
+  };
+
+  api.get('/session', { onRequest: guard(ctx.auth, 'viewer') }, async (req, reply): Promise<SessionInfo> => {
+    const who = req.principal;
+    if (who === null) throw new LivegraftError('FORBIDDEN', 'sessions are for API tokens');
+    void reply.header('cache-control', 'no-store');
+    return current(req, who);
+  });
+
+  // The dashboard asks this at every page load: a browser that is not signed in gets
+  // { session: null }, not a 401 that every browser console would show as an error.
+  api.get('/dashboard/session', async (req, reply): Promise<SessionProbe> => {
+    void reply.header('cache-control', 'no-store');
+    let who: Principal;
+    try {
+      who = await ctx.auth.require(req, 'viewer');
+    } catch (err) {
+      if (err instanceof LivegraftError && SIGNED_OUT.has(err.code)) return { session: null };
+      throw err;
+    }
+    return { session: await current(req, who) };
   });
 
   api.delete('/session', async (req, reply) => {
