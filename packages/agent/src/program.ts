@@ -334,7 +334,9 @@ export async function runCli(argv: string[], io: CliIo, overrides: CliOverrides 
       });
       const userspaceStop = new AbortController();
       const userspace =
-        opts.once === true ? Promise.resolve() : userspaceWatch(stateDirOf(cmd), io, userspaceStop.signal);
+        opts.once === true
+          ? Promise.resolve()
+          : userspaceWatch(stateDirOf(cmd), io, userspaceStop.signal, () => daemon.trigger());
       try {
         exitCode = await daemon.run();
       } finally {

@@ -326,3 +326,51 @@ export const ComplianceUserspaceRow = Type.Object({
   refused: Type.Integer({ minimum: 0 }),
 });
 export type ComplianceUserspaceRow = Static<typeof ComplianceUserspaceRow>;
+
+/**
+ * A feed's user-space level for one library build-id. Like a kernel feed
+ * level: a published level lands in every feed with `autoPublish`, moves on
+ * by promotion (the feed's rule, or an operator), or is set by hand; a level
+ * set below the feed's previous one is a rollback (`allowDowngrade`).
+ */
+export const UserspaceFeedLevel = Type.Object({
+  feed: Type.String(),
+  buildId: BuildId,
+  level: Type.Integer({ minimum: 0 }),
+  previousLevel: Type.Integer({ minimum: 0 }),
+  source: Type.Union([
+    Type.Literal('publish'),
+    Type.Literal('promotion'),
+    Type.Literal('set'),
+    Type.Literal('rollback'),
+  ]),
+  allowDowngrade: Type.Boolean(),
+  setAt: Type.String(),
+  /** Since when the feed's promotion rule's host condition has held (rules that count hosts). */
+  healthySince: Type.Union([Type.String(), Type.Null()]),
+});
+export type UserspaceFeedLevel = Static<typeof UserspaceFeedLevel>;
+
+/** PUT /userspace/feeds/:feed/levels/:buildId: set a feed's level by hand (below the current one: a rollback). */
+export const UserspaceSetLevelRequest = Type.Object(
+  { level: Type.Integer({ minimum: 0, maximum: 1_000_000 }) },
+  { additionalProperties: false },
+);
+export type UserspaceSetLevelRequest = Static<typeof UserspaceSetLevelRequest>;
+
+/** POST /userspace/feeds/:feed/promote: the feed's levels to the feed it promotes to (or `to`), now. */
+export const UserspacePromoteRequest = Type.Object(
+  { to: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })), buildId: Type.Optional(BuildId) },
+  { additionalProperties: false },
+);
+export type UserspacePromoteRequest = Static<typeof UserspacePromoteRequest>;
+
+/** One feed level a promotion moved. */
+export const UserspacePromotion = Type.Object({
+  from: Type.String(),
+  to: Type.String(),
+  buildId: BuildId,
+  level: Type.Integer({ minimum: 1 }),
+  previous: Type.Integer({ minimum: 0 }),
+});
+export type UserspacePromotion = Static<typeof UserspacePromotion>;

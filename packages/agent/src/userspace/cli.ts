@@ -49,9 +49,14 @@ export function userspaceCheckinReport(stateDir: string, warn: (msg: string) => 
  * installed reads the state file and nothing else; the helper is looked for
  * only when a level is there (the check-in may install one at any time).
  */
-export function userspaceWatch(stateDir: string, ctx: Pick<UserspaceCliContext, 'env' | 'stderr'>, stop: AbortSignal) {
+export function userspaceWatch(
+  stateDir: string,
+  ctx: Pick<UserspaceCliContext, 'env' | 'stderr'>,
+  stop: AbortSignal,
+  onHalt?: () => void,
+) {
   const m = new UserspaceManager({ stateDir, helper: '', log: (msg) => ctx.stderr(`${msg}\n`) });
-  return watchLoop(m, 10_000, stop, ctx.stderr, () => helperPath(ctx.env));
+  return watchLoop(m, 10_000, stop, ctx.stderr, () => helperPath(ctx.env), onHalt);
 }
 
 export function formatOutcomes(out: ProcessOutcome[]): string {
@@ -185,15 +190,26 @@ export async function watchLoop(
   stop: AbortSignal,
   log: (s: string) => void,
   helper?: () => string,
+  /** Called when the crash-loop guard halted a level in this pass (the daemon checks in at once to tell the server). */
+  onHalt?: () => void,
 ): Promise<void> {
+  const halts = () =>
+    Object.entries(m.store.load().libraries)
+      .filter(([, l]) => l.halted !== undefined)
+      .map(([id, l]) => `${id}/${l.halted?.level}`);
   while (!stop.aborted) {
     try {
+      let halted = false;
       const out = await m.exclusive(async () => {
         if (Object.keys(m.store.load().libraries).length === 0) return [];
+        const before = new Set(halts());
         const pass = helper === undefined ? m : new UserspaceManager({ ...m.deps, helper: helper() });
-        return pass.reconcile();
+        const done = await pass.reconcile();
+        halted = halts().some((h) => !before.has(h));
+        return done;
       });
       if (out.length > 0) log(formatOutcomes(out));
+      if (halted) onHalt?.();
     } catch (e) {
       log(`user-space re-scan failed: ${(e as Error).message}\n`);
     }

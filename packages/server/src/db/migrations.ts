@@ -9,6 +9,7 @@ import { hostAppliesMigration } from '../dashboard/applies.ts';
 import { sessionMigration } from '../dashboard/sessions.ts';
 import { pipelineMigration } from '../pipeline/schema.ts';
 import { userspaceMigration } from '../userspace/migration.ts';
+import { userspaceFeedsMigration } from '../userspace/feeds.ts';
 
 /**
  * Numbered, append-only. Written with the schema builder only (no SQLite-only
@@ -64,6 +65,7 @@ export const migrations: Record<string, Migration> = {
   '0050_token_expiry': tokenExpiryMigration,
   '0060_userspace': userspaceMigration,
   '0061_host_clock_skew': hostClockSkewMigration,
+  '0065_userspace_feeds': userspaceFeedsMigration,
   '0070_host_applies': hostAppliesMigration,
   '0075_vex_documents': vexDocumentsMigration,
 };

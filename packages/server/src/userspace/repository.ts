@@ -6,7 +6,11 @@ import {
   type UserspaceLevelRecord,
   type UserspaceLibraryStatus,
   type UserspaceManifest,
+  type UserspacePromotion,
 } from '@livegraft/protocol';
+import { FeedRepository } from '../db/feeds.ts';
+import type { Database } from '../db/schema.ts';
+import { UserspaceFeedLevels } from './feeds.ts';
 
 interface LevelRow {
   build_id: string;
@@ -26,6 +30,7 @@ interface Tables {
   userspace_halts: { build_id: string; level: number; reason: string; created_at: string };
   userspace_pins: { host_id: string; build_id: string; level: number; created_at: string };
   userspace_host_libraries: { host_id: string; build_id: string; status_json: string; updated_at: string };
+  hosts: { id: string; feed: string };
 }
 
 /** At most this many build-ids get a desired level in one check-in answer. */
@@ -50,10 +55,15 @@ export function targetFileName(sha256: string, file: string): string {
  */
 export class UserspaceRepository {
   readonly #db: Kysely<Tables>;
+  readonly #feeds: FeedRepository;
+  /** Each feed's level per build-id. */
+  readonly feedLevels: UserspaceFeedLevels;
 
   constructor(db: Kysely<unknown>) {
     // The shared Database type does not name these tables; this module names what it uses.
     this.#db = db as unknown as Kysely<Tables>;
+    this.#feeds = new FeedRepository(db as unknown as Kysely<Database>);
+    this.feedLevels = new UserspaceFeedLevels(db);
   }
 
   #record(r: LevelRow, halted: boolean): UserspaceLevelRecord {
@@ -110,15 +120,45 @@ export class UserspaceRepository {
     return { inserted: true, same: true };
   }
 
+  /** Publishes a level: signed into TUF (by the caller's sync), and into every feed with autoPublish. */
   async publish(buildId: string, level: number, now: Date): Promise<UserspaceLevelRecord | undefined> {
-    await this.#db
+    const res = await this.#db
       .updateTable('userspace_levels')
       .set({ published_at: now.toISOString() })
       .where('build_id', '=', buildId)
       .where('level', '=', level)
       .where('published_at', 'is', null)
-      .execute();
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) > 0)
+      await this.feedLevels.landPublished(await this.#feeds.list(), buildId, level, now);
     return (await this.list(buildId)).find((r) => r.level === level);
+  }
+
+  /**
+   * Sets a feed's level for a build by hand: a level above the feed's is
+   * rolled out as usual, one below it is a rollback (hosts go down to it).
+   */
+  async setFeedLevel(feed: string, buildId: string, level: number, now: Date): Promise<'set' | 'rollback'> {
+    const current = (await this.feedLevels.list({ feed, buildId }))[0]?.level ?? 0;
+    const rollback = level < current;
+    await this.feedLevels.set(
+      { feed, buildId, level, source: rollback ? 'rollback' : 'set', allowDowngrade: rollback, onlyUpward: false },
+      now,
+    );
+    return rollback ? 'rollback' : 'set';
+  }
+
+  /** A feed by name (for the routes' checks). */
+  feed(name: string): ReturnType<FeedRepository['get']> {
+    return this.#feeds.get(name);
+  }
+
+  /** Promotion: by the feeds' rules (`force`: now, by an operator). Halted levels never move. */
+  async promote(
+    now: Date,
+    opts: { from?: string; to?: string; buildId?: string; force?: boolean } = {},
+  ): Promise<UserspacePromotion[]> {
+    return this.feedLevels.promote(await this.#feeds.list(), await this.#halted(), now, opts);
   }
 
   async list(buildId?: string): Promise<UserspaceLevelRecord[]> {
@@ -226,10 +266,25 @@ export class UserspaceRepository {
       if (lib.halted === true && lib.level > 0)
         await this.halt(lib.buildId, lib.level, `the crash-loop guard of host ${hostId} halted it`, now);
     }
+    // The feed's promotion rules are looked at when its hosts report (rules that count hosts change then).
+    if (report.length > 0) await this.#promoteSoon(hostId, now);
     return this.desiredFor(hostId);
   }
 
+  /** Evaluates the promotion rules of the host's feed (writes are conditional: each level moves once). */
+  async #promoteSoon(hostId: string, now: Date): Promise<void> {
+    const host = await this.#db.selectFrom('hosts').select(['feed']).where('id', '=', hostId).executeTakeFirst();
+    if (host !== undefined) await this.promote(now, { from: host.feed });
+  }
+
+  /**
+   * What a host should run per build-id: its feed's level (a halted one
+   * steps the host back to the best level below it), overridden by a host
+   * pin. A build its feed holds no level for is not offered.
+   */
   async desiredFor(hostId: string): Promise<UserspaceDesired[]> {
+    const host = await this.#db.selectFrom('hosts').select(['feed']).where('id', '=', hostId).executeTakeFirst();
+    const feedLevels = host === undefined ? [] : await this.feedLevels.list({ feed: host.feed });
     const published = await this.#db
       .selectFrom('userspace_levels')
       .select(['build_id', 'level', 'manifest_json'])
@@ -247,32 +302,27 @@ export class UserspaceRepository {
       return level > 0 && file !== undefined ? { target: userspaceTargetPath(buildId, level, file) } : {};
     };
     const out = new Map<string, UserspaceDesired>();
-    const anyHalt = new Set<string>();
-    for (const p of published) {
-      if (halted.has(`${p.build_id}/${p.level}`)) {
-        anyHalt.add(p.build_id);
+    for (const row of feedLevels) {
+      const id = row.buildId;
+      if (row.level > 0 && halted.has(`${id}/${row.level}`)) {
+        // A halted level: hosts step back to the best published level below it (0: restore the processes).
+        const best = Math.max(
+          0,
+          ...published
+            .filter((p) => p.build_id === id && p.level < row.level && !halted.has(`${id}/${p.level}`))
+            .map((p) => p.level),
+        );
+        out.set(id, { buildId: id, level: best, reason: 'halt', allowDowngrade: true, ...target(id, best) });
         continue;
       }
-      out.set(p.build_id, {
-        buildId: p.build_id,
-        level: p.level,
-        reason: 'feed',
-        allowDowngrade: false,
-        ...target(p.build_id, p.level),
+      if (row.level > 0 && !files.has(`${id}/${row.level}`)) continue; // not published (yet)
+      out.set(id, {
+        buildId: id,
+        level: row.level,
+        reason: row.source === 'rollback' ? 'rollback' : 'feed',
+        allowDowngrade: row.allowDowngrade,
+        ...target(id, row.level),
       });
-    }
-    for (const id of anyHalt) {
-      // A halted newest level: hosts step back to the best level below it (0: restore the processes).
-      const best = out.get(id);
-      const newest = Math.max(...published.filter((p) => p.build_id === id).map((p) => p.level));
-      if (best === undefined || best.level < newest)
-        out.set(id, {
-          buildId: id,
-          level: best?.level ?? 0,
-          reason: 'halt',
-          allowDowngrade: true,
-          ...(best === undefined ? {} : target(id, best.level)),
-        });
     }
     for (const pin of pins)
       out.set(pin.build_id, {

@@ -15,6 +15,7 @@ import type { App, RouteContext } from '../context.ts';
 import type { ModuleStore } from '../store.ts';
 import { actorOf } from '../routes/actor.ts';
 import type { UserspaceRepository } from './repository.ts';
+import { userspaceFeedRoutes } from './feed-routes.ts';
 
 const Level = Type.Integer({ minimum: 1, maximum: 1_000_000 });
 const LevelParams = Type.Object({ buildId: BuildId, level: Level }, { additionalProperties: false });
@@ -64,8 +65,9 @@ function checkObject(m: UserspaceManifest, object: Buffer): void {
       throw new LivegraftError('MANIFEST_MISMATCH', `${f.symbol} enters outside the code (${f.codeOffset})`);
 }
 
-/** Recording, publishing, halting and pinning user-space levels; a host's libraries. */
+/** Recording, publishing, halting and pinning user-space levels; feeds and promotion; a host's libraries. */
 export function userspaceRoutes(app: App, ctx: UserspaceRouteContext): void {
+  userspaceFeedRoutes(app, ctx);
   app.post(
     '/userspace/levels',
     {
