@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { isLivegraftError } from '@livegraft/protocol';
 import { DEFAULT_CHECKIN_INTERVAL_SEC, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, parseConfig } from './config.ts';
+import { checkPortFree } from './port-check.ts';
 import { startServer } from './server.ts';
 
 /** How long a graceful shutdown may take before we give up on open connections. */
@@ -54,6 +55,10 @@ const program = new Command('livegraft-server')
   .option('--job-lease <sec>', 'build jobs: seconds a worker holds a job without a heartbeat (default 120)', integer)
   .option('--catalogue <dir>', 'fix catalogue (a directory of fix directories) that submitted fixes must not duplicate')
   .option('--agent-package <file>', 'livegraft-agent .deb that GET /install.sh installs (env LIVEGRAFT_AGENT_PACKAGE)')
+  .option(
+    '--vex-author <iri-or-email>',
+    "OpenVEX author: your organisation's IRI or email (env LIVEGRAFT_VEX_AUTHOR; default root@<hostname>)",
+  )
   .addHelpText(
     'after',
     '\nEnvironment: LIVEGRAFT_ADMIN_TOKEN and LIVEGRAFT_REGISTRATION_KEY override the secrets\n' +
@@ -85,6 +90,7 @@ async function main(): Promise<void> {
     jobLease?: number;
     catalogue?: string;
     agentPackage?: string;
+    vexAuthor?: string;
   }>();
   let config;
   try {
@@ -110,6 +116,7 @@ async function main(): Promise<void> {
       jobLeaseSec: opts.jobLease,
       catalogueDir: opts.catalogue,
       agentPackage: opts.agentPackage ?? (process.env['LIVEGRAFT_AGENT_PACKAGE'] || undefined),
+      vexAuthor: opts.vexAuthor ?? (process.env['LIVEGRAFT_VEX_AUTHOR'] || undefined),
       adminToken: process.env['LIVEGRAFT_ADMIN_TOKEN'] || undefined,
       registrationKey: process.env['LIVEGRAFT_REGISTRATION_KEY'] || undefined,
     });
@@ -117,6 +124,7 @@ async function main(): Promise<void> {
     process.stderr.write(`livegraft-server: ${(err as Error).message}\n`);
     process.exit(EXIT_USAGE);
   }
+  await checkPortFree(config.host, config.port);
   const server = await startServer(config);
   let stopping = false;
   const stop = (signal: string): void => {

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { isIP } from 'node:net';
 import { LivegraftError, validator } from '@livegraft/protocol';
+import { isVexAuthor } from './compliance/vex-author.ts';
 
 export const DEFAULT_PORT = 8720;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -61,6 +62,8 @@ export const ConfigSchema = Type.Object(
     catalogueDir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     /** The livegraft-agent .deb that GET /install.sh installs on hosts. */
     agentPackage: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** OpenVEX documents' `author`: the organisation's IRI or email (default root@<this machine's name>). */
+    vexAuthor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
   },
   { additionalProperties: false },
 );
@@ -81,6 +84,12 @@ export function parseConfig(input: Partial<Record<keyof Config, unknown>>): Conf
   };
   const config = configValidator.parse(merged);
   for (const p of config.trustProxy ?? []) checkProxyAddress(p);
+  if (config.vexAuthor !== undefined && !isVexAuthor(config.vexAuthor)) {
+    throw new LivegraftError(
+      'CONFIG_INVALID',
+      `--vex-author ${JSON.stringify(config.vexAuthor)}: not an IRI (https://example.org/security) or an email address (security@example.org); OpenVEX wants the organisation that vouches for the statements`,
+    );
+  }
   return Object.freeze(config);
 }
 

@@ -154,6 +154,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     randomId,
     listHosts: (filter) => hosts.list(filter),
     alertWebhook: config.alertWebhook,
+    vexAuthor: config.vexAuthor,
     registry: rt.metrics.registry,
     ...deps.compliance,
   }).catch(async (err: unknown) => {

@@ -60,6 +60,8 @@ export interface World {
   checkin(token: string, procVersion: string, level: number, extra?: Partial<CheckinRequest>): Promise<Reply>;
   /** Uploads and publishes a level for the kernel fixing the given CVEs; `tweak` edits its manifest first. */
   publishLevel(procVersion: string, level: number, cves: string[], tweak?: (m: PatchManifest) => void): Promise<void>;
+  /** Stops the server and starts a new one over the same data directory. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -72,7 +74,12 @@ export interface Reply {
 }
 
 export async function startWorld(
-  opts: { alertWebhook?: string; fetch?: typeof fetch; tripwireLimits?: Partial<TripwireLimits> } = {},
+  opts: {
+    alertWebhook?: string;
+    fetch?: typeof fetch;
+    tripwireLimits?: Partial<TripwireLimits>;
+    vexAuthor?: string;
+  } = {},
 ): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'livegraft-compliance-test-'));
   let now = T0;
@@ -81,17 +88,20 @@ export async function startWorld(
     port: 0,
     logLevel: 'silent',
     ...(opts.alertWebhook === undefined ? {} : { alertWebhook: opts.alertWebhook }),
+    ...(opts.vexAuthor === undefined ? {} : { vexAuthor: opts.vexAuthor }),
   });
-  const server = await startServer(config, {
-    logger: pino({ level: 'silent' }),
-    clock: () => new Date(now),
-    compliance: {
-      dataset: await dataset(),
-      alertBackoffMs: () => 20,
-      ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
-      ...(opts.tripwireLimits === undefined ? {} : { tripwireLimits: opts.tripwireLimits }),
-    },
-  });
+  const start = async (): Promise<RunningServer> =>
+    startServer(config, {
+      logger: pino({ level: 'silent' }),
+      clock: () => new Date(now),
+      compliance: {
+        dataset: await dataset(),
+        alertBackoffMs: () => 20,
+        ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
+        ...(opts.tripwireLimits === undefined ? {} : { tripwireLimits: opts.tripwireLimits }),
+      },
+    });
+  let server = await start();
   const admin = (await readFile(join(dir, 'admin-token'), 'utf8')).trim();
   const registrationKey = (await readFile(join(dir, 'registration-key'), 'utf8')).trim();
   const w: World = {
@@ -160,6 +170,11 @@ export async function startWorld(
       if (!upload.ok) throw new Error(`upload failed: ${upload.status} ${await upload.text()}`);
       const rec = await w.call('POST', '/patches', { json: { manifest: patch.manifest, publish: true } });
       if (rec.status >= 300) throw new Error(`publish failed: ${rec.status} ${rec.text}`);
+    },
+    async restart() {
+      await server.close();
+      server = await start();
+      w.server = server;
     },
     async stop() {
       await server.close();

@@ -26,7 +26,16 @@ import { allWindows, buildReport } from './report.ts';
 import type { ComplianceDatabase } from './schema.ts';
 import { TripwireRepository, type TripwireQuery } from './tripwires.ts';
 import { AlertDeduper, TRIPWIRE_LIMITS, tripwireRefusedCounter, type TripwireLimits } from './tripwire-guard.ts';
-import { vexDocument, vexStatements, type VexDocument, type VexHostInput } from './vex.ts';
+import {
+  debianPackageOf,
+  vexDocument,
+  vexStatements,
+  type VexDocument,
+  type VexHostInput,
+  type VexStatement,
+} from './vex.ts';
+import { defaultVexAuthor } from './vex-author.ts';
+import { statementsDigest, VexStampStore } from './vex-store.ts';
 
 export const COMPLIANCE_TOOLING = 'livegraft-server/0.1.0';
 
@@ -44,7 +53,8 @@ export interface ComplianceOptions {
   alertWebhook?: string | undefined;
   /** Policy until one is set through the API. */
   defaultPolicy?: SlaPolicy;
-  vexAuthor?: string;
+  /** OpenVEX `author`: an IRI or email of the organisation (validated with the server configuration). */
+  vexAuthor?: string | undefined;
   fetch?: typeof fetch;
   /** The server's metrics registry; a private one otherwise. */
   registry?: Registry;
@@ -70,6 +80,7 @@ export class ComplianceService {
   readonly #alerts: AlertSender | undefined;
   readonly tripwireLimits: Readonly<TripwireLimits>;
   readonly #alerted: AlertDeduper;
+  readonly #vexStamps: VexStampStore;
   #expiredAt = 0;
 
   private constructor(o: ComplianceOptions, dataset: CveDatabase) {
@@ -81,6 +92,7 @@ export class ComplianceService {
     this.#levels = new LevelCatalog(db);
     this.#policy = new PolicyRepository(db, o.defaultPolicy);
     this.#tripwires = new TripwireRepository(db);
+    this.#vexStamps = new VexStampStore(o.db);
     this.exposure = new ExposureService(db, dataset, this.#levels, this.#history);
     this.metrics = complianceMetrics(o.registry);
     registerSlaGauge(this.metrics.registry, async () => {
@@ -201,23 +213,42 @@ export class ComplianceService {
     } catch {
       /* an unplaceable kernel has no package version; its exposure says why */
     }
+    // A Debian version the CVE data does not know is still the installed package scanners match.
+    debianPackageVersion ??= debianPackageOf(host.procVersion, host.release);
+    const dataset = this.exposure.dataset;
     return {
       exposure,
       machine: host.machine,
       debianPackageVersion,
+      known: (cve) => dataset.positionOf(cve) !== undefined,
       applied: await this.#levels.get(host.kernelId, host.appliedLevel),
       published: await this.#levels.publishedLevels(host.kernelId),
     };
   }
 
-  async vex(hostId?: string): Promise<VexDocument> {
+  /**
+   * The OpenVEX document of one host or of the fleet, with `extra` statements
+   * (user space) after the kernel's. Its @id and version are stored per scope:
+   * the same statements give the same document header, changed ones a new version.
+   */
+  async vex(
+    hostId?: string,
+    extra?: (hosts: readonly ComplianceHost[]) => Promise<VexStatement[]>,
+  ): Promise<VexDocument> {
     const hosts = hostId === undefined ? await this.exposure.hosts() : [await this.#host(hostId)];
     const inputs: VexHostInput[] = [];
     for (const h of hosts) inputs.push(await this.#vexInput(h));
-    return vexDocument(vexStatements(inputs), {
-      id: `urn:uuid:${this.#o.randomId()}`,
-      author: this.#o.vexAuthor ?? 'Livegraft patch server',
-      now: this.#o.clock(),
+    const statements = [...vexStatements(inputs), ...(extra === undefined ? [] : await extra(hosts))];
+    const scope = hostId === undefined ? 'fleet' : `host:${hostId}`;
+    const stamp = await this.#vexStamps.stamp(
+      scope,
+      statementsDigest(statements),
+      this.#o.clock(),
+      () => `urn:uuid:${this.#o.randomId()}`,
+    );
+    return vexDocument(statements, {
+      ...stamp,
+      author: this.#o.vexAuthor ?? defaultVexAuthor(),
       tooling: COMPLIANCE_TOOLING,
     });
   }

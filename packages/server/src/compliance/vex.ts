@@ -1,3 +1,4 @@
+import { PackageURL } from 'packageurl-js';
 import { commitsText, type HostExposure, type LevelFix } from '@livegraft/protocol';
 import type { LevelInfo } from './levels.ts';
 
@@ -13,6 +14,8 @@ export interface VexStatement {
   vulnerability: { name: string };
   products: VexProduct[];
   status: 'not_affected' | 'affected' | 'fixed' | 'under_investigation';
+  /** Only with not_affected. */
+  justification?: 'vulnerable_code_not_present';
   status_notes?: string;
   action_statement?: string;
 }
@@ -23,6 +26,7 @@ export interface VexDocument {
   author: string;
   role: string;
   timestamp: string;
+  last_updated: string;
   version: number;
   tooling: string;
   statements: VexStatement[];
@@ -34,6 +38,8 @@ export interface VexHostInput {
   machine: string;
   /** Debian package version of the running kernel (6.1.192-2), when the /proc/version line names it. */
   debianPackageVersion: string | null;
+  /** Whether the CVE dataset has a record of this CVE (one it knows and that does not affect the kernel is not_affected). */
+  known: (cve: string) => boolean;
   /** The applied level's manifest facts (undefined at level 0 or for a level the server never stored). */
   applied: LevelInfo | undefined;
   /** Published levels of the host's kernel, lowest first. */
@@ -49,15 +55,43 @@ const DEBIAN_ARCH: Readonly<Record<string, string>> = { x86_64: 'amd64', aarch64
  */
 export function hostProduct(h: VexHostInput): VexProduct {
   const e = h.exposure;
-  const qualifiers = `kernel_id=${e.kernelId}&host=${encodeURIComponent(e.hostname)}&host_id=${encodeURIComponent(e.hostId)}`;
-  const purl = `pkg:generic/linux@${encodeURIComponent(e.release)}?${qualifiers}`;
+  // packageurl-js encodes each part and puts the qualifiers in canonical (sorted) order.
+  const purl = new PackageURL('generic', undefined, 'linux', e.release, {
+    kernel_id: e.kernelId,
+    host: e.hostname,
+    host_id: e.hostId,
+  }).toString();
   const product: VexProduct = { '@id': purl, identifiers: { purl } };
   if (h.debianPackageVersion !== null) {
     const arch = DEBIAN_ARCH[h.machine] ?? h.machine;
-    const deb = `pkg:deb/debian/linux-image-${encodeURIComponent(e.release)}@${encodeURIComponent(h.debianPackageVersion)}?arch=${encodeURIComponent(arch)}`;
+    const deb = new PackageURL('deb', 'debian', `linux-image-${e.release}`, h.debianPackageVersion, {
+      arch,
+    }).toString();
     product.subcomponents = [{ '@id': deb, identifiers: { purl: deb } }];
   }
   return product;
+}
+
+/**
+ * The Debian package version named by a /proc/version line (`... Debian
+ * 6.1.192-3 (2026-11-20)`), whether or not the CVE data knows it. The last
+ * match is the kernel's (the compiler's `(Debian 12.2.0-14)` comes earlier),
+ * and it must be of the running release's x.y branch.
+ */
+export function debianPackageOf(procVersion: string, release: string): string | null {
+  const found = [...procVersion.matchAll(/\bDebian ((?:\d+:)?(\d+)\.(\d+)(?:\.\d+)?[-+~.\w]*-[\w.+~]+)/g)].at(-1);
+  const branch = /^(\d+)\.(\d+)/.exec(release);
+  if (found === undefined || branch === null) return null;
+  return found[2] === branch[1] && found[3] === branch[2] ? (found[1] as string) : null;
+}
+
+/** The notes of a not_affected statement: the kernel is not affected, the live patch's fix is redundant there. */
+function notAffectedImpact(cve: string, h: VexHostInput): string {
+  const pkg = h.debianPackageVersion === null ? '' : ` (Debian ${h.debianPackageVersion})`;
+  return (
+    `The running kernel ${h.exposure.release}${pkg} does not contain the code ${cve} is about: ` +
+    'the CVE data places its fix at or before this version.'
+  );
 }
 
 /** What a fix is made of, for a statement's notes: its upstream commit(s), when it names them. */
@@ -109,9 +143,26 @@ export function vexStatements(hosts: readonly VexHostInput[]): VexStatement[] {
     const product = hostProduct(h);
     const applied = h.applied;
     if (applied !== undefined) {
-      // Every CVE the applied live patch names is fixed on this host, including ones the CVE
-      // dataset does not know (newer than its snapshot, or a vendor-specific id).
-      for (const cve of new Set([...h.exposure.mitigated, ...h.exposure.notApplicable])) {
+      // A CVE the applied live patch names is fixed on this host when it affects the kernel, and
+      // when the CVE data does not know it (newer than its snapshot, or a vendor-specific id): the
+      // fix is live either way. One the data knows and places before this kernel is not_affected.
+      for (const cve of h.exposure.notApplicable.filter((c) => h.known(c))) {
+        const impact = notAffectedImpact(cve, h);
+        add(
+          `not_affected\0${cve}\0${impact}`,
+          () => ({
+            vulnerability: { name: cve },
+            products: [],
+            status: 'not_affected',
+            // OpenVEX takes a justification or an impact statement, not both: the why goes in the notes.
+            justification: 'vulnerable_code_not_present',
+            status_notes: `${impact} Live patch level ${applied.level} also carries a fix for it, which changes nothing here.`,
+          }),
+          product,
+        );
+      }
+      const unknown = h.exposure.notApplicable.filter((c) => !h.known(c));
+      for (const cve of new Set([...h.exposure.mitigated, ...unknown])) {
         const note = fixedNote(cve, applied);
         add(
           `fixed\0${cve}\0${note}`,
@@ -135,22 +186,29 @@ export function vexStatements(hosts: readonly VexHostInput[]): VexStatement[] {
       );
     }
   }
+  // Same facts, same order: the document's version depends on its statements only.
+  for (const s of grouped.values()) s.products.sort((a, b) => cmp(a['@id'], b['@id']));
   return [...grouped.values()].sort(
-    (a, b) => a.status.localeCompare(b.status) || a.vulnerability.name.localeCompare(b.vulnerability.name),
+    (a, b) => cmp(a.status, b.status) || cmp(a.vulnerability.name, b.vulnerability.name),
   );
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 export function vexDocument(
   statements: VexStatement[],
-  opts: { id: string; author: string; now: Date; tooling: string },
+  opts: { id: string; version: number; author: string; issuedAt: string; updatedAt: string; tooling: string },
 ): VexDocument {
   return {
     '@context': OPENVEX_CONTEXT,
     '@id': opts.id,
     author: opts.author,
     role: 'Live patch provider (running-kernel status)',
-    timestamp: opts.now.toISOString(),
-    version: 1,
+    timestamp: opts.issuedAt,
+    last_updated: opts.updatedAt,
+    version: opts.version,
     tooling: opts.tooling,
     statements,
   };

@@ -1,3 +1,4 @@
+import { PackageURL } from 'packageurl-js';
 import type { UserspaceLevelRecord, UserspaceLibraryStatus } from '@livegraft/protocol';
 import type { VexProduct, VexStatement } from '../compliance/vex.ts';
 import type { UserspaceRepository } from './repository.ts';
@@ -18,11 +19,14 @@ function libraryProduct(
   lib: UserspaceLibraryStatus,
   level: UserspaceLevelRecord | undefined,
 ): VexProduct {
-  const q = `build_id=${lib.buildId}&host=${encodeURIComponent(host.hostname)}&host_id=${encodeURIComponent(host.id)}`;
-  const purl = `pkg:generic/${encodeURIComponent(lib.soname)}@${lib.buildId}?${q}`;
+  const purl = new PackageURL('generic', undefined, lib.soname, lib.buildId, {
+    build_id: lib.buildId,
+    host: host.hostname,
+    host_id: host.id,
+  }).toString();
   const product: VexProduct = { '@id': purl, identifiers: { purl } };
   if (level !== undefined) {
-    const deb = `pkg:deb/debian/${encodeURIComponent(level.package)}@${encodeURIComponent(level.version)}?arch=amd64`;
+    const deb = new PackageURL('deb', 'debian', level.package, level.version, { arch: 'amd64' }).toString();
     product.subcomponents = [{ '@id': deb, identifiers: { purl: deb } }];
   }
   return product;
