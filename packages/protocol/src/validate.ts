@@ -10,12 +10,43 @@ export interface Validator<T extends TSchema> {
   problems(value: unknown): FieldProblem[];
 }
 
+/** One member of a union in words: a literal's value, null, or its type (with its pattern or range). */
+function memberText(member: unknown): string | undefined {
+  if (typeof member !== 'object' || member === null) return undefined;
+  const m = member as { const?: unknown; type?: unknown; pattern?: unknown; minimum?: unknown; maximum?: unknown };
+  if ('const' in m) return JSON.stringify(m.const);
+  const range =
+    typeof m.minimum === 'number' && typeof m.maximum === 'number'
+      ? ` from ${m.minimum} to ${m.maximum}`
+      : typeof m.minimum === 'number'
+        ? ` of at least ${m.minimum}`
+        : '';
+  switch (m.type) {
+    case 'null':
+      return 'null';
+    case 'boolean':
+      return 'true or false';
+    case 'string':
+      return typeof m.pattern === 'string' ? `a string matching ${m.pattern}` : 'a string';
+    case 'integer':
+      return `an integer${range}`;
+    case 'number':
+      return `a number${range}`;
+    case 'object':
+      return 'an object';
+    case 'array':
+      return 'a list';
+    default:
+      return undefined;
+  }
+}
+
 /**
- * The values of the union of literals at or just above `schemaPath` (a
+ * The members, in words, of the union at or just above `schemaPath` (a
  * "#/properties/x/anyOf/2" pointer into `schema`), or undefined when that is
- * not a union of literals.
+ * not a union or a member cannot be put in words.
  */
-function literalUnion(schema: TSchema, schemaPath: string): unknown[] | undefined {
+function literalUnion(schema: TSchema, schemaPath: string): string[] | undefined {
   const parts = schemaPath
     .replace(/^#\/?/, '')
     .split('/')
@@ -28,12 +59,18 @@ function literalUnion(schema: TSchema, schemaPath: string): unknown[] | undefine
   }
   const anyOf = (node as { anyOf?: unknown } | undefined)?.anyOf;
   if (!Array.isArray(anyOf) || anyOf.length === 0) return undefined;
-  const values: unknown[] = [];
+  const values: string[] = [];
   for (const member of anyOf) {
-    if (typeof member !== 'object' || member === null || !('const' in member)) return undefined;
-    values.push((member as { const: unknown }).const);
+    const text = memberText(member);
+    if (text === undefined) return undefined;
+    values.push(text);
   }
   return values;
+}
+
+/** Whether an error is a union's own ("anyOf") or one of a member's, at the member's top level. */
+function inUnion(keyword: string, schemaPath: string): boolean {
+  return keyword === 'anyOf' || /\/anyOf\/\d+$/.test(schemaPath);
 }
 
 export function validator<T extends TSchema>(schema: T, what: string): Validator<T> {
@@ -46,9 +83,9 @@ export function validator<T extends TSchema>(schema: T, what: string): Validator
       if (e.keyword === 'boolean') continue;
       let path = e.instancePath;
       let message = e.message;
-      // A union of literals fails once per literal (and once more as "anyOf"): say once which values it takes.
-      const values = e.keyword === 'const' || e.keyword === 'anyOf' ? literalUnion(schema, e.schemaPath) : undefined;
-      if (values !== undefined) message = `must be one of ${values.map((v) => JSON.stringify(v)).join(', ')}`;
+      // A union fails once per member (and once more as "anyOf"): say once which values it takes.
+      const values = inUnion(e.keyword, e.schemaPath) ? literalUnion(schema, e.schemaPath) : undefined;
+      if (values !== undefined) message = `must be one of ${values.join(', ')}`;
       if (e.keyword === 'additionalProperties') {
         const extra = (e.params as { additionalProperties?: string[] }).additionalProperties ?? [];
         path = `${path}/${extra.join(',')}`;
