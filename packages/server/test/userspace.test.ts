@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -33,6 +35,8 @@ const manifest = JSON.parse(
 ) as UserspaceManifest;
 const object = readFileSync(join(FIXTURES, manifest.code.file));
 const buildId = manifest.library.buildId;
+/** The PDF's text is checked when poppler's pdftotext is there (apt-get install poppler-utils). */
+const hasPdfToText = spawnSync('pdftotext', ['-v']).error === undefined;
 
 /** What the suite needs of a running server. */
 interface Served {
@@ -181,6 +185,33 @@ function userspaceSuite(name: string, start: () => Promise<Served>, skip: string
         report.userspace?.map((r) => [r.hostname, r.soname, r.package, r.level, r.fixedCves, r.openCves]),
         [['app1', 'libc.so.6', 'libc6', 1, ['CVE-2025-0395', 'CVE-2026-0915'], []]],
       );
+      const csv = await h.call('GET', '/reports/compliance?format=csv&part=userspace');
+      assert.equal(csv.status, 200);
+      const lines = csv.bytes.toString('utf8').trimEnd().split('\r\n');
+      assert.equal(
+        lines[0],
+        'host_id,hostname,library,build_id,package,version,level,cve,status,patched_processes,unpatched_processes,refused_processes',
+      );
+      assert.deepEqual(lines.slice(1), [
+        `${host.hostId},app1,libc.so.6,${buildId},libc6,2.36-9+deb12u7,1,CVE-2025-0395,fixed,3,0,0`,
+        `${host.hostId},app1,libc.so.6,${buildId},libc6,2.36-9+deb12u7,1,CVE-2026-0915,fixed,3,0,0`,
+      ]);
+      const pdf = await h.call('GET', '/reports/compliance?format=pdf');
+      assert.equal(pdf.status, 200);
+      if (hasPdfToText) {
+        const dir = await mkdtemp(join(tmpdir(), 'lg-us-pdf-'));
+        try {
+          await writeFile(join(dir, 'r.pdf'), pdf.bytes);
+          const text = execFileSync('pdftotext', ['-layout', join(dir, 'r.pdf'), '-'], { encoding: 'utf8' });
+          assert.match(text, /User-space libraries \(1\)/);
+          assert.match(
+            text,
+            /app1\s+libc\.so\.6 \(libc6 2\.36-9\+deb12u7\)\s+1\s+CVE-2025-0395 CVE-2026-0915\s+-\s+3\/0\/0/,
+          );
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      }
       await checkin([status({ level: 1, cves: manifest.cves, patched: 2, unpatched: 0, refused: 1 })]);
       const report2 = (await h.call('GET', '/reports/compliance?format=json')).json as ComplianceReport;
       assert.deepEqual(report2.userspace?.[0]?.openCves, ['CVE-2025-0395', 'CVE-2026-0915']);

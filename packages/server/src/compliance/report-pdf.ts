@@ -1,5 +1,6 @@
 import type { ComplianceReport, CoverageCell, CoverageReport, ExposureWindow, SlaPolicy } from '@livegraft/protocol';
 import { fitText, PdfWriter, type TextStyle } from './pdf.ts';
+import { userspacePdfRows } from '../userspace/report.ts';
 
 /** A4 landscape: wide enough for the window tables. */
 const PAGE_WIDTH = 842;
@@ -228,6 +229,24 @@ export function complianceReportPdf(report: ComplianceReport, producer: string):
     ]),
     'No hosts.',
   );
+  if (report.userspace !== undefined && report.userspace.length > 0) {
+    L.heading(`User-space libraries (${report.userspace.length})`);
+    L.line(
+      'Per host and library build: the CVEs live-patched in every process that maps it, and those still open (a published level not applied, or processes still running the old code). Processes: patched/unpatched/refused.',
+    );
+    L.table(
+      [
+        { title: 'Host', weight: 14 },
+        { title: 'Library', weight: 18 },
+        { title: 'Level', weight: 5 },
+        { title: 'Fixed CVEs', weight: 22 },
+        { title: 'Open CVEs', weight: 22 },
+        { title: 'Processes', weight: 9 },
+      ],
+      userspacePdfRows(report.userspace),
+      '',
+    );
+  }
   if (report.coverage !== undefined) coverageSection(L, report.coverage);
   L.footers();
   return pdf.toBuffer();

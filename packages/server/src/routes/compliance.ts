@@ -6,13 +6,13 @@ import { complianceReportPdf } from '../compliance/report-pdf.ts';
 import { COMPLIANCE_TOOLING, type ComplianceService } from '../compliance/service.ts';
 import type { App, RouteContext } from '../context.ts';
 import { HostParams, ScopeQuery } from './exposure.ts';
-import { userspaceReportRows } from '../userspace/report.ts';
+import { userspaceCsv, userspaceReportRows } from '../userspace/report.ts';
 
 const ReportQuery = Type.Object(
   {
     format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv'), Type.Literal('pdf')])),
-    /** CSV only: the exposure windows (default) or the build pipeline's coverage matrix. */
-    part: Type.Optional(Type.Union([Type.Literal('windows'), Type.Literal('coverage')])),
+    /** CSV only: the exposure windows (default), the build pipeline's coverage matrix, or user-space CVEs per host. */
+    part: Type.Optional(Type.Union([Type.Literal('windows'), Type.Literal('coverage'), Type.Literal('userspace')])),
     feed: ScopeQuery.properties.feed,
     tag: ScopeQuery.properties.tag,
   },
@@ -57,16 +57,16 @@ export function complianceRoutes(
       const { format = 'json', feed, tag, part = 'windows' } = req.query;
       const made = await compliance.report({ feed, tag });
       const { windows } = made;
-      const report = coverage === undefined ? made.report : { ...made.report, coverage: await coverage() };
-      if (format === 'json') {
-        const userspace = ctx.userspace === undefined ? [] : await userspaceReportRows(ctx.userspace, report.hosts);
-        return userspace.length === 0 ? report : { ...report, userspace };
-      }
+      const withCoverage = coverage === undefined ? made.report : { ...made.report, coverage: await coverage() };
+      const userspace = ctx.userspace === undefined ? [] : await userspaceReportRows(ctx.userspace, made.report.hosts);
+      const report = userspace.length === 0 ? withCoverage : { ...withCoverage, userspace };
+      if (format === 'json') return report;
       const ext = format;
       void reply.header('content-disposition', `attachment; filename="${reportName(report.generatedAt, ext)}"`);
       if (format === 'csv') {
         void reply.type('text/csv; charset=utf-8');
         if (part === 'coverage' && report.coverage !== undefined) return coverageCsv(report.coverage);
+        if (part === 'userspace') return userspaceCsv(userspace);
         return windowsCsv(windows);
       }
       void reply.type('application/pdf');
