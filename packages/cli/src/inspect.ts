@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { manifestValidator, parseJson, ValidationError, type PatchManifest } from '@livegraft/protocol';
-import { cveImportCommand, inspectCommand, openDataset, type ImportFormat } from '@livegraft/inspector';
+import {
+  cveImportCommand,
+  cveUpdateCommand,
+  inspectCommand,
+  openDataset,
+  type ImportFormat,
+} from '@livegraft/inspector';
 
 /**
  * The refreshed CVE dataset lives in the server's data directory so that
@@ -50,6 +56,22 @@ export function inspectCommands(): Command[] {
     .action(async (file: string, o: { format: ImportFormat; dataset: string; json?: boolean }) => {
       const { output, result } = await cveImportCommand({ file, format: o.format, dataset: o.dataset });
       console.log(o.json ? JSON.stringify(result, null, 2) : output);
+    });
+  cve
+    .command('update')
+    .description(
+      "refresh the CVE dataset: Debian's kernel changelogs from the configured apt archive, and kernel CNA records (CVE JSON 5) from files or directories",
+    )
+    .option('--cna <file|dir...>', 'kernel CNA records: .json/.jsonl files, or directories searched for them (offline)')
+    .option('--no-debian', "skip reading Debian's kernel changelogs from the apt archive")
+    .addOption(datasetOption())
+    .option('--json', 'print JSON')
+    .action(async (o: { cna?: string[]; debian: boolean; dataset: string; json?: boolean }) => {
+      const { output, result } = await cveUpdateCommand(
+        { dataset: o.dataset, debian: o.debian, ...(o.cna === undefined ? {} : { cna: o.cna }) },
+        { log: (line) => console.error(line) },
+      );
+      console.log(o.json ? JSON.stringify(result, null, 2) : output.trimEnd());
     });
   return [inspect, cve];
 }

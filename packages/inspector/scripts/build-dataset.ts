@@ -166,6 +166,7 @@ const db = new CveDatabase({
   generatedAt: new Date().toISOString(),
   sources: [
     {
+      kind: 'cve-records',
       name: 'Linux kernel CNA vulns repository (GitHub mirror thefossguy-ciq/kernel-security-vulns)',
       repository: 'https://git.kernel.org/pub/scm/linux/security/vulns.git',
       commit: cnaOrigin[1] as string,
@@ -173,6 +174,7 @@ const db = new CveDatabase({
       license: 'CVE Terms of Use',
     },
     ...debian.map((d) => ({
+      kind: 'debian-changelog' as const,
       name: `Debian changelog of ${d.package}`,
       repository: 'https://deb.debian.org/debian-security',
       commit: d.packageVersion,

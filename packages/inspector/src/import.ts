@@ -156,34 +156,42 @@ export function importRecords(db: CveDatabase, text: string, format: ImportForma
       skip({ at, ...(id === undefined ? {} : { id }), reason: c.reason });
       continue;
     }
-    if (c.ok === 'rejected') {
-      if (!db.rejected.has(c.id)) result.rejected.push(c.id);
-      db.rejected.add(c.id);
-      db.entries.delete(c.id);
-      changed = true;
-      continue;
-    }
-    const rec = c.record;
-    if (db.rejected.has(rec.id)) {
-      skip({ at, id: rec.id, reason: 'the CNA rejected this CVE id' });
-      continue;
-    }
-    let entry;
-    try {
-      entry = toEntry(rec);
-    } catch (err) {
-      skip({ at, id: rec.id, reason: (err as Error).message });
-      continue;
-    }
-    const old = db.entries.get(rec.id);
-    if (old !== undefined && time(old.record.modified) >= time(rec.modified)) {
-      result.unchanged++;
-      continue;
-    }
-    db.entries.set(rec.id, entry);
-    result.imported++;
-    changed = true;
+    const m = mergeConverted(db, c);
+    if (typeof m === 'object') skip({ at, ...(m.id === undefined ? {} : { id: m.id }), reason: m.reason });
+    else if (m === 'rejected') result.rejected.push((c as { id: string }).id);
+    else if (m === 'imported') result.imported++;
+    else if (m === 'unchanged') result.unchanged++;
+    if (m === 'imported' || m === 'rejected' || m === 'rejected-again') changed = true;
   }
   if (changed) db.invalidate();
   return result;
+}
+
+/**
+ * Merges one converted record into the database (the caller invalidates it afterwards): a
+ * rejection marks the id rejected and removes it; a record replaces the existing one only if its
+ * `modified` is newer. Returns what happened, or why the record was skipped.
+ */
+export function mergeConverted(
+  db: CveDatabase,
+  c: Exclude<Converted, { ok: false }>,
+): 'imported' | 'unchanged' | 'rejected' | 'rejected-again' | { id?: string; reason: string } {
+  if (c.ok === 'rejected') {
+    const known = db.rejected.has(c.id);
+    db.rejected.add(c.id);
+    db.entries.delete(c.id);
+    return known ? 'rejected-again' : 'rejected';
+  }
+  const rec = c.record;
+  if (db.rejected.has(rec.id)) return { id: rec.id, reason: 'the CNA rejected this CVE id' };
+  let entry;
+  try {
+    entry = toEntry(rec);
+  } catch (err) {
+    return { id: rec.id, reason: (err as Error).message };
+  }
+  const old = db.entries.get(rec.id);
+  if (old !== undefined && time(old.record.modified) >= time(rec.modified)) return 'unchanged';
+  db.entries.set(rec.id, entry);
+  return 'imported';
 }

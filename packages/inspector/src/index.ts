@@ -1,5 +1,12 @@
 export { parseVersion, tryParseVersion, compareVersions, branchOf, type UpstreamVersion } from './version.ts';
-export { parseKernel, MAX_KERNEL_INPUT, type KernelTarget, type Distro, type InspectionWarning } from './kernel.ts';
+export {
+  parseKernel,
+  debianPackageVersionIn,
+  MAX_KERNEL_INPUT,
+  type KernelTarget,
+  type Distro,
+  type InspectionWarning,
+} from './kernel.ts';
 export {
   CveDatabase,
   loadDataset,
@@ -37,3 +44,15 @@ export { importRecords, IMPORT_FORMATS, type ImportFormat, type ImportResult, ty
 export { renderExposure, renderInspection, renderInspectionJson, type AppliedLevelView } from './render.ts';
 export { inspectCommand, cveImportCommand, openDataset, type CveImportOptions } from './commands.ts';
 export type { CompactCve, Range, DatasetFile } from './schemas.ts';
+export { cveUpdateCommand, type CveUpdateOptions, type CveUpdateResult } from './update.ts';
+export {
+  datasetStatus,
+  unknownDebianVersion,
+  unknownDebianWarning,
+  STALE_AFTER_DAYS,
+  type DatasetStatus,
+  type DatasetWarning,
+} from './freshness.ts';
+export { fetchArchiveChangelogs, archiveKernelSeries, type ArchiveChangelog } from './archive.ts';
+export { parseChangelogEntries, changelogFromText } from './changelog.ts';
+export { readCnaSources, readCnaRecord } from './cna-files.ts';

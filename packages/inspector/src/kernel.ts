@@ -39,6 +39,13 @@ const DEBIAN_PKG_RE = /\bDebian (\d+:)?(\d+\.\d+(?:\.\d+)?[-+~.\w]*-[\w.+~]+)/g;
 const UBUNTU_SIG_RE = /\bUbuntu (\d+\.\d+\.\d+-\d+\.\d+)-(\S+) (\d+\.\d+\.\d+)\b/;
 const RELEASE_RE = /^(\d+\.\d+(?:\.\d+){0,2})(.*)$/;
 
+/** The Debian package version a kernel string names (`... Debian 6.1.192-3 (...)`), or null. */
+export function debianPackageVersionIn(text: string): string | null {
+  if (text.length > MAX_KERNEL_INPUT) return null;
+  const m = [...text.matchAll(DEBIAN_PKG_RE)].at(-1);
+  return m === undefined ? null : `${m[1] ?? ''}${m[2] as string}`;
+}
+
 /**
  * Parses a bare upstream version (`6.1.100`), a `uname -r` (`6.1.0-56-amd64`), a /proc/version
  * line, or several of them pasted together. Throws KERNEL_VERSION_UNKNOWN when the upstream base
@@ -171,7 +178,7 @@ function debianTarget(
   if (debian.fixesFor(pkg) === undefined) {
     warnings.push({
       code: 'DISTRO_FIXES_UNKNOWN',
-      message: `Debian package ${pkg} is not in the shipped changelogs; evaluated as upstream ${up.text} without Debian's own fixes`,
+      message: `Debian package ${pkg} is not in the CVE data's Debian changelogs; evaluated as upstream ${up.text} without Debian's own fixes (refresh the data with \`livegraft cve update\`)`,
     });
     return target(release, 'debian', up, null, warnings);
   }

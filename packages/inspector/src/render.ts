@@ -26,7 +26,7 @@ export function renderInspection(r: InspectionResult, opts: { maxPerSeverity?: n
   out.push(`Kernel ${k.release}: evaluated as upstream ${k.upstream}${deb}, branch ${k.branch}`);
   const src = r.dataset.sources[0];
   out.push(
-    `Dataset: ${r.dataset.cves} CVEs${src === undefined ? '' : `, kernel CNA data of ${src.commitDate} (${src.commit.slice(0, 12)})`}`,
+    `Dataset: ${r.dataset.cves} CVEs${src === undefined ? '' : `, kernel CNA data of ${src.commitDate}${src.commit === '' ? '' : ` (${src.commit.slice(0, 12)})`}`}`,
   );
   for (const w of r.warnings) out.push(`warning: ${w.message}`);
   const c = r.counts;

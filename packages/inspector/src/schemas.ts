@@ -48,9 +48,12 @@ export const DebianChangelogSchema = Type.Object({
 export type DebianChangelog = Static<typeof DebianChangelogSchema>;
 
 export const DatasetSourceSchema = Type.Object({
+  /** What the source gives: CVE records, or a Debian changelog (older files: told from name and repository). */
+  kind: Type.Optional(Type.Union([Type.Literal('cve-records'), Type.Literal('debian-changelog')])),
   name: Type.String(),
   repository: Type.String(),
   commit: Type.String(),
+  /** The date of the data: the records' snapshot, or the day a changelog was read from the archive. */
   commitDate: Type.String(),
   license: Type.String(),
 });
