@@ -213,9 +213,24 @@ declare module 'fastify' {
   }
 }
 
+/** The role each guard hook checks: the OpenAPI document states a route's security from it. */
+const GUARD_ROLES = new WeakMap<object, Role>();
+
+/** The role a route's onRequest hook (or one of its hooks) checks; undefined when no guard authenticates it. */
+export function guardRoleOf(onRequest: unknown): Role | undefined {
+  const hooks: unknown[] = Array.isArray(onRequest) ? onRequest : [onRequest];
+  for (const h of hooks) {
+    const role = typeof h === 'function' ? GUARD_ROLES.get(h) : undefined;
+    if (role !== undefined) return role;
+  }
+  return undefined;
+}
+
 /** An onRequest hook: runs before the body is read, so anonymous uploads are refused unread. */
 export function guard(auth: Authenticator, role: Role): (req: FastifyRequest) => Promise<void> {
-  return async (req) => {
+  const hook = async (req: FastifyRequest): Promise<void> => {
     req.principal = await auth.require(req, role);
   };
+  GUARD_ROLES.set(hook, role);
+  return hook;
 }

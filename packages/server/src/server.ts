@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import { pino, type Logger } from 'pino';
 import { API_PREFIX } from '@livegraft/protocol';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import fastifySwagger from '@fastify/swagger';
 import { createAuthenticator, hashToken } from './auth.ts';
 import type { Config } from './config.ts';
 import type { App, RouteContext } from './context.ts';
@@ -37,6 +38,7 @@ import { typeboxValidatorCompiler } from './validation.ts';
 import { tufRoutes } from './routes/tuf.ts';
 import { createFleetRuntime, fleetRoutes, tlsOptions, type FleetDeps, type FleetRuntime } from './fleet/runtime.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { swaggerOptions } from './openapi/document.ts';
 import type { Kysely } from 'kysely';
 import { ComplianceService, type ComplianceOptions } from './compliance/service.ts';
 import { complianceRoutes } from './routes/compliance.ts';
@@ -210,7 +212,6 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     // The App type is the plain-HTTP one; with TLS Fastify serves HTTPS through the same interface.
     ...((https === undefined ? {} : { https: { ...https, ...timeouts.http } }) as FastifyHttpOptions<Server>),
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.addHook('onRoute', (route) => rt.openapi.onRoute(route));
   app.addHook('preClose', (done) => {
     rt.closeStreams();
     done();
@@ -228,11 +229,13 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     installErrorHandling(app);
     installAnswerHeaders(app);
     installBodyDeadline(app, slowClients, MAX_JSON_BODY_BYTES);
+    // Before any route: it collects them as they register.
+    await app.register(fastifySwagger, swaggerOptions(SERVER_VERSION));
     healthRoutes(app);
     tufRoutes(app, ctx);
     userspaceTufRoutes(app, { userspace, modules });
     installRoutes(app, { tuf, agentPackage: config.agentPackage });
-    opsRoutes(app, ctx, rt.openapi, SERVER_VERSION);
+    opsRoutes(app, ctx);
     dashboard.pages(app, ctx);
     await app.register(
       (api, _opts, done) => {

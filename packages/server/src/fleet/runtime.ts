@@ -9,7 +9,6 @@ import type { OpenedDatabase } from '../db/open.ts';
 import type { PatchRepository } from '../db/patches.ts';
 import type { Database } from '../db/schema.ts';
 import { ServerMetrics } from '../metrics.ts';
-import { OpenApiCollector } from '../openapi.ts';
 import { RateLimiter } from '../rate-limit.ts';
 import { eventRoutes } from '../routes/events.ts';
 import { feedRoutes } from '../routes/feeds.ts';
@@ -42,7 +41,6 @@ export interface FleetRuntime {
   push: PushHub;
   metrics: ServerMetrics;
   enrollLimit: RateLimiter;
-  openapi: OpenApiCollector;
   /** Calls `fn` with every fleet notice (any node's), before the push streams hear of it. */
   onNotice(fn: (n: Notice) => void): void;
   start(): Promise<void>;
@@ -119,7 +117,6 @@ export function createFleetRuntime(o: {
     push: hub,
     metrics,
     enrollLimit,
-    openapi: new OpenApiCollector(),
     onNotice(fn) {
       listeners.push(fn);
     },
