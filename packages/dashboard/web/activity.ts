@@ -1,4 +1,5 @@
 import type { AuditEntry } from '@livegraft/protocol';
+import type { ActivityItem as ServerItem, ApplyRecord } from '@livegraft/protocol/dashboard';
 import type { LiveEvent } from './live.ts';
 
 export type ActivityKind = 'release' | 'promotion' | 'rollback' | 'halt' | 'apply' | 'failure' | 'tripwire' | 'change';
@@ -26,12 +27,67 @@ export function shortKernel(id: string): string {
   return id.slice(0, 8);
 }
 
+function list(v: unknown): string {
+  return Array.isArray(v) ? (v.length === 0 ? 'none' : v.map(String).join(', ')) : String(v);
+}
+
+/** What a host.update changed, in words ("tags set to web, eu-west; feed set to staging"). */
+export function describeHostChanges(d: Details): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(d ?? {})) {
+    if (k === 'tags') parts.push(`tags set to ${list(v)}`);
+    else if (k === 'feed') parts.push(`moved to feed ${String(v)}`);
+    else if (k === 'ignore') parts.push(`ignore-list set to ${list(v)}`);
+    else if (k === 'autoUpdate')
+      parts.push(v === false ? 'automatic updates turned off' : 'automatic updates turned on');
+    else parts.push(`${k} set to ${list(v)}`);
+  }
+  return parts.length === 0 ? 'nothing changed' : parts.join('; ');
+}
+
+function quoted(name: string | undefined, id: string): string {
+  return name === undefined ? id.slice(0, 8) : `“${name}”`;
+}
+
 /** One line a person understands for an audit entry, or undefined for bookkeeping. */
-export function describeAudit(e: AuditEntry): ActivityItem | undefined {
+export function describeAudit(e: AuditEntry, targetName?: string): ActivityItem | undefined {
   if (QUIET.has(e.action)) return undefined;
   const d = (typeof e.details === 'object' ? e.details : null) as Details;
   const base = { id: e.id, at: e.at, who: e.actor.name };
+  const detailName = typeof d?.['name'] === 'string' ? d['name'] : undefined;
+  const name = targetName ?? detailName;
   switch (e.action) {
+    case 'token.create':
+      return {
+        ...base,
+        kind: 'change',
+        text: `API token ${quoted(name, e.target)} created${typeof d?.['role'] === 'string' ? ` (${d['role']} role)` : ''}`,
+      };
+    case 'token.revoke':
+      return { ...base, kind: 'change', text: `API token ${quoted(name, e.target)} revoked` };
+    case 'registration-key.create':
+      return {
+        ...base,
+        kind: 'change',
+        text: `Registration key ${quoted(name, e.target)} created${typeof d?.['feed'] === 'string' ? ` for feed ${d['feed']}` : ''}`,
+      };
+    case 'registration-key.revoke':
+      return { ...base, kind: 'change', text: `Registration key ${quoted(name, e.target)} revoked` };
+    case 'host.revoke':
+      return {
+        ...base,
+        kind: 'change',
+        text: `Host ${name ?? e.target.slice(0, 8)} revoked`,
+        href: `/hosts/${encodeURIComponent(e.target)}`,
+      };
+    case 'feed.create':
+      return { ...base, kind: 'change', text: `Feed ${e.target} created`, href: '/rollouts' };
+    case 'feed.update':
+      return { ...base, kind: 'change', text: `Feed ${e.target} settings changed`, href: '/rollouts' };
+    case 'feed.delete':
+      return { ...base, kind: 'change', text: `Feed ${e.target} deleted`, href: '/rollouts' };
+    case 'fix.submit':
+      return { ...base, kind: 'change', text: `Fix ${e.target} submitted`, href: '/pipeline' };
     case 'patch.record':
       return {
         ...base,
@@ -97,17 +153,13 @@ export function describeAudit(e: AuditEntry): ActivityItem | undefined {
         text: `${typeof d?.['hostname'] === 'string' ? d['hostname'] : e.target} enrolled in ${num(d, 'feed')}`,
         href: `/hosts/${encodeURIComponent(e.target)}`,
       };
-    case 'host.update': {
-      const changes = Object.entries(d ?? {})
-        .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(', ') : String(v)}`)
-        .join('; ');
+    case 'host.update':
       return {
         ...base,
         kind: 'change',
-        text: `Host ${e.target.slice(0, 8)} updated: ${changes}`,
+        text: `${name ?? `Host ${e.target.slice(0, 8)}`}: ${describeHostChanges(d)}`,
         href: `/hosts/${encodeURIComponent(e.target)}`,
       };
-    }
     default:
       if (e.action.startsWith('pin.') || e.action.startsWith('unpin.')) {
         const [verb, scope] = e.action.split('.');
@@ -119,8 +171,48 @@ export function describeAudit(e: AuditEntry): ActivityItem | undefined {
           href: '/rollouts',
         };
       }
-      return { ...base, kind: 'change', text: `${e.action} ${e.target}` };
+      return { ...base, kind: 'change', text: `${e.action} ${name ?? e.target}` };
   }
+}
+
+/** One line for an apply a host reported. */
+export function describeApply(hostname: string, a: Omit<ApplyRecord, 'hostId' | 'hostname' | 'kernelId'>): string {
+  if (!a.ok) return `${hostname} failed to ${a.action} level ${a.toLevel}${a.code === undefined ? '' : `: ${a.code}`}`;
+  const verb =
+    a.action === 'rollback' || a.toLevel < a.fromLevel
+      ? 'rolled back to'
+      : a.action === 'unload'
+        ? 'unloaded, now'
+        : a.action === 'boot'
+          ? 're-applied at boot'
+          : 'applied';
+  return `${hostname} ${verb} level ${a.toLevel} in ${Math.round(a.durationMs)} ms`;
+}
+
+function applyKind(a: { ok: boolean; action: string }): ActivityKind {
+  return !a.ok ? 'failure' : a.action === 'rollback' ? 'rollback' : 'apply';
+}
+
+/** A line of the server's recent activity (GET /dashboard/activity), with the ids live events use. */
+export function describeItem(i: ServerItem): ActivityItem | undefined {
+  if (i.kind === 'audit') return describeAudit(i.entry, i.targetName ?? undefined);
+  if (i.kind === 'apply') {
+    const a = i.apply;
+    return {
+      id: `apply-${a.hostId}-${a.at}`,
+      at: a.at,
+      kind: applyKind(a),
+      href: `/hosts/${encodeURIComponent(a.hostId)}`,
+      text: describeApply(a.hostname, a),
+    };
+  }
+  return {
+    id: `trip-${i.hostId}-${i.at}`,
+    at: i.at,
+    kind: 'tripwire',
+    href: '/tripwires',
+    text: `Exploit attempt blocked on ${i.hostname}: ${i.cve} by ${i.comm} (pid ${i.pid})`,
+  };
 }
 
 /** A live event as an activity line; check-ins without an apply are not activity. */
@@ -130,28 +222,12 @@ export function describeLive(e: LiveEvent): ActivityItem | undefined {
     const a = e.data.apply;
     if (a === null) return undefined;
     const href = `/hosts/${encodeURIComponent(e.data.hostId)}`;
-    const id = `apply-${e.data.hostId}-${a.at}`;
-    if (!a.ok) {
-      return {
-        id,
-        at: a.at,
-        kind: 'failure',
-        href,
-        text: `${e.data.hostname} failed to ${a.action} level ${a.toLevel}${a.code === undefined ? '' : `: ${a.code}`}`,
-      };
-    }
-    const verb =
-      a.action === 'rollback' || a.toLevel < a.fromLevel
-        ? 'rolled back to'
-        : a.action === 'unload'
-          ? 'unloaded, now'
-          : 'applied';
     return {
-      id,
+      id: `apply-${e.data.hostId}-${new Date(a.at).toISOString()}`,
       at: a.at,
-      kind: a.action === 'rollback' ? 'rollback' : 'apply',
+      kind: applyKind(a),
       href,
-      text: `${e.data.hostname} ${verb} level ${a.toLevel} in ${Math.round(a.durationMs)} ms`,
+      text: describeApply(e.data.hostname, a),
     };
   }
   if (e.kind === 'tripwire') {

@@ -64,16 +64,4 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
 
 export const get = <T>(path: string): Promise<T> => call<T>('GET', path);
 
-export function canOperate(role: ApiRole): boolean {
-  return role === 'operator' || role === 'admin';
-}
-
-/** For CSV exports the dashboard reads itself (charts). */
-export async function getText(path: string): Promise<string> {
-  const res = await fetch(API + path, { credentials: 'same-origin' });
-  if (!res.ok) {
-    const body = (await res.json().catch(() => ({}))) as Partial<ApiError>;
-    throw new ApiFailure(res.status, body);
-  }
-  return res.text();
-}
+export { mayOperate as canOperate, mayRead } from '@livegraft/protocol/dashboard-rules';

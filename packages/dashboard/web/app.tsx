@@ -1,6 +1,8 @@
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiFailure, call, setCsrf, whenSignedOut, type SessionInfo } from './api.ts';
+import type { SessionProbe } from '@livegraft/protocol/dashboard';
+import type { ReadSection } from '@livegraft/protocol/dashboard-rules';
+import { call, mayRead, setCsrf, whenSignedOut, type SessionInfo } from './api.ts';
 import { live } from './live.ts';
 import { Link, navigate, useLocation } from './router.tsx';
 import { ConfirmHost, ToastHost } from './ui.tsx';
@@ -15,21 +17,33 @@ import { Tripwires } from './pages/tripwires.tsx';
 import { Coverage } from './pages/coverage.tsx';
 import { Pipeline } from './pages/pipeline.tsx';
 
-const NAV: [string, string][] = [
-  ['/', 'Overview'],
-  ['/hosts', 'Hosts'],
-  ['/rollouts', 'Patches & rollouts'],
-  ['/cves', 'CVEs'],
-  ['/pipeline', 'Pipeline'],
-  ['/coverage', 'Coverage'],
-  ['/compliance', 'Compliance'],
-  ['/tripwires', 'Tripwires'],
+/** Pages, with the part of the API each reads: a role that may not read it does not see the link. */
+const NAV: [string, string, ReadSection][] = [
+  ['/', 'Overview', 'fleet'],
+  ['/hosts', 'Hosts', 'fleet'],
+  ['/rollouts', 'Patches & rollouts', 'fleet'],
+  ['/cves', 'CVEs', 'compliance'],
+  ['/pipeline', 'Pipeline', 'pipeline'],
+  ['/coverage', 'Coverage', 'pipeline'],
+  ['/compliance', 'Compliance', 'compliance'],
+  ['/tripwires', 'Tripwires', 'compliance'],
 ];
 
 function Page(props: { path: string; session: SessionInfo }): JSX.Element {
   const { path, session } = props;
   const parts = path.split('/').filter((p) => p !== '');
   const [first, second] = parts;
+  const section = NAV.find(([href]) => href === `/${first ?? ''}`)?.[2];
+  if (section !== undefined && !mayRead(session.role, section)) {
+    return (
+      <section class="card">
+        <h1>Not for your role</h1>
+        <p class="note" role="note">
+          The {session.role} role cannot read this page. <Link href="/">Back to the overview</Link>.
+        </p>
+      </section>
+    );
+  }
   if (first === undefined) return <Overview session={session} />;
   if (first === 'hosts' && second !== undefined) return <HostPage id={decodeURIComponent(second)} session={session} />;
   if (first === 'hosts') return <Hosts session={session} />;
@@ -85,10 +99,11 @@ export function App(): JSX.Element {
 
   useEffect(() => {
     whenSignedOut(signedOut);
-    call<SessionInfo>('GET', '/session').then(signedIn, (e: unknown) => {
-      if (e instanceof ApiFailure && e.status === 401) signedOut();
-      else signedOut();
-    });
+    // Asks without a 401 when nobody is signed in (the browser would log it as an error).
+    call<SessionProbe>('GET', '/dashboard/session').then(
+      (p) => (p.session === null ? signedOut() : signedIn(p.session)),
+      () => signedOut(),
+    );
   }, []);
 
   if (session === undefined) return <main class="boot">Loading…</main>;
@@ -107,7 +122,7 @@ export function App(): JSX.Element {
           Livegraft
         </Link>
         <nav aria-label="main">
-          {NAV.map(([href, label]) => (
+          {NAV.filter(([, , section]) => mayRead(session.role, section)).map(([href, label]) => (
             <Link key={href} href={href} class={current(href) ? 'active' : undefined}>
               {label}
             </Link>

@@ -3,17 +3,27 @@ import type { SeverityCounts } from '@livegraft/protocol';
 
 /** Hand-drawn SVG: no chart library, a few hundred bytes each. */
 
-const SEVERITY_ROWS = ['critical', 'high', 'medium', 'low'] as const;
+/** Every bucket the server counts, so the bars add up to the total above them. */
+const SEVERITY_ROWS = ['critical', 'high', 'medium', 'low', 'none', 'not rated'] as const;
 
 export function SeverityBars(props: { counts: SeverityCounts; hosts?: SeverityCounts }): JSX.Element {
   const max = Math.max(1, ...SEVERITY_ROWS.map((s) => props.counts[s]));
+  const sum = SEVERITY_ROWS.reduce((n, s) => n + props.counts[s], 0);
   return (
     <div class="sevbars" role="list" aria-label="open CVEs by severity">
+      {sum !== props.counts.total && (
+        <p class="error" role="alert">
+          The severities add up to {sum}, not {props.counts.total}: the server counts a bucket this page does not know.
+        </p>
+      )}
       {SEVERITY_ROWS.map((s) => (
         <div class="sevbar" role="listitem" key={s} data-severity={s}>
           <span class="sevbar-label">{s}</span>
           <span class="sevbar-track">
-            <span class={`sevbar-fill sev-${s}`} style={{ width: `${(100 * props.counts[s]) / max}%` }} />
+            <span
+              class={`sevbar-fill sev-${s.replace(' ', '-')}`}
+              style={{ width: `${(100 * props.counts[s]) / max}%` }}
+            />
           </span>
           <span class="sevbar-value" data-value={props.counts[s]}>
             {props.counts[s]}

@@ -66,7 +66,9 @@ const STATUS_TONE: Record<HostStatus, string> = {
   stale: 'muted',
   failed: 'bad',
   attention: 'warn',
+  unsupported: 'warn',
   behind: 'info',
+  held: 'warn',
   patched: 'good',
   unpatched: 'plain',
 };
@@ -99,7 +101,7 @@ export function Problem(props: { error: unknown; what?: string }): JSX.Element {
   if (forbidden(props.error)) {
     return (
       <p class="note" role="note">
-        {props.what ?? 'This'} needs the admin role; your token cannot read it.
+        {props.what ?? 'This'} is not for your role: {props.error instanceof Error ? props.error.message : ''}
       </p>
     );
   }

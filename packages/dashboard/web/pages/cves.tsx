@@ -1,13 +1,16 @@
 import type { JSX } from 'preact';
-import { useState } from 'preact/hooks';
-import type { ComplianceReport, CveHosts } from '@livegraft/protocol';
+import { useEffect, useState } from 'preact/hooks';
+import type { CveHosts } from '@livegraft/protocol';
+import type { CvePage } from '@livegraft/protocol/dashboard';
 import { useApi } from '../data.ts';
-import { when } from '../format.ts';
+import { ago, when } from '../format.ts';
 import { useLiveRefresh } from '../live.ts';
 import { Link, navigate } from '../router.tsx';
 import { Card, Empty, Loading, Problem, SeverityBadge } from '../ui.tsx';
 
 const CVE_ID = /^CVE-[0-9]{4}-[0-9]{4,7}$/;
+/** What the open-CVE search takes: part of a CVE id. */
+const SEARCH = /^[A-Z0-9-]{0,32}$/;
 
 function HostList(props: {
   title: string;
@@ -65,39 +68,110 @@ function CveDetail(props: { id: string }): JSX.Element {
   );
 }
 
-/** CVEs with open windows under the SLA, as quick links. */
-function OpenUnderSla(): JSX.Element | null {
-  const report = useApi<ComplianceReport>('/reports/compliance?format=json');
-  const r = report.data;
-  if (r === undefined) return null;
-  const ids = new Map<string, string>();
-  for (const w of [...r.breaches, ...r.upcoming]) ids.set(w.cve, w.severity);
-  if (ids.size === 0) return null;
+/** CVEs listed per page. */
+const PAGE = 50;
+
+/** Every CVE with an open window under the SLA, paged and searched on the server. */
+function OpenUnderSla(props: { q: string }): JSX.Element {
+  const [offset, setOffset] = useState(0);
+  useEffect(() => setOffset(0), [props.q]);
+  const query = new URLSearchParams({ offset: String(offset), limit: String(PAGE) });
+  if (props.q !== '') query.set('q', props.q);
+  const page = useApi<CvePage>(`/dashboard/cves?${query.toString()}`);
+  useLiveRefresh(page.reload, ['checkin']);
+  const p = page.data;
+  if (p === undefined) return page.error ? <Problem error={page.error} what="Open CVEs" /> : <Loading />;
+  const last = Math.min(p.offset + p.items.length, p.matching);
   return (
-    <Card title="Open CVEs under SLA">
-      <p class="cves">
-        {[...ids.entries()].slice(0, 60).map(([id, sev]) => (
-          <Link key={id} href={`/cves/${id}`} class={`cve sev-border-${sev}`}>
-            {id}
-          </Link>
-        ))}
+    <Card title={`Open CVEs under SLA (${p.total})`}>
+      <p class="muted small" data-testid="cve-count" data-total={p.total} data-matching={p.matching}>
+        {p.total} CVE{p.total === 1 ? '' : 's'} with open SLA windows
+        {props.q !== '' && `, ${p.matching} matching “${props.q}”`}
+        {p.matching > 0 && ` · showing ${p.offset + 1}–${last}`}
       </p>
+      {p.items.length === 0 ? (
+        <Empty>{p.total === 0 ? 'No open exposure under the SLA.' : 'No open CVE matches.'}</Empty>
+      ) : (
+        <div class="table-wrap">
+          <table aria-label="open CVEs">
+            <thead>
+              <tr>
+                <th>CVE</th>
+                <th>Severity</th>
+                <th class="num">CVSS</th>
+                <th class="num">Hosts</th>
+                <th class="num">Past due</th>
+                <th>Next due</th>
+              </tr>
+            </thead>
+            <tbody>
+              {p.items.map((c) => (
+                <tr key={c.id} data-cve={c.id}>
+                  <td>
+                    <Link href={`/cves/${c.id}`}>{c.id}</Link>
+                  </td>
+                  <td>
+                    <SeverityBadge severity={c.severity} />
+                  </td>
+                  <td class="num">{c.cvssScore ?? '—'}</td>
+                  <td class="num">{c.hosts}</td>
+                  <td class="num">{c.breached}</td>
+                  <td title={when(c.nextDueAt)}>{ago(c.nextDueAt)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {p.matching > PAGE && (
+        <nav class="pager" aria-label="CVE pages">
+          <button
+            type="button"
+            class="button small"
+            data-page="prev"
+            disabled={p.offset === 0}
+            onClick={() => setOffset(Math.max(0, p.offset - PAGE))}
+          >
+            ← Previous
+          </button>{' '}
+          <span class="muted small">
+            page {Math.floor(p.offset / PAGE) + 1} of {Math.ceil(p.matching / PAGE)}
+          </span>{' '}
+          <button
+            type="button"
+            class="button small"
+            data-page="next"
+            disabled={last >= p.matching}
+            onClick={() => setOffset(p.offset + PAGE)}
+          >
+            Next →
+          </button>
+        </nav>
+      )}
     </Card>
   );
 }
 
 export function Cves(props: { id: string | undefined }): JSX.Element {
   const [text, setText] = useState(props.id ?? '');
+  const [q, setQ] = useState('');
   const [bad, setBad] = useState(false);
   const submit = (e: Event): void => {
     e.preventDefault();
     const id = text.trim().toUpperCase();
-    if (!CVE_ID.test(id)) {
+    if (CVE_ID.test(id)) {
+      setBad(false);
+      navigate(`/cves/${id}`);
+      return;
+    }
+    // Part of an id searches the open CVEs; anything else is not a CVE id.
+    if (!SEARCH.test(id)) {
       setBad(true);
       return;
     }
     setBad(false);
-    navigate(`/cves/${id}`);
+    setQ(id);
+    if (props.id !== undefined) navigate('/cves');
   };
   return (
     <div class="page">
@@ -107,7 +181,7 @@ export function Cves(props: { id: string | undefined }): JSX.Element {
           <label for="cve">CVE</label>
           <input
             id="cve"
-            placeholder="CVE-2024-1086"
+            placeholder="CVE-2024-1086, or part of one"
             value={text}
             onInput={(e) => setText((e.target as HTMLInputElement).value)}
           />
@@ -117,11 +191,15 @@ export function Cves(props: { id: string | undefined }): JSX.Element {
         </form>
         {bad && (
           <p class="error" role="alert">
-            A CVE id looks like CVE-2024-1086.
+            A CVE id looks like CVE-2024-1086; search with part of one (2024-10, CVE-2023).
           </p>
         )}
       </Card>
-      {props.id !== undefined && CVE_ID.test(props.id) ? <CveDetail key={props.id} id={props.id} /> : <OpenUnderSla />}
+      {props.id !== undefined && CVE_ID.test(props.id) ? (
+        <CveDetail key={props.id} id={props.id} />
+      ) : (
+        <OpenUnderSla q={q} />
+      )}
     </div>
   );
 }

@@ -7,7 +7,9 @@ import type {
   PatchRecord,
   TripwireRecord,
 } from '@livegraft/protocol';
-import { call, canOperate, type SessionInfo } from '../api.ts';
+import type { ApplyRecord, HostHistory } from '@livegraft/protocol/dashboard';
+import { call, canOperate, mayRead, type SessionInfo } from '../api.ts';
+import { describeHostChanges } from '../activity.ts';
 import { useApi } from '../data.ts';
 import { FixList } from '../fixes.tsx';
 import { hostStatus } from '../fleet.ts';
@@ -23,20 +25,44 @@ interface Moment {
   text: JSX.Element | string;
 }
 
-function timeline(host: HostRecord, windows: ExposureWindow[], trips: TripwireRecord[], audit: AuditEntry[]): Moment[] {
+function applyMoment(a: Omit<ApplyRecord, 'hostId' | 'hostname' | 'kernelId'>): Moment {
+  const kind = !a.ok ? 'failure' : a.action === 'rollback' ? 'rollback' : 'apply';
+  const what = a.ok
+    ? `${a.action === 'apply' ? 'Applied' : a.action === 'rollback' ? 'Rolled back to' : a.action === 'boot' ? 'Re-applied at boot' : 'Unloaded to'} level ${a.toLevel}`
+    : `Failed to ${a.action} level ${a.toLevel}${a.code === undefined ? '' : ` (${a.code})`}`;
+  return {
+    at: a.at,
+    kind,
+    text: `${what} from level ${a.fromLevel} in ${Math.round(a.durationMs)} ms${a.message === undefined ? '' : `: ${a.message}`}`,
+  };
+}
+
+/** A change someone made to the host, in words. */
+function changeText(e: AuditEntry): string {
+  const d = (typeof e.details === 'object' ? e.details : null) as Record<string, unknown> | null;
+  const by = ` by ${e.actor.name}`;
+  if (e.action === 'host.update') return `${describeHostChanges(d)}${by}`.replace(/^./, (c) => c.toUpperCase());
+  if (e.action === 'host.revoke') return `Host token revoked${by}`;
+  const level = typeof d?.['level'] === 'number' ? ` at level ${d['level']}` : '';
+  if (e.action.startsWith('pin.')) return `Pinned${level}${by}`;
+  if (e.action.startsWith('unpin.')) return `Unpinned${by}`;
+  if (e.action.startsWith('rollback.')) return `Rolled back${level}${by}`;
+  return `${e.action}${by}`;
+}
+
+function timeline(
+  host: HostRecord,
+  windows: ExposureWindow[],
+  trips: TripwireRecord[],
+  history: HostHistory | undefined,
+): Moment[] {
   const out: Moment[] = [{ at: host.enrolledAt, kind: 'change', text: `Enrolled in ${host.feed ?? 'its feed'}` }];
-  const a = host.lastApply;
-  if (a !== null) {
-    const kind = !a.ok ? 'failure' : a.action === 'rollback' ? 'rollback' : 'apply';
-    const what = a.ok
-      ? `${a.action === 'apply' ? 'Applied' : a.action === 'rollback' ? 'Rolled back to' : a.action === 'boot' ? 'Re-applied at boot' : 'Unloaded to'} level ${a.toLevel}`
-      : `Failed to ${a.action} level ${a.toLevel}${a.code === undefined ? '' : ` (${a.code})`}`;
-    out.push({
-      at: a.at,
-      kind,
-      text: `${what} from level ${a.fromLevel} in ${Math.round(a.durationMs)} ms${a.message === undefined ? '' : `: ${a.message}`}`,
-    });
-  }
+  const applies = history?.applies ?? [];
+  for (const a of applies) out.push(applyMoment(a));
+  // Hosts whose last apply predates the apply history still show it.
+  const last = host.lastApply;
+  if (last !== null && !applies.some((a) => Date.parse(a.at) === Date.parse(last.at) && a.action === last.action))
+    out.push(applyMoment(last));
   for (const e of host.kernelEvents ?? [])
     out.push({ at: e.at, kind: 'kernel', text: `Kernel ${e.kind}: ${e.message.slice(0, 200)}` });
   for (const t of trips) {
@@ -67,13 +93,9 @@ function timeline(host: HostRecord, windows: ExposureWindow[], trips: TripwireRe
       text: `${g.cves.length} CVE${g.cves.length === 1 ? '' : 's'} closed by ${g.how}: ${g.cves.slice(0, 6).join(', ')}${g.cves.length > 6 ? '…' : ''}`,
     });
   }
-  for (const e of audit) {
+  for (const e of history?.changes ?? []) {
     if (e.action === 'host.enroll') continue;
-    out.push({
-      at: e.at,
-      kind: e.action.startsWith('rollback') ? 'rollback' : 'change',
-      text: `${e.action} by ${e.actor.name}`,
-    });
+    out.push({ at: e.at, kind: e.action.startsWith('rollback') ? 'rollback' : 'change', text: changeText(e) });
   }
   return out.sort((x, y) => (x.at < y.at ? 1 : x.at > y.at ? -1 : 0));
 }
@@ -81,17 +103,19 @@ function timeline(host: HostRecord, windows: ExposureWindow[], trips: TripwireRe
 export function HostPage(props: { id: string; session: SessionInfo }): JSX.Element {
   const id = encodeURIComponent(props.id);
   const host = useApi<HostRecord>(`/hosts/${id}`);
-  const exposure = useApi<HostExposure>(`/hosts/${id}/exposure`);
-  const windows = useApi<ExposureWindow[]>(`/hosts/${id}/windows`);
-  const trips = useApi<TripwireRecord[]>(`/hosts/${id}/tripwires`);
-  const audit = useApi<AuditEntry[]>('/audit?limit=500');
+  // Compliance parts only for a role that may read them (no request the server would refuse).
+  const compliant = mayRead(props.session.role, 'compliance');
+  const exposure = useApi<HostExposure>(compliant ? `/hosts/${id}/exposure` : null);
+  const windows = useApi<ExposureWindow[]>(compliant ? `/hosts/${id}/windows` : null);
+  const trips = useApi<TripwireRecord[]>(compliant ? `/hosts/${id}/tripwires` : null);
+  const history = useApi<HostHistory>(`/dashboard/hosts/${id}/history`);
   const patches = useApi<PatchRecord[]>(host.data === undefined ? null : `/patches?kernelId=${host.data.kernelId}`);
   const reload = (): void => {
     host.reload();
     exposure.reload();
     windows.reload();
     trips.reload();
-    audit.reload();
+    history.reload();
   };
   useLiveRefresh(reload);
 
@@ -125,12 +149,10 @@ export function HostPage(props: { id: string; session: SessionInfo }): JSX.Eleme
       reload,
       `${h.hostname} unpinned`,
     );
-  const moments = timeline(
-    h,
-    windows.data ?? [],
-    trips.data ?? [],
-    (audit.data ?? []).filter((e) => e.target === h.id),
-  );
+  const moments = timeline(h, windows.data ?? [], trips.data ?? [], history.data);
+  // The agent says so after the server told it; the server knows it when no level is published for the kernel.
+  const unsupported =
+    h.state === 'unsupported' || (patches.data !== undefined && !patches.data.some((p) => p.published));
   return (
     <div class="page">
       <p class="crumbs">
@@ -167,6 +189,16 @@ export function HostPage(props: { id: string; session: SessionInfo }): JSX.Eleme
             <dt>Kernel build</dt>
             <dd>
               <code>{h.release}</code> <span class="muted mono">{h.kernelId.slice(0, 12)}</span>
+            </dd>
+            <dt>Kernel support</dt>
+            <dd data-testid="kernel-support">
+              {unsupported ? (
+                <span class="warn-text">unsupported kernel: no live patch is published for this build</span>
+              ) : patches.data === undefined ? (
+                '…'
+              ) : (
+                'live patches published'
+              )}
             </dd>
             <dt>Applied level</dt>
             <dd>
@@ -237,7 +269,14 @@ export function HostPage(props: { id: string; session: SessionInfo }): JSX.Eleme
         </Card>
         <Card title={`Applied patch: level ${h.appliedLevel}`}>
           {h.appliedLevel === 0 ? (
-            <Empty>No live patch applied.</Empty>
+            unsupported ? (
+              <p class="note" role="note" data-testid="unsupported-kernel">
+                Unsupported kernel: the server has no live patch for {h.release} ({h.kernelId.slice(0, 12)}). Build one
+                for it with the pipeline, or move the host to a supported kernel.
+              </p>
+            ) : (
+              <Empty>No live patch applied.</Empty>
+            )
           ) : applied === undefined ? (
             patches.error ? (
               <Problem error={patches.error} />
@@ -261,37 +300,44 @@ export function HostPage(props: { id: string; session: SessionInfo }): JSX.Eleme
           )}
         </Card>
       </div>
-      <Card title={exposure.data === undefined ? 'Open CVEs' : `Open CVEs (${exposure.data.counts.total})`}>
-        {exposure.data === undefined ? (
-          exposure.error ? (
-            <Problem error={exposure.error} what="Exposure" />
+      {compliant && (
+        <Card title={exposure.data === undefined ? 'Open CVEs' : `Open CVEs (${exposure.data.counts.total})`}>
+          {exposure.data === undefined ? (
+            exposure.error ? (
+              <Problem error={exposure.error} what="Exposure" />
+            ) : (
+              <Loading />
+            )
+          ) : exposure.data.effective.length === 0 ? (
+            <Empty>No open CVE for this kernel and patch level.</Empty>
           ) : (
-            <Loading />
-          )
-        ) : exposure.data.effective.length === 0 ? (
-          <Empty>No open CVE for this kernel and patch level.</Empty>
-        ) : (
-          <Table
-            label="open CVEs"
-            rows={exposure.data.effective}
-            rowKey={(c) => c.id}
-            initialSort={{ key: 'cvss', desc: true }}
-            columns={[
-              { key: 'id', label: 'CVE', sort: (c) => c.id, render: (c) => <Link href={`/cves/${c.id}`}>{c.id}</Link> },
-              { key: 'sev', label: 'Severity', render: (c) => <SeverityBadge severity={c.severity} /> },
-              {
-                key: 'cvss',
-                label: 'CVSS',
-                class: 'num',
-                sort: (c) => c.cvssScore ?? -1,
-                render: (c) => c.cvssScore ?? '—',
-              },
-              { key: 'title', label: 'Title', render: (c) => c.title },
-              { key: 'fixed', label: 'Fixed upstream in', render: (c) => c.fixedIn?.version ?? '—' },
-            ]}
-          />
-        )}
-      </Card>
+            <Table
+              label="open CVEs"
+              rows={exposure.data.effective}
+              rowKey={(c) => c.id}
+              initialSort={{ key: 'cvss', desc: true }}
+              columns={[
+                {
+                  key: 'id',
+                  label: 'CVE',
+                  sort: (c) => c.id,
+                  render: (c) => <Link href={`/cves/${c.id}`}>{c.id}</Link>,
+                },
+                { key: 'sev', label: 'Severity', render: (c) => <SeverityBadge severity={c.severity} /> },
+                {
+                  key: 'cvss',
+                  label: 'CVSS',
+                  class: 'num',
+                  sort: (c) => c.cvssScore ?? -1,
+                  render: (c) => c.cvssScore ?? '—',
+                },
+                { key: 'title', label: 'Title', render: (c) => c.title },
+                { key: 'fixed', label: 'Fixed upstream in', render: (c) => c.fixedIn?.version ?? '—' },
+              ]}
+            />
+          )}
+        </Card>
+      )}
       <UserspaceCard hostId={h.id} />
       <Card title="Timeline">
         {moments.length === 0 ? (

@@ -1,7 +1,7 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import type { FleetExposure, HostRecord } from '@livegraft/protocol';
-import type { SessionInfo } from '../api.ts';
+import { mayRead, type SessionInfo } from '../api.ts';
 import { useApi } from '../data.ts';
 import { hostStatus, HOST_STATUSES, STATUS_LABEL, type HostStatus } from '../fleet.ts';
 import { ago, when } from '../format.ts';
@@ -47,7 +47,7 @@ function Select(props: {
 export function Hosts(props: { session: SessionInfo }): JSX.Element {
   const { query } = useLocation();
   const hosts = useApi<HostRecord[]>('/hosts');
-  const exposure = useApi<FleetExposure>('/exposure');
+  const exposure = useApi<FleetExposure>(mayRead(props.session.role, 'compliance') ? '/exposure' : null);
   useLiveRefresh(() => {
     hosts.reload();
     exposure.reload();
@@ -201,7 +201,7 @@ export function Hosts(props: { session: SessionInfo }): JSX.Element {
         </div>
         <p class="muted small" data-testid="host-count">
           {shown.length} of {rows.length} hosts
-          {exposure.error !== undefined && ' · exposure needs the admin role'}
+          {exposure.error !== undefined && ` · exposure: ${exposure.error.message}`}
         </p>
         {shown.length === 0 ? (
           <Empty>No host matches these filters.</Empty>

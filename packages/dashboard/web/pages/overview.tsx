@@ -1,13 +1,17 @@
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import type { AuditEntry, ComplianceReport, FleetExposure, HostRecord } from '@livegraft/protocol';
-import { getText, type SessionInfo } from '../api.ts';
-import { describeAudit, describeLive, type ActivityItem } from '../activity.ts';
-import { SeverityBars, TimeChart, type Series } from '../charts.tsx';
-import { useApi } from '../data.ts';
-import { countStatuses, HOST_STATUSES, STATUS_HELP, STATUS_LABEL } from '../fleet.ts';
+import type {
+  ActivityItem as ServerItem,
+  DashboardActivity,
+  DashboardCompliance,
+  DashboardOverview,
+} from '@livegraft/protocol/dashboard';
+import { mayRead, type SessionInfo } from '../api.ts';
+import { describeItem, describeLive, type ActivityItem } from '../activity.ts';
+import { SeverityBars, TimeChart } from '../charts.tsx';
+import { useApi, type Loaded } from '../data.ts';
+import { HOST_STATUSES, STATUS_HELP, STATUS_LABEL } from '../fleet.ts';
 import { ago, when } from '../format.ts';
-import { exposureHistory, HISTORY_DAYS } from '../history.ts';
 import { live, useLiveRefresh } from '../live.ts';
 import { Link } from '../router.tsx';
 import { Card, Empty, Loading, Problem, Stat, statusTone } from '../ui.tsx';
@@ -15,16 +19,14 @@ import { Card, Empty, Loading, Problem, Stat, statusTone } from '../ui.tsx';
 /** Lines kept in the activity list. */
 const ACTIVITY_LINES = 30;
 
-function HostsCard(props: { session: SessionInfo }): JSX.Element {
-  const hosts = useApi<HostRecord[]>('/hosts');
-  useLiveRefresh(hosts.reload);
-  if (hosts.data === undefined)
-    return <Card title="Hosts">{hosts.error ? <Problem error={hosts.error} /> : <Loading />}</Card>;
-  const counts = countStatuses(hosts.data, props.session.checkinIntervalSec);
+function HostsCard(props: { overview: Loaded<DashboardOverview> }): JSX.Element {
+  const o = props.overview;
+  if (o.data === undefined) return <Card title="Hosts">{o.error ? <Problem error={o.error} /> : <Loading />}</Card>;
+  const counts = o.data.hosts;
   return (
     <Card title="Hosts" actions={<Link href="/hosts">All hosts →</Link>}>
       <div class="stats" id="host-stats">
-        <Stat label="Hosts" value={hosts.data.length} name="total" href="/hosts" />
+        <Stat label="Hosts" value={counts.total} name="total" href="/hosts" />
         {HOST_STATUSES.map((s) => (
           <Stat
             key={s}
@@ -41,15 +43,14 @@ function HostsCard(props: { session: SessionInfo }): JSX.Element {
   );
 }
 
-function ExposureCard(): JSX.Element {
-  const exposure = useApi<FleetExposure>('/exposure');
-  useLiveRefresh(exposure.reload, ['checkin', 'audit']);
-  const e = exposure.data;
+function ExposureCard(props: { overview: Loaded<DashboardOverview> }): JSX.Element {
+  const o = props.overview;
+  const e = o.data?.exposure ?? undefined;
   return (
     <Card title="Fleet exposure" actions={<Link href="/cves">CVEs →</Link>}>
       {e === undefined ? (
-        exposure.error ? (
-          <Problem error={exposure.error} what="Exposure" />
+        o.error ? (
+          <Problem error={o.error} what="Exposure" />
         ) : (
           <Loading />
         )
@@ -70,15 +71,14 @@ function ExposureCard(): JSX.Element {
   );
 }
 
-function ComplianceCard(): JSX.Element {
-  const report = useApi<ComplianceReport>('/reports/compliance?format=json');
-  useLiveRefresh(report.reload, ['checkin']);
-  const r = report.data;
+function ComplianceCard(props: { compliance: Loaded<DashboardCompliance> }): JSX.Element {
+  const c = props.compliance;
+  const r = c.data;
   return (
     <Card title="Compliance" actions={<Link href="/compliance">Details →</Link>}>
       {r === undefined ? (
-        report.error ? (
-          <Problem error={report.error} what="Compliance" />
+        c.error ? (
+          <Problem error={c.error} what="Compliance" />
         ) : (
           <Loading />
         )
@@ -115,19 +115,18 @@ function ComplianceCard(): JSX.Element {
   );
 }
 
-function HistoryCard(): JSX.Element {
-  const [series, setSeries] = useState<Series[] | undefined>();
-  const [error, setError] = useState<unknown>();
-  const load = (): void => {
-    getText('/reports/compliance?format=csv').then((csv) => setSeries(exposureHistory(csv)), setError);
-  };
-  useEffect(load, []);
-  useLiveRefresh(load, ['checkin']);
+function HistoryCard(props: { compliance: Loaded<DashboardCompliance> }): JSX.Element {
+  const c = props.compliance;
+  const series = c.data?.history.map((s) => ({
+    label: s.label,
+    tone: s.severities.length === 1 ? `sev-${s.severities[0] ?? 'medium'}` : 'sev-medium',
+    points: s.points.map((p) => ({ t: Date.parse(p.t), v: p.v })),
+  }));
   return (
-    <Card title={`Exposure over ${HISTORY_DAYS} days (CVEs under SLA)`}>
+    <Card title={`Exposure over ${c.data?.historyDays ?? 60} days (CVEs under SLA)`}>
       {series === undefined ? (
-        error !== undefined ? (
-          <Problem error={error} what="Exposure history" />
+        c.error !== undefined ? (
+          <Problem error={c.error} what="Exposure history" />
         ) : (
           <Loading />
         )
@@ -139,13 +138,15 @@ function HistoryCard(): JSX.Element {
 }
 
 function ActivityCard(): JSX.Element {
-  const audit = useApi<AuditEntry[]>('/audit?limit=40');
+  const recent = useApi<DashboardActivity>(`/dashboard/activity?limit=${ACTIVITY_LINES}`);
   const [items, setItems] = useState<ActivityItem[]>([]);
   useEffect(() => {
-    if (audit.data === undefined) return;
-    const initial = audit.data.map(describeAudit).filter((x): x is ActivityItem => x !== undefined);
+    if (recent.data === undefined) return;
+    const initial = recent.data.items
+      .map((i: ServerItem) => describeItem(i))
+      .filter((x): x is ActivityItem => x !== undefined);
     setItems((now) => merge(now, initial));
-  }, [audit.data]);
+  }, [recent.data]);
   useEffect(
     () =>
       live.subscribe((e) => {
@@ -156,7 +157,7 @@ function ActivityCard(): JSX.Element {
   );
   return (
     <Card title="Live activity">
-      {audit.error !== undefined && <Problem error={audit.error} />}
+      {recent.error !== undefined && <Problem error={recent.error} />}
       {items.length === 0 ? (
         <Empty>Nothing yet: releases, promotions, applies and exploit attempts appear here as they happen.</Empty>
       ) : (
@@ -184,17 +185,25 @@ function merge(now: ActivityItem[], more: ActivityItem[]): ActivityItem[] {
   return all.slice(0, ACTIVITY_LINES);
 }
 
+/** Everything on it comes from the server's summaries (/dashboard/...): kilobytes whatever the fleet's size. */
 export function Overview(props: { session: SessionInfo }): JSX.Element {
+  const overview = useApi<DashboardOverview>('/dashboard/overview');
+  const compliant = mayRead(props.session.role, 'compliance');
+  const compliance = useApi<DashboardCompliance>(compliant ? '/dashboard/compliance' : null);
+  useLiveRefresh(overview.reload, ['checkin', 'audit']);
+  useLiveRefresh(compliance.reload, ['checkin']);
   return (
     <div class="page">
       <h1>Overview</h1>
-      <HostsCard session={props.session} />
+      <HostsCard overview={overview} />
+      {compliant && (
+        <div class="grid2">
+          <ExposureCard overview={overview} />
+          <ComplianceCard compliance={compliance} />
+        </div>
+      )}
       <div class="grid2">
-        <ExposureCard />
-        <ComplianceCard />
-      </div>
-      <div class="grid2">
-        <HistoryCard />
+        {compliant && <HistoryCard compliance={compliance} />}
         <ActivityCard />
       </div>
     </div>

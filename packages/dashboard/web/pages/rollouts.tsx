@@ -31,6 +31,8 @@ interface Health {
   total: number;
   applied: number;
   failed: number;
+  /** Kept below the feed's level by their ignore-list: they will not get it. */
+  held: HostRecord[];
 }
 
 function health(hosts: HostRecord[], feed: string, kernelId: string, level: number): Health {
@@ -39,6 +41,9 @@ function health(hosts: HostRecord[], feed: string, kernelId: string, level: numb
     total: mine.length,
     applied: mine.filter((h) => h.appliedLevel >= level && h.state !== 'error').length,
     failed: mine.filter((h) => h.state === 'error').length,
+    held: mine.filter(
+      (h) => h.appliedLevel < level && h.state !== 'error' && (h.desired?.ignoredFixes ?? []).length > 0,
+    ),
   };
 }
 
@@ -298,6 +303,19 @@ function KernelCard(props: {
                         <div class="small">
                           {h.applied}/{h.total} ({pct(h.applied, h.total)})
                           {h.failed > 0 && <span class="error-text"> · {h.failed} failed</span>}
+                          {h.held.length > 0 && (
+                            <span
+                              class="warn-text"
+                              data-testid="held"
+                              title={h.held
+                                .map((x) => `${x.hostname}: ${(x.desired?.ignoredFixes ?? []).join(', ')}`)
+                                .join('\n')}
+                            >
+                              {' '}
+                              · {h.held.length} held by {h.held.length === 1 ? 'its' : 'their'} ignore-list (
+                              {h.held.map((x) => x.hostname).join(', ')})
+                            </span>
+                          )}
                         </div>
                       </>
                     )}
