@@ -1,9 +1,12 @@
 /**
- * livegraft-agent_<version>_all.deb: the agent bundled for Debian 12's own
- * Node.js (18), its systemd units, the example settings (a conffile), the
- * state directory, the man page and shell completion.
+ * livegraft-agent_<version>_amd64.deb: the agent bundled for Debian 12's own
+ * Node.js (18), the native user-space patch helper (static, built here from
+ * source with Debian's gcc), its systemd units, the example settings (a
+ * conffile), the state directory, the man page and shell completion.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { buildDeb, type DebFile } from './deb.ts';
@@ -56,6 +59,46 @@ export async function bundleAgent(): Promise<{ code: string; packages: { name: s
   return { code: out.text, packages };
 }
 
+/** Where the package installs the user-space patch helper (the agent looks there beside /usr/bin). */
+export const HELPER_PATH = 'usr/libexec/livegraft-agent/livegraft-uspatch';
+
+/**
+ * Builds the user-space helper from source (packages/agent/native/build.sh:
+ * Debian's gcc, static-pie, hardened) and returns it stripped, with the
+ * Built-Using entry of the C library linked into it.
+ */
+export function nativeHelper(): { bytes: Buffer; builtUsing: string } {
+  const native = join(REPO, 'packages/agent/native');
+  execFileSync('bash', [join(native, 'build.sh')], { stdio: 'pipe' });
+  const built = join(REPO, 'packages/agent/dist/livegraft-uspatch');
+  const tmp = mkdtempSync(join(tmpdir(), 'lg-uspatch-'));
+  let bytes: Buffer;
+  try {
+    execFileSync('strip', ['--strip-all', '-o', join(tmp, 'helper'), built], { stdio: 'pipe' });
+    bytes = readFileSync(join(tmp, 'helper'));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  const libc = execFileSync('dpkg-query', ['-W', '-f', '${source:Package} ${source:Version}', 'libc6-dev'], {
+    encoding: 'utf8',
+  }).trim();
+  const [pkg, ver] = libc.split(' ');
+  if (pkg === undefined || ver === undefined) throw new Error(`cannot tell the C library's source package: ${libc}`);
+  return { bytes, builtUsing: `${pkg} (= ${ver})` };
+}
+
+/**
+ * The user-space patch helper is static on purpose: it must run whatever the
+ * host's libraries are (it patches them). It is a static PIE (for ASLR), an
+ * ELF of type DYN without NEEDED entries, which lintian takes for a shared
+ * library without dependencies.
+ */
+const LINTIAN_OVERRIDES = `# Static on purpose: the helper patches the host's shared libraries, so it uses none.
+livegraft-agent: statically-linked-binary [${HELPER_PATH}]
+# A static PIE executable (ELF type DYN, no NEEDED entries), not a shared library.
+livegraft-agent: shared-library-lacks-prerequisites [${HELPER_PATH}]
+`;
+
 function changelog(v: string): string {
   return [
     `livegraft-agent (${v}) unstable; urgency=medium`,
@@ -70,6 +113,7 @@ function changelog(v: string): string {
 export async function buildAgentDeb(outDir: string): Promise<string> {
   const v = version();
   const { code, packages } = await bundleAgent();
+  const helper = nativeHelper();
   const bad = packages.filter((p) => !/^(MIT|ISC|Apache-2\.0|BSD-[23]-Clause|0BSD)$/.test(p.license));
   if (bad.length > 0) throw new Error(`bundled packages with unexpected licenses: ${JSON.stringify(bad)}`);
   const docs = new Map((await cliFiles(v)).map((f) => [f.path, f.content]));
@@ -86,6 +130,8 @@ export async function buildAgentDeb(outDir: string): Promise<string> {
   const doc = 'usr/share/doc/livegraft-agent';
   const files: DebFile[] = [
     { path: 'usr/bin/livegraft-agent', content: code, mode: 0o755 },
+    { path: HELPER_PATH, content: helper.bytes, mode: 0o755 },
+    { path: 'usr/share/lintian/overrides/livegraft-agent', content: LINTIAN_OVERRIDES, mode: 0o644 },
     { path: 'lib/systemd/system/livegraft-agent.service', content: read('livegraft-agent.service'), mode: 0o644 },
     {
       path: 'lib/systemd/system/livegraft-agent-boot.service',
@@ -116,13 +162,15 @@ export async function buildAgentDeb(outDir: string): Promise<string> {
     {
       name: 'livegraft-agent',
       version: v,
-      architecture: 'all',
+      architecture: 'amd64',
       maintainer: MAINTAINER,
       section: 'admin',
       depends: ['nodejs (>= 18)', 'kmod', 'ca-certificates'],
+      builtUsing: [helper.builtUsing],
       description: [
         'Livegraft host agent: live kernel patches without a reboot',
         'The agent checks in with a self-hosted Livegraft server, fetches the patch level the server wants through signed TUF metadata, verifies the module against the running kernel and applies it through the kernel livepatch interface, with rollback and re-apply at boot.',
+        'It also live-patches shared libraries (glibc, OpenSSL) inside running processes through a small native helper.',
       ],
       files,
       dirs: ['var/lib/livegraft'],

@@ -28,6 +28,8 @@ export interface DebSpec {
   section: string;
   depends: string[];
   recommends?: string[];
+  /** Source packages whose code is built in (static linking), e.g. `glibc (= 2.36-9+deb12u13)`. */
+  builtUsing?: string[];
   homepage?: string;
   /** First line, then the long description (one paragraph per entry). */
   description: [string, ...string[]];
@@ -99,6 +101,7 @@ export function buildDeb(spec: DebSpec, outDir: string): string {
     `Installed-Size: ${installedKiB}`,
     `Depends: ${spec.depends.join(', ')}`,
     ...(spec.recommends?.length ? [`Recommends: ${spec.recommends.join(', ')}`] : []),
+    ...(spec.builtUsing?.length ? [`Built-Using: ${spec.builtUsing.join(', ')}`] : []),
     `Section: ${spec.section}`,
     'Priority: optional',
     ...(spec.homepage ? [`Homepage: ${spec.homepage}`] : []),

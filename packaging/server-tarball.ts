@@ -6,7 +6,7 @@
  *   livegraft-server/lib/livegraft-server.mjs   the server bundled by esbuild
  *   livegraft-server/share/dashboard/           the dashboard, served at /
  *   livegraft-server/share/kernel-cves.json.gz  the CVE dataset
- *   livegraft-server/share/livegraft-agent_<version>_all.deb   served to hosts by /install.sh
+ *   livegraft-server/share/livegraft-agent_<version>_amd64.deb   served to hosts by /install.sh
  *   livegraft-server/share/livegraft-server.service, server.env   systemd unit and its settings
  */
 import { execFileSync } from 'node:child_process';
@@ -66,7 +66,7 @@ const LAUNCHER = `#!/bin/sh
 here=$(dirname "$(readlink -f "$0")")/..
 # The agent package beside it is what GET /install.sh installs on hosts.
 if [ -z "\${LIVEGRAFT_AGENT_PACKAGE:-}" ]; then
-  for f in "$here"/share/livegraft-agent_*_all.deb; do
+  for f in "$here"/share/livegraft-agent_*.deb; do
     [ -f "$f" ] && LIVEGRAFT_AGENT_PACKAGE=$f && export LIVEGRAFT_AGENT_PACKAGE
   done
 fi

@@ -19,7 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildAgentDeb, version } from '../agent-deb.ts';
+import { buildAgentDeb, HELPER_PATH, version } from '../agent-deb.ts';
 import { APT_TIMEOUT_MS, chroot, chrootOk, freshDebianRoot, run } from '../debian-root.ts';
 import { FakeKernel } from '../../packages/agent/test/helpers/fake-kernel.ts';
 import { FakeServer, REGISTRATION_KEY } from '../../packages/agent/test/helpers/fake-server.ts';
@@ -37,7 +37,7 @@ describe('the livegraft-agent Debian package', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('is named for its version and holds the agent, units, conffile, state dir, man page and completion', async () => {
-    assert.equal(deb, join(dir, `livegraft-agent_${version()}_all.deb`));
+    assert.equal(deb, join(dir, `livegraft-agent_${version()}_amd64.deb`));
     const list = (await run('dpkg-deb', ['-c', deb])).stdout;
     for (const p of [
       './usr/bin/livegraft-agent',
@@ -48,14 +48,37 @@ describe('the livegraft-agent Debian package', () => {
       './usr/share/man/man8/livegraft-agent.8.gz',
       './usr/share/bash-completion/completions/livegraft-agent',
       './usr/share/zsh/vendor-completions/_livegraft-agent',
+      `./${HELPER_PATH}`,
     ]) {
       assert.match(list, new RegExp(` ${p.replace(/[.]/g, '\\.')}$`, 'm'), p);
     }
     assert.match(list, /^-rwxr-xr-x root\/root .* \.\/usr\/bin\/livegraft-agent$/m);
     const field = async (f: string) => (await run('dpkg-deb', ['-f', deb, f])).stdout.trim();
     assert.equal(await field('Depends'), 'nodejs (>= 18), kmod, ca-certificates');
-    assert.equal(await field('Architecture'), 'all');
+    assert.equal(await field('Architecture'), 'amd64');
+    assert.match(await field('Built-Using'), /^glibc \(= [0-9][^)]*\)$/);
     assert.equal((await run('dpkg-deb', ['-I', deb, 'conffiles'])).stdout, '/etc/livegraft/agent.conf\n');
+  });
+
+  it('ships the user-space helper built from source: static, stripped, hardened, and it runs', async () => {
+    const root = join(dir, 'unpacked');
+    await run('dpkg-deb', ['-x', deb, root]);
+    const helper = join(root, HELPER_PATH);
+    assert.equal(lstatSync(helper).mode & 0o777, 0o755);
+    const file = (await run('file', ['-b', helper])).stdout;
+    assert.match(file, /ELF 64-bit LSB .*x86-64/);
+    assert.match(file, /static-pie linked/);
+    assert.match(file, /, stripped/);
+    const dyn = (await run('readelf', ['-d', '-l', helper])).stdout;
+    assert.doesNotMatch(dyn, /NEEDED|INTERP/, 'no shared library and no loader');
+    assert.match(dyn, /GNU_RELRO/);
+    assert.match(dyn, /BIND_NOW|FLAGS.*NOW/);
+    // It starts on its own (no loader, no library) and answers.
+    const r = await run(helper, ['version']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { ok: boolean; op: string }).op, 'version');
+    const overrides = readFileSync(join(root, 'usr/share/lintian/overrides/livegraft-agent'), 'utf8');
+    assert.match(overrides, new RegExp(`statically-linked-binary \\[${HELPER_PATH}\\]`));
   });
 
   it('lintian reports no errors and no warnings', async () => {
@@ -83,6 +106,9 @@ describe('the livegraft-agent Debian package', () => {
     const unit = readFileSync(join(dir, 'livegraft-agent.tree/lib/systemd/system/livegraft-agent.service'), 'utf8');
     assert.match(unit, /^CapabilityBoundingSet=.*CAP_SYS_MODULE/m);
     assert.match(unit, /^SystemCallFilter=.*@module/m);
+    // The user-space helper traces the processes it patches.
+    assert.match(unit, /^SystemCallFilter=.*@debug/m);
+    assert.match(unit, /^CapabilityBoundingSet=.*CAP_SYS_PTRACE/m);
     assert.match(unit, /^ProtectSystem=strict$/m);
     assert.match(unit, /^NoNewPrivileges=yes$/m);
     assert.match(unit, /^DeviceAllow=\/dev\/kmsg r$/m);

@@ -8,13 +8,18 @@ export const HELPER_NAME = 'livegraft-uspatch';
 
 /**
  * Where the native helper is: LIVEGRAFT_USPATCH, else beside the agent bundle
- * (dist/), else the package's dist/ when running from source.
+ * (dist/), else where the Debian package installs it (/usr/libexec/livegraft-agent
+ * for /usr/bin/livegraft-agent), else the package's dist/ when running from source.
  */
 export function helperPath(env: Record<string, string | undefined> = process.env): string {
   const explicit = env['LIVEGRAFT_USPATCH'];
   if (explicit !== undefined && explicit !== '') return explicit;
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, HELPER_NAME), join(here, '..', '..', 'dist', HELPER_NAME)];
+  const candidates = [
+    join(here, HELPER_NAME),
+    join(here, '..', 'libexec', 'livegraft-agent', HELPER_NAME),
+    join(here, '..', '..', 'dist', HELPER_NAME),
+  ];
   const found = candidates.find((c) => existsSync(c));
   if (found === undefined) {
     throw new LivegraftError(
