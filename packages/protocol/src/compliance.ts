@@ -123,6 +123,26 @@ export const ExposedCve = Type.Object({
 });
 export type ExposedCve = Static<typeof ExposedCve>;
 
+/** How current the server's CVE data is; in exposure answers and the compliance report. */
+export const CveDatasetStatus = Type.Object({
+  /** When the dataset file was written. */
+  generatedAt: Type.String(),
+  cves: Type.Integer(),
+  /** Date (YYYY-MM-DD) of the kernel CVE records: the CNA snapshot, or the newest record of the last import. */
+  cveRecordsAsOf: Type.Union([Type.String(), Type.Null()]),
+  /** Day the Debian kernel changelogs were read from the archive. */
+  debianAsOf: Type.Union([Type.String(), Type.Null()]),
+  /** Days since the older of the two; null when the dataset does not say. */
+  ageDays: Type.Union([Type.Integer(), Type.Null()]),
+  /** Older than 14 days (or of unknown age). */
+  stale: Type.Boolean(),
+  /** Newest Debian kernel package version each changelog knows, e.g. 6.1.192-3. */
+  debianVersions: Type.Array(Type.String()),
+  /** CVE_DATA_STALE, CVE_DATA_AGE_UNKNOWN, DEBIAN_VERSION_UNKNOWN (hosts on a Debian kernel the data does not know). */
+  warnings: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
+});
+export type CveDatasetStatus = Static<typeof CveDatasetStatus>;
+
 /** GET /api/v1/hosts/:id/exposure */
 export const HostExposure = Type.Object({
   hostId: Type.String(),
@@ -143,7 +163,7 @@ export const HostExposure = Type.Object({
   /** Set when the kernel could not be evaluated (e.g. KERNEL_VERSION_UNKNOWN); counts are then zero. */
   error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
   warnings: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
-  dataset: Type.Object({ generatedAt: Type.String(), cves: Type.Integer() }),
+  dataset: CveDatasetStatus,
 });
 export type HostExposure = Static<typeof HostExposure>;
 
@@ -266,7 +286,7 @@ export const ComplianceReport = Type.Object({
   generatedAt: Type.String(),
   policy: SlaPolicy,
   filters: Type.Object({ feed: Type.Optional(Type.String()), tag: Type.Optional(Type.String()) }),
-  dataset: Type.Object({ generatedAt: Type.String(), cves: Type.Integer() }),
+  dataset: CveDatasetStatus,
   summary: Type.Object({
     hosts: Type.Integer(),
     compliantHosts: Type.Integer(),

@@ -72,7 +72,10 @@ export interface ServerDeps {
   /** Push heartbeat, spread randomness, rate-limit clock, promotion timer. */
   fleet?: FleetDeps;
   /** CVE dataset, webhook fetch and retry timing overrides (tests). */
-  compliance?: Pick<ComplianceOptions, 'dataset' | 'fetch' | 'alertBackoffMs' | 'defaultPolicy' | 'tripwireLimits'>;
+  compliance?: Pick<
+    ComplianceOptions,
+    'dataset' | 'fetch' | 'alertBackoffMs' | 'defaultPolicy' | 'tripwireLimits' | 'datasetCheckMs'
+  >;
   /** The built dashboard to serve on `/` (default: the dashboard workspace's dist). */
   dashboardDir?: string;
   /** Header, body and upload deadlines for slow clients (tests shorten them). */

@@ -1,7 +1,16 @@
 import type { Kysely } from 'kysely';
-import { affected, exposure, severityBucket, type CveDatabase } from '@livegraft/inspector';
+import {
+  affected,
+  datasetStatus,
+  exposure,
+  severityBucket,
+  unknownDebianVersion,
+  unknownDebianWarning,
+  type CveDatabase,
+} from '@livegraft/inspector';
 import {
   isLivegraftError,
+  type CveDatasetStatus,
   type CveHosts,
   type FleetExposure,
   type HostExposure,
@@ -52,24 +61,51 @@ export function kernelString(procVersion: string, release: string): string {
 
 export class ExposureService {
   readonly #db: Kysely<ComplianceDatabase>;
-  readonly #dataset: CveDatabase;
+  #dataset: CveDatabase;
   readonly #levels: LevelCatalog;
   readonly #history: HistoryRepository;
   readonly #affectedMemo = new Map<string, ReadonlyMap<string, AffectingCve> | undefined>();
+  readonly #clock: () => Date;
 
-  constructor(db: Kysely<ComplianceDatabase>, dataset: CveDatabase, levels: LevelCatalog, history: HistoryRepository) {
+  constructor(
+    db: Kysely<ComplianceDatabase>,
+    dataset: CveDatabase,
+    levels: LevelCatalog,
+    history: HistoryRepository,
+    clock: () => Date = () => new Date(),
+  ) {
     this.#db = db;
     this.#dataset = dataset;
     this.#levels = levels;
     this.#history = history;
+    this.#clock = clock;
   }
 
   get dataset(): CveDatabase {
     return this.#dataset;
   }
 
-  datasetInfo(): { generatedAt: string; cves: number } {
-    return { generatedAt: this.#dataset.generatedAt, cves: this.#dataset.entries.size };
+  /** Switches to a refreshed dataset; evaluations made with the old one are dropped. */
+  useDataset(dataset: CveDatabase): void {
+    this.#dataset = dataset;
+    this.#affectedMemo.clear();
+  }
+
+  /** Hosts on a Debian kernel version the data does not know, by version. */
+  unknownDebianVersions(hosts: readonly ComplianceHost[]): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const h of hosts) {
+      const v = unknownDebianVersion(this.#dataset, kernelString(h.procVersion, h.release));
+      if (v !== null) out.set(v, (out.get(v) ?? 0) + 1);
+    }
+    return out;
+  }
+
+  /** The data's age and its warnings; with hosts, also DEBIAN_VERSION_UNKNOWN for those on versions it does not know. */
+  datasetInfo(hosts: readonly ComplianceHost[] = []): CveDatasetStatus {
+    const status = datasetStatus(this.#dataset, this.#clock());
+    const unknown = unknownDebianWarning(this.#dataset, this.unknownDebianVersions(hosts));
+    return unknown === null ? status : { ...status, warnings: [...status.warnings, unknown] };
   }
 
   /** Hosts from the shared hosts table (ids undefined: all), ordered by hostname. */
@@ -139,7 +175,7 @@ export class ExposureService {
       kernel,
       appliedLevel: host.appliedLevel,
       appliedCves,
-      dataset: this.datasetInfo(),
+      dataset: this.datasetInfo([host]),
     };
     let r: ReturnType<typeof exposure>;
     try {

@@ -1,6 +1,7 @@
 import type { ComplianceReport, CoverageCell, CoverageReport, ExposureWindow, SlaPolicy } from '@livegraft/protocol';
 import { fitText, PdfWriter, type TextStyle } from './pdf.ts';
 import { userspacePdfRows } from '../userspace/report.ts';
+import { datasetLines } from './dataset-text.ts';
 
 /** A4 landscape: wide enough for the window tables. */
 const PAGE_WIDTH = 842;
@@ -169,7 +170,7 @@ export function complianceReportPdf(report: ComplianceReport, producer: string):
   L.line(title, { size: 18, bold: true }, 10);
   L.line(`Generated at: ${report.generatedAt}`);
   L.line(`Scope: ${filters.length === 0 ? 'all enrolled hosts' : filters.join(', ')}`);
-  L.line(`CVE data: ${report.dataset.cves} kernel CVEs, dataset generated ${report.dataset.generatedAt}`);
+  for (const t of datasetLines(report.dataset)) L.line(t);
   L.line(`SLA policy (days from exposure start to remediation): ${policyText(report.policy)}`);
   L.line(
     'Exposure starts at the later of the CVE publication and the host first running the affected kernel; it ends when a live patch fixing the CVE is applied or the host boots an unaffected kernel.',

@@ -1,4 +1,10 @@
-import type { ComplianceHostRow, ComplianceReport, ExposureWindow, SlaPolicy } from '@livegraft/protocol';
+import type {
+  ComplianceHostRow,
+  ComplianceReport,
+  CveDatasetStatus,
+  ExposureWindow,
+  SlaPolicy,
+} from '@livegraft/protocol';
 import type { ComplianceHost } from './exposure.ts';
 import type { HostHistory } from './history.ts';
 import { applyPolicy, hostWindows, type AffectedOf } from './windows.ts';
@@ -12,7 +18,7 @@ export interface ReportInput {
   policy: SlaPolicy;
   now: Date;
   filters: { feed?: string; tag?: string };
-  dataset: { generatedAt: string; cves: number };
+  dataset: CveDatasetStatus;
 }
 
 /** History as recorded, or a one-segment history from the host row for hosts that never checked in since. */

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -16,7 +17,8 @@ import {
   type TripwireRecord,
 } from '@livegraft/protocol';
 import { AlertSender, tripwireAlert } from './alerts.ts';
-import { loadServerDataset } from './dataset.ts';
+import { DATASET_FILE, loadServerDataset } from './dataset.ts';
+import { DatasetWatch, fileStamp, registerDatasetGauges } from './dataset-watch.ts';
 import { ExposureService, kernelString, type ComplianceHost } from './exposure.ts';
 import { HistoryRepository } from './history.ts';
 import { LevelCatalog } from './levels.ts';
@@ -61,6 +63,8 @@ export interface ComplianceOptions {
   alertBackoffMs?: (attempt: number) => number;
   /** Per-host tripwire rate, cap, retention and alert window (tests shorten them). */
   tripwireLimits?: Partial<TripwireLimits>;
+  /** How often <dataDir>/cves.json.gz is checked for a refreshed dataset (not when `dataset` is given). */
+  datasetCheckMs?: number;
 }
 
 export interface ReportFilters {
@@ -82,6 +86,7 @@ export class ComplianceService {
   readonly #alerted: AlertDeduper;
   readonly #vexStamps: VexStampStore;
   #expiredAt = 0;
+  #datasetWatch: DatasetWatch | undefined;
 
   private constructor(o: ComplianceOptions, dataset: CveDatabase) {
     this.tripwireLimits = { ...TRIPWIRE_LIMITS, ...o.tripwireLimits };
@@ -93,8 +98,16 @@ export class ComplianceService {
     this.#policy = new PolicyRepository(db, o.defaultPolicy);
     this.#tripwires = new TripwireRepository(db);
     this.#vexStamps = new VexStampStore(o.db);
-    this.exposure = new ExposureService(db, dataset, this.#levels, this.#history);
+    this.exposure = new ExposureService(db, dataset, this.#levels, this.#history, o.clock);
     this.metrics = complianceMetrics(o.registry);
+    registerDatasetGauges(this.metrics.registry, async () => {
+      const hosts = await this.exposure.hosts();
+      const unknown = this.exposure.unknownDebianVersions(hosts);
+      return {
+        status: this.exposure.datasetInfo(),
+        unknownDebianHosts: [...unknown.values()].reduce((a, b) => a + b, 0),
+      };
+    });
     registerSlaGauge(this.metrics.registry, async () => {
       const { report } = await this.report();
       return {
@@ -114,9 +127,28 @@ export class ComplianceService {
   }
 
   static async create(o: ComplianceOptions): Promise<ComplianceService> {
+    const path = join(o.dataDir, DATASET_FILE);
+    const stamp = await fileStamp(path);
     const dataset = o.dataset ?? (await loadServerDataset(o.dataDir));
-    o.log.info({ cves: dataset.entries.size, generatedAt: dataset.generatedAt }, 'CVE dataset loaded');
-    return new ComplianceService(o, dataset);
+    const service = new ComplianceService(o, dataset);
+    const status = service.exposure.datasetInfo();
+    o.log.info(
+      { cves: dataset.entries.size, generatedAt: dataset.generatedAt, ageDays: status.ageDays },
+      'CVE dataset loaded',
+    );
+    for (const w of status.warnings) o.log.warn({ code: w.code }, w.message);
+    if (o.dataset === undefined) {
+      service.#datasetWatch = new DatasetWatch({
+        path,
+        stamp,
+        load: () => loadServerDataset(o.dataDir),
+        use: (db) => service.exposure.useDataset(db),
+        log: o.log.child({ component: 'cve-dataset' }),
+        ...(o.datasetCheckMs === undefined ? {} : { intervalMs: o.datasetCheckMs }),
+      });
+      service.#datasetWatch.start();
+    }
+    return service;
   }
 
   /**
@@ -183,7 +215,7 @@ export class ComplianceService {
         ...(filters.feed === undefined ? {} : { feed: filters.feed }),
         ...(filters.tag === undefined ? {} : { tag: filters.tag }),
       },
-      dataset: this.exposure.datasetInfo(),
+      dataset: this.exposure.datasetInfo(hosts),
     };
     const windows = await allWindows(input);
     return { report: buildReport(input, windows), windows };
@@ -307,6 +339,7 @@ export class ComplianceService {
   }
 
   async close(): Promise<void> {
+    this.#datasetWatch?.stop();
     await this.#alerts?.close();
   }
 }
