@@ -73,7 +73,16 @@ export function readCnaRecord(value: unknown, file: string): Converted {
       `"${bad?.value ?? '?'}" is not a kernel version (like 6.1.124, 6.13, 6.1.* or *)`,
     );
   }
-  if (c.ok === false && c.reason.startsWith('CVSS')) throw invalid(file, 'containers.cna.metrics', c.reason);
+  // Git commit ranges alone are valid but cannot be evaluated; anything else is a bad record.
+  if (c.ok === false && !c.reason.startsWith('no affected kernel versions')) {
+    const m = (r.containers.cna.metrics ?? []).findIndex((x) => x.cvssV3_1 !== undefined || x.cvssV3_0 !== undefined);
+    const metric = r.containers.cna.metrics?.[m];
+    const field =
+      m < 0
+        ? 'containers.cna'
+        : `containers.cna.metrics[${m}].${metric?.cvssV3_1 ? 'cvssV3_1' : 'cvssV3_0'}.vectorString`;
+    throw invalid(file, field, c.reason);
+  }
   return c;
 }
 

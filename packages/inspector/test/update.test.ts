@@ -74,6 +74,11 @@ describe('cve update: kernel CNA records from a directory (offline)', () => {
       /CVE-2099-70005\.json: field containers\.cna\.affected\[1\]\.versions\[1\]\.lessThan: "6\.12\.x" is not a kernel version/,
     ],
     ['not-json', undefined, /CVE-2099-70006\.json: not JSON/],
+    [
+      'bad-cvss',
+      'containers.cna.metrics[0].cvssV3_1.vectorString',
+      /CVE-2099-70007\.json: field containers\.cna\.metrics\[0\]\.cvssV3_1\.vectorString: .*metric A missing/,
+    ],
   ] as const) {
     it(`a malformed record (${name}) names its file and field, and leaves the dataset file as it was`, async () => {
       const path = join(dir, `${name}.json.gz`);
