@@ -108,6 +108,17 @@ describe('the OpenAPI document', () => {
     }
   });
 
+  test('is the same document gzipped (to clients that take it) and plain', async () => {
+    const zipped = await fetch(`${h.server.url}/openapi.json`, { headers: { 'accept-encoding': 'gzip' } });
+    assert.equal(zipped.headers.get('content-encoding'), 'gzip');
+    assert.equal(zipped.headers.get('vary'), 'accept-encoding');
+    const plain = await fetch(`${h.server.url}/openapi.json`, { headers: { 'accept-encoding': 'identity' } });
+    assert.equal(plain.headers.get('content-encoding'), null);
+    assert.match(plain.headers.get('content-type') ?? '', /^application\/json/);
+    assert.deepEqual(await plain.json(), doc);
+    assert.deepEqual(await zipped.json(), doc);
+  });
+
   test('holds no framework-only paths, and every path parameter is declared', () => {
     for (const { key, path, op } of ops) {
       assert.doesNotMatch(path, /[*:]/, `${key} is no OpenAPI path`);
