@@ -24,7 +24,8 @@ APT_PACKAGES=(
   postgresql            # storage contract tests and multi-node tests run a private PostgreSQL
   poppler-utils         # compliance PDF reports are checked by rendering them
   chromium              # dashboard browser tests (driven by playwright-core)
-  fonts-dejavu-core     # readable screenshots
+  fonts-dejavu-core     # readable screenshots; the compliance PDF embeds DejaVu Sans
+  fonts-droid-fallback  # the compliance PDF's font for CJK characters DejaVu lacks
   lintian               # the agent's Debian package is checked with lintian
   systemd               # systemd-analyze verify checks the units
   debootstrap           # package install tests run in a minimal Debian 12 root

@@ -1,80 +1,93 @@
-import { deflateSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import * as fontkit from 'fontkit';
+import PDFDocument from 'pdfkit';
+import { LivegraftError } from '@livegraft/protocol';
 
 /**
- * A small PDF 1.4 writer for text reports: the standard Helvetica fonts
- * (no embedding), text, rules and filled boxes, any number of pages.
- * Coordinates are PDF points from the bottom-left corner.
+ * PDF reports through pdfkit, with embedded (subset) Unicode fonts: DejaVu
+ * Sans for Latin, Greek and Cyrillic, and a fallback font for what DejaVu
+ * lacks (CJK), so host names, tags and other user-given text print as given.
+ * The fonts are read from the system once (Debian: fonts-dejavu-core,
+ * fonts-droid-fallback). Coordinates are PDF points from the bottom-left
+ * corner, y at the text's baseline.
  */
-
-// Advance widths (1/1000 em) of ASCII 32..126 from the Adobe Helvetica and Helvetica-Bold AFM files.
-const HELVETICA = [
-  278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278, 556, 556, 556, 556, 556, 556, 556,
-  556, 556, 556, 278, 278, 584, 584, 584, 556, 1015, 667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833,
-  722, 778, 667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556, 333, 556, 556, 500, 556,
-  556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556, 556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334,
-  260, 334, 584,
-];
-const HELVETICA_BOLD = [
-  278, 333, 474, 556, 556, 889, 722, 238, 333, 333, 389, 584, 278, 333, 278, 278, 556, 556, 556, 556, 556, 556, 556,
-  556, 556, 556, 333, 333, 584, 584, 584, 611, 975, 722, 722, 722, 722, 667, 611, 778, 722, 278, 556, 722, 611, 833,
-  722, 778, 667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 333, 278, 333, 584, 556, 333, 556, 611, 556, 611,
-  556, 333, 611, 611, 278, 278, 556, 278, 889, 611, 611, 611, 611, 389, 556, 333, 611, 556, 778, 556, 556, 500, 389,
-  280, 389, 584,
-];
-/** Width used for Latin-1 letters beyond ASCII: close enough for layout. */
-const OTHER_WIDTH = 556;
 
 export interface TextStyle {
   size: number;
   bold?: boolean;
 }
 
-/** Text as the fonts can show it (WinAnsi, Latin-1 subset): anything else becomes "?". */
-export function pdfSafe(text: string): string {
-  let out = '';
-  for (const ch of text) {
-    const c = ch.codePointAt(0) ?? 63;
-    out += (c >= 32 && c < 127) || (c >= 160 && c <= 255) ? ch : c === 9 ? ' ' : '?';
-  }
-  return out;
+/** Font files: regular and bold are required; fallbacks are used, in order, for characters those lack. */
+export interface PdfFontFiles {
+  regular: string;
+  bold: string;
+  fallbacks: readonly string[];
 }
 
-export function textWidth(text: string, style: TextStyle): number {
-  const table = style.bold === true ? HELVETICA_BOLD : HELVETICA;
-  let w = 0;
-  for (const ch of pdfSafe(text)) {
-    const c = ch.charCodeAt(0);
-    w += c >= 32 && c <= 126 ? (table[c - 32] ?? OTHER_WIDTH) : OTHER_WIDTH;
-  }
-  return (w * style.size) / 1000;
+export const DEFAULT_PDF_FONTS: PdfFontFiles = {
+  regular: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
+  bold: '/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf',
+  fallbacks: [
+    '/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf',
+    '/usr/share/fonts/truetype/wqy/wqy-microhei.ttc',
+  ],
+};
+
+interface LoadedFont {
+  name: string;
+  bytes: Buffer;
+  has(codePoint: number): boolean;
 }
 
-/** The longest prefix of text (with "..." when cut) that fits in width. */
-export function fitText(text: string, width: number, style: TextStyle): string {
-  const safe = pdfSafe(text);
-  if (textWidth(safe, style) <= width) return safe;
-  let lo = 0;
-  let hi = safe.length;
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    if (textWidth(`${safe.slice(0, mid)}...`, style) <= width) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo === 0 ? '' : `${safe.slice(0, lo)}...`;
+interface LoadedFonts {
+  regular: LoadedFont;
+  bold: LoadedFont;
+  fallbacks: LoadedFont[];
 }
 
-function escapeString(text: string): string {
-  return pdfSafe(text).replace(/[\\()]/g, (c) => `\\${c}`);
+function loadFont(name: string, path: string): LoadedFont {
+  const bytes = readFileSync(path);
+  const font = fontkit.create(bytes);
+  if (!('hasGlyphForCodePoint' in font)) throw new Error(`${path} is a font collection, not one font`);
+  return { name, bytes, has: (cp) => font.hasGlyphForCodePoint(cp) };
 }
 
-function num(n: number): string {
-  return Number.isInteger(n) ? String(n) : n.toFixed(2).replace(/\.?0+$/, '');
+const cache = new Map<string, LoadedFonts>();
+
+/** The fonts, read and parsed once per process; PDF_FONT_MISSING names the file and the package when one is absent. */
+function fonts(files: PdfFontFiles): LoadedFonts {
+  const key = JSON.stringify(files);
+  const hit = cache.get(key);
+  if (hit !== undefined) return hit;
+  const required = (name: string, path: string): LoadedFont => {
+    try {
+      return loadFont(name, path);
+    } catch (err) {
+      throw new LivegraftError(
+        'PDF_FONT_MISSING',
+        `PDF reports need the font ${path} (Debian package fonts-dejavu-core): ${(err as Error).message}`,
+      );
+    }
+  };
+  const loaded: LoadedFonts = {
+    regular: required('regular', files.regular),
+    bold: required('bold', files.bold),
+    fallbacks: [],
+  };
+  files.fallbacks.forEach((path, i) => {
+    try {
+      loaded.fallbacks.push(loadFont(`fallback${i}`, path));
+    } catch {
+      /* optional: characters only it has print as the replacement character */
+    }
+  });
+  cache.set(key, loaded);
+  return loaded;
 }
 
-/** D:YYYYMMDDHHmmSSZ */
-function pdfDate(d: Date): string {
-  const iso = d.toISOString();
-  return `D:${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+/** Control characters (and tabs) become spaces: they have no glyph and would only confuse a reader. */
+function printable(text: string): string {
+  return text.replace(/\p{Cc}/gu, ' ');
 }
 
 export interface PdfOptions {
@@ -83,99 +96,131 @@ export interface PdfOptions {
   title: string;
   createdAt: Date;
   producer: string;
+  fonts?: PdfFontFiles;
+}
+
+/** Runs of text that one font can show. */
+interface Run {
+  font: LoadedFont;
+  text: string;
 }
 
 export class PdfWriter {
   readonly width: number;
   readonly height: number;
-  readonly #opts: PdfOptions;
-  readonly #pages: string[][] = [];
+  readonly #doc: PDFKit.PDFDocument;
+  readonly #fonts: LoadedFonts;
+  readonly #chunks: Buffer[] = [];
+  readonly #done: Promise<void>;
+  #pages = 0;
+  #current = -1;
 
-  constructor(opts: PdfOptions) {
-    this.#opts = opts;
-    this.width = opts.width;
-    this.height = opts.height;
+  constructor(o: PdfOptions) {
+    this.width = o.width;
+    this.height = o.height;
+    this.#fonts = fonts(o.fonts ?? DEFAULT_PDF_FONTS);
+    this.#doc = new PDFDocument({
+      autoFirstPage: false,
+      bufferPages: true,
+      pdfVersion: '1.4',
+      compress: true,
+      info: { Title: o.title, Producer: o.producer, Creator: o.producer, CreationDate: o.createdAt },
+    });
+    for (const f of [this.#fonts.regular, this.#fonts.bold, ...this.#fonts.fallbacks]) {
+      this.#doc.registerFont(f.name, f.bytes);
+    }
+    this.#doc.on('data', (c: Buffer) => this.#chunks.push(c));
+    this.#done = new Promise((resolve, reject) => {
+      this.#doc.on('end', () => resolve());
+      this.#doc.on('error', reject);
+    });
   }
 
   get pageCount(): number {
-    return this.#pages.length;
+    return this.#pages;
   }
 
   addPage(): number {
-    this.#pages.push([]);
-    return this.#pages.length - 1;
+    this.#doc.addPage({ size: [this.width, this.height], margin: 0 });
+    this.#current = this.#pages++;
+    return this.#current;
   }
 
-  #ops(page: number): string[] {
-    const ops = this.#pages[page];
-    if (ops === undefined) throw new RangeError(`no page ${page}`);
-    return ops;
+  #page(page: number): PDFKit.PDFDocument {
+    if (page !== this.#current) {
+      this.#doc.switchToPage(page);
+      this.#current = page;
+    }
+    return this.#doc;
+  }
+
+  /** Splits text into runs by the first font (of the style's, then the fallbacks) that has each character. */
+  #runs(text: string, style: TextStyle): Run[] {
+    const main = style.bold === true ? this.#fonts.bold : this.#fonts.regular;
+    const runs: Run[] = [];
+    for (const ch of printable(text)) {
+      const cp = ch.codePointAt(0) ?? 32;
+      const font = main.has(cp) ? main : (this.#fonts.fallbacks.find((f) => f.has(cp)) ?? main);
+      const shown = font === main && !main.has(cp) ? '\ufffd' : ch;
+      const last = runs.at(-1);
+      if (last?.font === font) last.text += shown;
+      else runs.push({ font, text: shown });
+    }
+    return runs;
+  }
+
+  textWidth(text: string, style: TextStyle): number {
+    let w = 0;
+    for (const r of this.#runs(text, style)) {
+      w += this.#doc.font(r.font.name).fontSize(style.size).widthOfString(r.text);
+    }
+    return w;
+  }
+
+  /** The longest prefix of text (with "..." when cut) that fits in width. */
+  fitText(text: string, width: number, style: TextStyle): string {
+    const chars = [...printable(text)];
+    if (this.textWidth(text, style) <= width) return chars.join('');
+    let lo = 0;
+    let hi = chars.length;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (this.textWidth(`${chars.slice(0, mid).join('')}...`, style) <= width) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo === 0 ? '' : `${chars.slice(0, lo).join('')}...`;
   }
 
   text(page: number, x: number, y: number, text: string, style: TextStyle): void {
-    const font = style.bold === true ? 'F2' : 'F1';
-    this.#ops(page).push(`BT /${font} ${num(style.size)} Tf ${num(x)} ${num(y)} Td (${escapeString(text)}) Tj ET`);
+    const doc = this.#page(page);
+    let at = x;
+    for (const r of this.#runs(text, style)) {
+      doc.font(r.font.name).fontSize(style.size).fillColor('black');
+      doc.text(r.text, at, this.height - y, { lineBreak: false, baseline: 'alphabetic' });
+      at += doc.widthOfString(r.text);
+    }
   }
 
-  line(page: number, x1: number, y1: number, x2: number, y2: number, lineWidth = 0.5): void {
-    this.#ops(page).push(`${num(lineWidth)} w ${num(x1)} ${num(y1)} m ${num(x2)} ${num(y2)} l S`);
+  /** A filled rectangle in a gray level (0 black .. 1 white). */
+  box(page: number, x: number, y: number, w: number, h: number, gray: number): void {
+    const level = Math.round(gray * 255);
+    this.#page(page)
+      .rect(x, this.height - y - h, w, h)
+      .fill([level, level, level]);
   }
 
-  /** A filled rectangle in a grey level (0 black, 1 white). */
-  box(page: number, x: number, y: number, w: number, h: number, grey: number): void {
-    this.#ops(page).push(`${num(grey)} g ${num(x)} ${num(y)} ${num(w)} ${num(h)} re f 0 g`);
+  line(page: number, x1: number, y1: number, x2: number, y2: number, width = 0.5): void {
+    this.#page(page)
+      .moveTo(x1, this.height - y1)
+      .lineTo(x2, this.height - y2)
+      .lineWidth(width)
+      .strokeColor('black')
+      .stroke();
   }
 
-  /** The whole file: header, objects, a cross-reference table with exact byte offsets, trailer. */
-  toBuffer(): Buffer {
-    if (this.#pages.length === 0) this.addPage();
-    const chunks: Buffer[] = [];
-    const offsets: number[] = [];
-    let size = 0;
-    const push = (b: Buffer): void => {
-      chunks.push(b);
-      size += b.length;
-    };
-    const obj = (id: number, body: Buffer | string, stream?: Buffer): void => {
-      offsets[id] = size;
-      push(Buffer.from(`${id} 0 obj\n`, 'latin1'));
-      push(typeof body === 'string' ? Buffer.from(body, 'latin1') : body);
-      if (stream !== undefined) {
-        push(Buffer.from('\nstream\n', 'latin1'));
-        push(stream);
-        push(Buffer.from('\nendstream', 'latin1'));
-      }
-      push(Buffer.from('\nendobj\n', 'latin1'));
-    };
-    // A binary comment line tells transfer tools the file is not text.
-    push(Buffer.from('%PDF-1.4\n%\xe2\xe3\xcf\xd3\n', 'latin1'));
-    const pageIds = this.#pages.map((_, i) => 6 + i * 2);
-    obj(1, '<< /Type /Catalog /Pages 2 0 R >>');
-    obj(2, `<< /Type /Pages /Count ${pageIds.length} /Kids [${pageIds.map((id) => `${id} 0 R`).join(' ')}] >>`);
-    obj(3, '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>');
-    obj(4, '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>');
-    obj(
-      5,
-      `<< /Title (${escapeString(this.#opts.title)}) /Producer (${escapeString(this.#opts.producer)}) ` +
-        `/CreationDate (${pdfDate(this.#opts.createdAt)}) >>`,
-    );
-    this.#pages.forEach((ops, i) => {
-      const pageId = 6 + i * 2;
-      const content = deflateSync(Buffer.from(ops.join('\n'), 'latin1'));
-      obj(
-        pageId,
-        `<< /Type /Page /Parent 2 0 R /MediaBox [0 0 ${num(this.width)} ${num(this.height)}] ` +
-          `/Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> /Contents ${pageId + 1} 0 R >>`,
-      );
-      obj(pageId + 1, `<< /Length ${content.length} /Filter /FlateDecode >>`, content);
-    });
-    const xrefAt = size;
-    const count = 6 + this.#pages.length * 2;
-    // Every entry is exactly 20 bytes: 10-digit offset, space, 5-digit generation, space, n/f, " \n".
-    let xref = `xref\n0 ${count}\n0000000000 65535 f \n`;
-    for (let id = 1; id < count; id++) xref += `${String(offsets[id] ?? 0).padStart(10, '0')} 00000 n \n`;
-    push(Buffer.from(xref, 'latin1'));
-    push(Buffer.from(`trailer\n<< /Size ${count} /Root 1 0 R /Info 5 0 R >>\nstartxref\n${xrefAt}\n%%EOF\n`, 'latin1'));
-    return Buffer.concat(chunks);
+  async toBuffer(): Promise<Buffer> {
+    this.#doc.end();
+    await this.#done;
+    return Buffer.concat(this.#chunks);
   }
 }

@@ -1,5 +1,5 @@
 import type { ComplianceReport, CoverageCell, CoverageReport, ExposureWindow, SlaPolicy } from '@livegraft/protocol';
-import { fitText, PdfWriter, type TextStyle } from './pdf.ts';
+import { PdfWriter, type PdfFontFiles, type TextStyle } from './pdf.ts';
 import { userspacePdfRows } from '../userspace/report.ts';
 import { datasetLines } from './dataset-text.ts';
 
@@ -49,7 +49,7 @@ class Layout {
   line(text: string, style: TextStyle = BODY, gapAfter = 3): void {
     this.need(style.size + gapAfter);
     this.y -= style.size;
-    this.pdf.text(this.page, MARGIN, this.y, fitText(text, this.usable, style), style);
+    this.pdf.text(this.page, MARGIN, this.y, this.pdf.fitText(text, this.usable, style), style);
     this.y -= gapAfter;
   }
 
@@ -73,7 +73,7 @@ class Layout {
       let x = MARGIN;
       cells.forEach((cell, i) => {
         const w = widths[i] ?? 0;
-        this.pdf.text(this.page, x + 2, top - ROW_HEIGHT + 3.2, fitText(cell, w - 4, style), style);
+        this.pdf.text(this.page, x + 2, top - ROW_HEIGHT + 3.2, this.pdf.fitText(cell, w - 4, style), style);
         x += w;
       });
       this.y -= ROW_HEIGHT;
@@ -103,7 +103,7 @@ class Layout {
   footers(): void {
     const n = this.pdf.pageCount;
     for (let p = 0; p < n; p++) {
-      this.pdf.text(p, MARGIN, MARGIN - 14, fitText(this.#footer, this.usable - 80, { size: 7 }), { size: 7 });
+      this.pdf.text(p, MARGIN, MARGIN - 14, this.pdf.fitText(this.#footer, this.usable - 80, { size: 7 }), { size: 7 });
       this.pdf.text(p, this.pdf.width - MARGIN - 60, MARGIN - 14, `page ${p + 1} of ${n}`, { size: 7 });
     }
   }
@@ -117,9 +117,18 @@ export function policyText(policy: SlaPolicy): string {
 }
 
 const day = (iso: string | null): string => (iso === null ? '-' : iso.slice(0, 10));
+/** A time to the minute, in UTC, said so. */
+export const utc = (iso: string | null): string =>
+  iso === null ? '-' : `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+
+/** One casing for every status (the CSV's machine form is open-past-due, closed-late, open, closed). */
+export function windowStatus(w: ExposureWindow): string {
+  if (w.end === null) return w.breached ? 'OPEN, PAST DUE' : 'OPEN';
+  return w.breached ? 'CLOSED LATE' : 'CLOSED';
+}
 
 function windowRow(w: ExposureWindow): string[] {
-  const status = w.end === null ? (w.breached ? 'OPEN, PAST DUE' : 'open') : w.breached ? 'closed late' : 'closed';
+  const status = windowStatus(w);
   const fixed =
     w.end === null
       ? '-'
@@ -139,20 +148,24 @@ function windowRow(w: ExposureWindow): string[] {
 }
 
 const WINDOW_COLUMNS: Column[] = [
-  { title: 'Host', weight: 14 },
-  { title: 'CVE', weight: 11 },
-  { title: 'Severity', weight: 7 },
-  { title: 'CVSS', weight: 4.5 },
-  { title: 'Kernel', weight: 12 },
-  { title: 'Exposed since', weight: 8.5 },
-  { title: 'Due', weight: 8 },
-  { title: 'Fixed', weight: 15 },
-  { title: 'Days', weight: 5 },
-  { title: 'Status', weight: 10 },
+  { title: 'Host', weight: 12 },
+  { title: 'CVE', weight: 10 },
+  { title: 'Severity', weight: 6.5 },
+  { title: 'CVSS', weight: 4 },
+  { title: 'Kernel', weight: 11.5 },
+  { title: 'Exposed since (UTC)', weight: 13.5 },
+  { title: 'Due (UTC)', weight: 7.5 },
+  { title: 'Fixed (UTC)', weight: 14 },
+  { title: 'Days', weight: 4.5 },
+  { title: 'Status', weight: 11.5 },
 ];
 
 /** The compliance report as a PDF an auditor can read. */
-export function complianceReportPdf(report: ComplianceReport, producer: string): Buffer {
+export async function complianceReportPdf(
+  report: ComplianceReport,
+  producer: string,
+  fonts?: PdfFontFiles,
+): Promise<Buffer> {
   const title = 'Livegraft kernel vulnerability compliance report';
   const pdf = new PdfWriter({
     width: PAGE_WIDTH,
@@ -160,15 +173,16 @@ export function complianceReportPdf(report: ComplianceReport, producer: string):
     title,
     createdAt: new Date(report.generatedAt),
     producer,
+    ...(fonts === undefined ? {} : { fonts }),
   });
   const s = report.summary;
   const filters = [
     report.filters.feed === undefined ? undefined : `feed ${report.filters.feed}`,
     report.filters.tag === undefined ? undefined : `tag ${report.filters.tag}`,
   ].filter((x) => x !== undefined);
-  const L = new Layout(pdf, `${title}, generated ${report.generatedAt}`);
+  const L = new Layout(pdf, `${title}, generated ${utc(report.generatedAt)}`);
   L.line(title, { size: 18, bold: true }, 10);
-  L.line(`Generated at: ${report.generatedAt}`);
+  L.line(`Generated at: ${utc(report.generatedAt)} (all times in this report are UTC)`);
   L.line(`Scope: ${filters.length === 0 ? 'all enrolled hosts' : filters.join(', ')}`);
   for (const t of datasetLines(report.dataset)) L.line(t);
   L.line(`SLA policy (days from exposure start to remediation): ${policyText(report.policy)}`);
@@ -198,8 +212,14 @@ export function complianceReportPdf(report: ComplianceReport, producer: string):
     '',
   );
 
-  L.heading(`Breaches (${report.breaches.length})`);
-  L.table(WINDOW_COLUMNS, report.breaches.map(windowRow), 'No breaches.');
+  // Open and closed-late breaches are different things to act on: one table each.
+  const openBreaches = report.breaches.filter((w) => w.end === null);
+  const closedLate = report.breaches.filter((w) => w.end !== null);
+  L.heading(`Open breaches: past due, still exposed (${openBreaches.length})`);
+  L.table(WINDOW_COLUMNS, openBreaches.map(windowRow), 'No open exposure is past its due date.');
+
+  L.heading(`Closed late: fixed after the due date (${closedLate.length})`);
+  L.table(WINDOW_COLUMNS, closedLate.map(windowRow), 'No window was closed late.');
 
   L.heading(`Upcoming deadlines (${report.upcoming.length})`);
   L.table(WINDOW_COLUMNS, report.upcoming.map(windowRow), 'No open exposure within an SLA.');
@@ -210,18 +230,18 @@ export function complianceReportPdf(report: ComplianceReport, producer: string):
       { title: 'Host', weight: 16 },
       { title: 'Kernel', weight: 14 },
       { title: 'Level', weight: 5 },
-      { title: 'Last check-in', weight: 12 },
+      { title: 'Last check-in (UTC)', weight: 12 },
       { title: 'Open', weight: 6 },
       { title: 'Open breaches', weight: 9 },
       { title: 'Closed late', weight: 8 },
-      { title: 'Next due', weight: 9 },
+      { title: 'Next due (UTC)', weight: 9 },
       { title: 'Compliant', weight: 7 },
     ],
     report.hosts.map((h) => [
       h.hostname,
       h.release,
       String(h.appliedLevel),
-      h.lastCheckinAt === null ? 'never' : h.lastCheckinAt.replace('T', ' ').slice(0, 16),
+      h.lastCheckinAt === null ? 'never' : utc(h.lastCheckinAt),
       String(h.openWindows),
       String(h.openBreaches),
       String(h.closedLate),
@@ -250,7 +270,7 @@ export function complianceReportPdf(report: ComplianceReport, producer: string):
   }
   if (report.coverage !== undefined) coverageSection(L, report.coverage);
   L.footers();
-  return pdf.toBuffer();
+  return await pdf.toBuffer();
 }
 
 /** Kernel builds shown side by side in the PDF's coverage table; the JSON and CSV have them all. */
