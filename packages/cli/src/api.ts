@@ -1,4 +1,5 @@
 import { LivegraftError } from '@livegraft/protocol';
+import { serverBase, unreachable } from './connection.ts';
 
 /** Per-request deadline for admin API calls; uploads get longer. */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -17,7 +18,7 @@ export class ApiClient {
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly opts: ApiClientOptions) {
-    this.base = opts.server.replace(/\/+$/, '');
+    this.base = serverBase(opts.server);
     this.fetchImpl = opts.fetch ?? fetch;
   }
 
@@ -45,9 +46,7 @@ export class ApiClient {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
-      throw new LivegraftError('SERVER_UNREACHABLE', `cannot reach ${this.base}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw unreachable(this.base, err);
     }
     const text = await res.text();
     if (text.length > MAX_ANSWER_BYTES) {

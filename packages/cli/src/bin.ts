@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { API_PREFIX, isLivegraftError, type PatchRecord } from '@livegraft/protocol';
 import { ApiClient } from './api.ts';
+import { tokenFrom } from './connection.ts';
 import { publishedText, publishPatch } from './publish.ts';
 import { forward } from './forward.ts';
 import { inspectCommands } from './inspect.ts';
@@ -27,12 +27,7 @@ interface AdminOpts {
 const DEFAULT_SERVER = 'http://127.0.0.1:8720';
 
 function client(o: AdminOpts): ApiClient {
-  let token = o.token ?? process.env['LIVEGRAFT_TOKEN'];
-  if (!token && o.tokenFile) token = readFileSync(o.tokenFile, 'utf8').trim();
-  if (!token) {
-    throw new Error('no admin token: pass --token, --token-file <data-dir>/admin-token, or set LIVEGRAFT_TOKEN');
-  }
-  return new ApiClient({ server: o.server, token });
+  return new ApiClient({ server: o.server, token: tokenFrom(o) });
 }
 
 function adminCommand(name: string, description: string): Command {

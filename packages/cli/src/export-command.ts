@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
+import { readTokenFile } from './connection.ts';
 import { exportBundle } from './export.ts';
 
 function collect(value: string, previous: string[]): string[] {
@@ -17,7 +17,7 @@ export function exportCommand(defaultServer: string): Command {
     .option('--kernel <id>', 'only the modules of this kernel id (repeatable); metadata is always complete', collect)
     .action(async (o: { server: string; token?: string; tokenFile?: string; out: string; kernel?: string[] }) => {
       let token = o.token ?? process.env['LIVEGRAFT_TOKEN'];
-      if (token === undefined && o.tokenFile !== undefined) token = readFileSync(o.tokenFile, 'utf8').trim();
+      if (token === undefined && o.tokenFile !== undefined) token = readTokenFile(o.tokenFile);
       const r = await exportBundle({
         server: o.server,
         out: o.out,

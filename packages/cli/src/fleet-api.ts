@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { API_PREFIX, LivegraftError, type HostRecord, type PatchRecord } from '@livegraft/protocol';
 import { ApiClient } from './api.ts';
+import { tokenFrom } from './connection.ts';
 
 export interface FleetOpts {
   server: string;
@@ -28,15 +28,7 @@ export class FleetApi {
   readonly #api: ApiClient;
 
   constructor(o: FleetOpts) {
-    let token = o.token ?? process.env['LIVEGRAFT_TOKEN'];
-    if (!token && o.tokenFile) token = readFileSync(o.tokenFile, 'utf8').trim();
-    if (!token) {
-      throw new LivegraftError(
-        'TOKEN_MISSING',
-        'no API token: pass --token, --token-file <data-dir>/admin-token, or set LIVEGRAFT_TOKEN',
-      );
-    }
-    this.#api = new ApiClient({ server: o.server, token });
+    this.#api = new ApiClient({ server: o.server, token: tokenFrom(o) });
   }
 
   get<T>(path: string): Promise<T> {
@@ -64,17 +56,22 @@ export class FleetApi {
     return found[0] as string;
   }
 
-  /** A host id from an id or a unique hostname. */
+  /** A host id from an id, a unique hostname, or a unique id prefix of 8+ characters (as `hosts` prints them). */
   async hostId(given: string): Promise<string> {
     const hosts = await this.get<HostRecord[]>('/hosts');
     if (hosts.some((h) => h.id === given)) return given;
-    const named = hosts.filter((h) => h.hostname === given && (h.revokedAt ?? null) === null);
+    const live = hosts.filter((h) => (h.revokedAt ?? null) === null);
+    const named = live.filter((h) => h.hostname === given);
     if (named.length === 1) return (named[0] as HostRecord).id;
+    if (named.length > 1)
+      throw new LivegraftError('HOST_NOT_FOUND', `${named.length} hosts are named ${given}; use the id`);
+    const prefixed = given.length >= 8 ? live.filter((h) => h.id.startsWith(given)) : [];
+    if (prefixed.length === 1) return (prefixed[0] as HostRecord).id;
     throw new LivegraftError(
       'HOST_NOT_FOUND',
-      named.length === 0
-        ? `no host with id or hostname ${given}`
-        : `${named.length} hosts are named ${given}; use the id`,
+      prefixed.length > 1
+        ? `${prefixed.length} host ids start with ${given}; give more of the id`
+        : `no host with id, hostname or id prefix (8+ characters) ${given}`,
     );
   }
 }

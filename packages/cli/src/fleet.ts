@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   effectiveRelease,
   fixLines,
@@ -17,9 +17,13 @@ import {
   type Weekday,
   CLOCK_SKEW_WARN_SEC,
   humanDuration,
+  ApiRole,
 } from '@livegraft/protocol';
 import { ago, table } from './format.ts';
 import { collect, connected, duration, FleetApi, percent, wholeNumber, type FleetOpts } from './fleet-api.ts';
+
+/** The roles an API token may have, as the server's schema lists them. */
+const API_ROLES = ApiRole.anyOf.map((m) => String(m.const));
 
 const DAYS = new Set(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']);
 
@@ -551,7 +555,11 @@ export function tokensCommand(server: string): Command {
       new Command('create').description('create a token; its secret is printed once').argument('<name>'),
       server,
     )
-      .requiredOption('--role <role>', 'admin, operator (rollouts), viewer (read-only) or worker (build jobs only)')
+      .addOption(
+        new Option('--role <role>', 'admin, operator (rollouts), viewer (read-only) or worker (build jobs only)')
+          .choices(API_ROLES)
+          .makeOptionMandatory(),
+      )
       .option(
         '--expires <duration>',
         'stop working after this long, e.g. 90d, 12w or 36h (default: never)',

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { LivegraftError } from '@livegraft/protocol';
+import { serverBase, unreachable } from './connection.ts';
 
 export interface RootFingerprint {
   version: number;
@@ -39,7 +40,7 @@ export function fileRootFingerprint(path: string): RootFingerprint {
  * N.root.json it serves (what hosts pin and install.sh --root-sha256 checks).
  */
 export async function serverRootFingerprint(server: string, fetchImpl: typeof fetch = fetch): Promise<RootFingerprint> {
-  const base = server.replace(/\/+$/, '');
+  const base = serverBase(server);
   let last: RootFingerprint | undefined;
   for (let v = 1; v <= MAX_ROOT_VERSIONS; v++) {
     const url = `${base}/tuf/metadata/${v}.root.json`;
@@ -47,7 +48,7 @@ export async function serverRootFingerprint(server: string, fetchImpl: typeof fe
     try {
       res = await fetchImpl(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     } catch (err) {
-      throw new LivegraftError('SERVER_UNREACHABLE', `cannot reach ${url}: ${(err as Error).message}`);
+      throw unreachable(base, err);
     }
     if (res.status === 404) break;
     if (!res.ok) throw new LivegraftError('SERVER_ERROR', `${url} answered HTTP ${res.status}`);

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Command, Option } from 'commander';
 import { API_PREFIX, LivegraftError } from '@livegraft/protocol';
+import { serverBase, tokenFrom, unreachable } from './connection.ts';
 
 /** Reports of a large fleet take a while to compute. */
 const REPORT_TIMEOUT_MS = 120_000;
@@ -24,26 +24,14 @@ export function connectedCommand(name: string, description: string, defaultServe
     .option('--token-file <path>', 'file holding the API token');
 }
 
-function tokenOf(o: ConnectionOpts): string {
-  let token = o.token ?? process.env['LIVEGRAFT_TOKEN'];
-  if (!token && o.tokenFile) token = readFileSync(o.tokenFile, 'utf8').trim();
-  if (!token) {
-    throw new LivegraftError(
-      'TOKEN_MISSING',
-      'no API token: pass --token, --token-file <data-dir>/admin-token, or set LIVEGRAFT_TOKEN',
-    );
-  }
-  return token;
-}
-
 /** GET an API path; the body as bytes (reports may be PDF). Errors carry the server's code. */
 export async function apiGet(
   o: ConnectionOpts,
   path: string,
   init: { method?: string; json?: unknown } = {},
 ): Promise<Buffer> {
-  const base = o.server.replace(/\/+$/, '');
-  const headers: Record<string, string> = { authorization: `Bearer ${tokenOf(o)}` };
+  const base = serverBase(o.server);
+  const headers: Record<string, string> = { authorization: `Bearer ${tokenFrom(o)}` };
   if (init.json !== undefined) headers['content-type'] = 'application/json';
   let res: Response;
   try {
@@ -54,7 +42,7 @@ export async function apiGet(
       signal: AbortSignal.timeout(REPORT_TIMEOUT_MS),
     });
   } catch (err) {
-    throw new LivegraftError('SERVER_UNREACHABLE', `cannot reach ${base}: ${(err as Error).message}`, { cause: err });
+    throw unreachable(base, err);
   }
   const declared = Number(res.headers.get('content-length') ?? '0');
   if (declared > MAX_REPORT_BYTES) {

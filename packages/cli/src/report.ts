@@ -9,6 +9,7 @@ import {
 } from '@livegraft/protocol';
 import { table } from './format.ts';
 import { apiGet, apiJson, connectedCommand, query, writeFileAtomic, type ConnectionOpts } from './report-http.ts';
+import { checkOutPath } from './connection.ts';
 
 /** Breaches shown in the terminal summary; the files carry all of them. */
 const MAX_TEXT_BREACHES = 50;
@@ -93,6 +94,7 @@ export function reportCommands(defaultServer: string): Command[] {
       .option('--feed <feed>', 'only hosts of this feed')
       .option('--tag <tag>', 'only hosts with this tag')
       .action(async (o: ReportOpts) => {
+        if (o.out !== undefined) checkOutPath(o.out);
         const q = query({ format: o.format === 'text' ? 'json' : o.format, feed: o.feed, tag: o.tag });
         const body = await apiGet(o, `/reports/compliance${q}`);
         const data =

@@ -500,7 +500,10 @@ export class Fleet {
     const source = await this.requireFeed(from);
     const dest = to ?? source.promotesTo;
     if (dest === null) {
-      throw new LivegraftError('BAD_REQUEST', `feed ${from} promotes to no feed; name one with "to"`);
+      throw new LivegraftError(
+        'BAD_REQUEST',
+        `feed ${from} promotes to no feed: name the target feed with --to <feed> (the "to" field in the API)`,
+      );
     }
     const destFeed = await this.requireFeed(dest);
     const now = this.#o.clock();
