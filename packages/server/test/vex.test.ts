@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { parseConfig } from '../src/config.ts';
+import { debianPackageOf } from '../src/compliance/vex.ts';
 import { affectedIds, DAY, PROC_192, PROC_76, startWorld, T0, type World } from './compliance-world.ts';
 
 interface Statement {
@@ -180,6 +181,13 @@ describe('OpenVEX documents', () => {
       'pkg:deb/debian/linux-image-6.1.0-56-amd64@6.1.192-97?arch=amd64',
     );
     assert.match(product?.['@id'] ?? '', /\?host=web-3\.example&host_id=/);
+  });
+
+  it('reads the Debian package version from /proc/version, not the compiler version or another branch', () => {
+    assert.equal(debianPackageOf(PROC_192, '6.1.0-56-amd64'), '6.1.192-2');
+    const custom =
+      'Linux version 6.6.30 (me@box) (gcc (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP';
+    assert.equal(debianPackageOf(custom, '6.6.30'), null);
   });
 
   it('keeps @id and version while the statements stay the same, across restarts; a change bumps the version', async () => {

@@ -90,7 +90,7 @@ function notAffectedImpact(cve: string, h: VexHostInput): string {
   const pkg = h.debianPackageVersion === null ? '' : ` (Debian ${h.debianPackageVersion})`;
   return (
     `The running kernel ${h.exposure.release}${pkg} does not contain the code ${cve} is about: ` +
-    'the CVE data places its fix at or before this version.'
+    'the CVE data puts this version outside its affected ranges (fixed earlier, or the flaw came later).'
   );
 }
 
