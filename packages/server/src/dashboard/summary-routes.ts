@@ -17,7 +17,9 @@ import { guard } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
 import { DEFAULT_FEED } from '../db/fleet-migration.ts';
 import type { ApplyLog } from './applies.ts';
-import { cvePage, exposureHistory, HISTORY_DAYS, openCves } from './summaries.ts';
+import { ComplianceFolder } from './compliance-fold.ts';
+import { cvePage, HISTORY_DAYS } from './summaries.ts';
+import { fleetExposureSummary } from './exposure-summary.ts';
 
 /** Lines of live activity a page load gets unless it asks for fewer. */
 const DEFAULT_ACTIVITY = 30;
@@ -49,6 +51,7 @@ interface AuditDb {
  */
 export function dashboardSummaryRoutes(api: App, ctx: RouteContext, db: Kysely<unknown>, applies: ApplyLog): void {
   const audit = db as Kysely<AuditDb>;
+  const folder = new ComplianceFolder({ db, compliance: ctx.compliance, clock: ctx.clock });
 
   api.get(
     '/dashboard/overview',
@@ -73,17 +76,7 @@ export function dashboardSummaryRoutes(api: App, ctx: RouteContext, db: Kysely<u
         ctx.config.checkinIntervalSec,
         now.getTime(),
       );
-      let exposure: DashboardOverview['exposure'] = null;
-      if (mayRead(role, 'compliance')) {
-        const e = await ctx.compliance.fleetExposure();
-        exposure = {
-          hosts: e.hosts,
-          unevaluated: e.unevaluated,
-          counts: e.counts,
-          hostsExposed: e.hostsExposed,
-          mitigated: e.mitigated,
-        };
-      }
+      const exposure = mayRead(role, 'compliance') ? await fleetExposureSummary(ctx.compliance.exposure) : null;
       return {
         generatedAt: now.toISOString(),
         checkinIntervalSec: ctx.config.checkinIntervalSec,
@@ -97,13 +90,8 @@ export function dashboardSummaryRoutes(api: App, ctx: RouteContext, db: Kysely<u
     '/dashboard/compliance',
     { config: { answer: DashboardCompliance }, onRequest: guard(ctx.auth, READ_ROLE.compliance) },
     async (): Promise<DashboardCompliance> => {
-      const { report, windows } = await ctx.compliance.report();
-      return {
-        generatedAt: report.generatedAt,
-        summary: report.summary,
-        historyDays: HISTORY_DAYS,
-        history: exposureHistory(windows, new Date(report.generatedAt)),
-      };
+      const f = await folder.fold(HISTORY_DAYS);
+      return { generatedAt: f.generatedAt, summary: f.summary, historyDays: HISTORY_DAYS, history: f.history };
     },
   );
 
@@ -115,8 +103,8 @@ export function dashboardSummaryRoutes(api: App, ctx: RouteContext, db: Kysely<u
       onRequest: guard(ctx.auth, READ_ROLE.compliance),
     },
     async (req): Promise<CvePage> => {
-      const { windows } = await ctx.compliance.report();
-      return cvePage(openCves(windows), req.query.q, req.query.offset, req.query.limit);
+      const f = await folder.fold(HISTORY_DAYS);
+      return cvePage(f.openCves, req.query.q, req.query.offset, req.query.limit);
     },
   );
 
