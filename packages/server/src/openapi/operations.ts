@@ -205,7 +205,7 @@ export const OPERATIONS: Readonly<Record<string, OperationDoc>> = {
   'POST /api/v1/kernels/:kernelId/levels/:level/publish': {
     summary: 'Publish a recorded level (sign it into the TUF repository)',
     tag: 'levels',
-    errors: [...LEVEL, 'NOT_VALIDATED'],
+    errors: LEVEL,
   },
   'GET /api/v1/kernels/:kernelId/latest': {
     summary: 'The newest published level of a kernel build',
