@@ -12,7 +12,8 @@ import type {
   HostHistory,
   SessionProbe,
 } from '@livegraft/protocol/dashboard';
-import { countHostStatuses, HOST_STATUSES } from '@livegraft/protocol/dashboard-rules';
+import { countHostStatuses, HOST_STATUSES, mayRead, type ReadSection } from '@livegraft/protocol/dashboard-rules';
+import type { ApiRole } from '@livegraft/protocol';
 import { CHECKIN_INTERVAL_SEC, hostByName, startDashboardWorld, type DashboardWorld } from './dashboard-world.ts';
 
 /**
@@ -155,6 +156,31 @@ describe('dashboard summary endpoints', () => {
     for (const path of ['/dashboard/overview', '/dashboard/compliance', '/dashboard/cves', '/dashboard/activity']) {
       assert.equal((await world.call('GET', path, undefined, worker.token)).status, 403, path);
       assert.equal((await fetch(`${world.url}/api/v1${path}`)).status, 401, path);
+    }
+  });
+
+  test('the read rules the dashboard follows are the ones the server enforces', async () => {
+    const endpoints: [ReadSection, string][] = [
+      ['fleet', '/hosts'],
+      ['fleet', '/audit?limit=1'],
+      ['compliance', '/exposure'],
+      ['compliance', '/compliance/policy'],
+      ['compliance', '/tripwires?limit=1'],
+      ['pipeline', '/fixes'],
+      ['tokens', '/tokens'],
+      ['tokens', '/registration-keys'],
+    ];
+    const tokens: [ApiRole, string][] = [
+      ['admin', world.admin],
+      ['operator', world.operator.token],
+      ['viewer', world.viewer.token],
+      ['worker', worker.token],
+    ];
+    for (const [role, token] of tokens) {
+      for (const [section, path] of endpoints) {
+        const { status } = await world.call('GET', path, undefined, token);
+        assert.equal(status, mayRead(role, section) ? 200 : 403, `${role} GET ${path}`);
+      }
     }
   });
 });
