@@ -417,6 +417,9 @@ describe('dashboard in Chromium', { skip: haveChromium ? false : `no Chromium at
         const res = await page.request.get(`${world.url}${pdf}`);
         assert.equal(res.status(), 200);
         assert.equal((await res.body()).subarray(0, 5).toString(), '%PDF-');
+        // The CVE data's own dates, not the day its file was written, and the staleness warning.
+        assert.match((await page.getByTestId('dataset').textContent()) ?? '', /kernel CVE records as of 2026-08-21/);
+        assert.ok((await page.locator('[data-warning="CVE_DATA_STALE"]').count()) >= 1, 'no staleness warning');
       }
     }
 

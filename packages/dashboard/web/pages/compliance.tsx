@@ -88,9 +88,17 @@ export function Compliance(): JSX.Element {
             name="mttr"
           />
         </div>
-        <p class="muted small">
-          Generated {when(r.generatedAt)}; CVE dataset of {when(r.dataset.generatedAt)} ({r.dataset.cves} CVEs).
+        <p class="muted small" data-testid="dataset">
+          Generated {when(r.generatedAt)}; CVE data: {r.dataset.cves} CVEs, kernel CVE records as of{' '}
+          {r.dataset.cveRecordsAsOf ?? 'an unknown date'}, Debian changelogs as of{' '}
+          {r.dataset.debianAsOf ?? 'an unknown date'}
+          {r.dataset.ageDays === null ? '' : ` (${r.dataset.ageDays} days old)`}.
         </p>
+        {r.dataset.warnings.map((w, i) => (
+          <p key={i} class="small warn-text" role="status" data-warning={w.code}>
+            {w.message}
+          </p>
+        ))}
       </Card>
       <Card title={`SLA breaches (${r.breaches.length})`}>
         {r.breaches.length === 0 ? (
