@@ -3,9 +3,11 @@
 // older Debian kernel build (6.1.0-50 while the archive has it), the server
 // publishes it, and the agent in a QEMU guest of that exact kernel applies it
 // while a workload runs. Each CVE's trigger is shown before and after; a fix
-// in a module takes effect when the module loads later; the agent rolls back
-// and re-applies at boot; the apply time is set beside a reboot.
+// in a module takes effect when the module loads later; the guest reboots with
+// the level applied and the agent re-applies it before the network is up
+// (shown from the kernel log's own times); at the end the agent unloads it.
 import { join } from 'node:path';
+import { bootOrder, bootOrderLine } from '../test/vm/lib/boot-order.ts';
 import { CATALOGUE, createFactoryWorld } from '../test/vm/lib/factory-world.ts';
 import { agent, startWorkload, viewKernel, workloadCounts } from '../test/vm/lib/probe.ts';
 import { runTriggers } from '../test/vm/lib/triggers.ts';
@@ -78,25 +80,49 @@ async function main(): Promise<void> {
     step('What the host reports (livegraft-agent status)');
     console.log((await agent(g, 'status')).stdout.replace(/^/gm, '   '));
 
-    step('Rolling back (livegraft-agent unload): the flaws are back');
-    const un = await agent(g, 'unload --json');
-    if (un.code !== 0) throw new Error(`unload failed: ${un.stderr}`);
-    for (const [id, v] of await runTriggers(g, dirs([...KERNEL_FIXES, MODULE_FIX]))) show(id, v);
-
-    step('Re-applying, then rebooting: the agent re-applies the cached level at boot');
-    await agent(g, 'update --json');
     const c = await workloadCounts(g);
     show('workload reads ok / failed', `${c.ok} / ${c.fail}`);
     show('boot_id unchanged', String((await viewKernel(g)).bootId === bootId));
+
+    step(`Reboot with level ${m.level} applied: the agent re-applies the cached level before the network is up`);
     const tr = Date.now();
     await g.reboot();
     const rebootMs = Date.now() - tr;
+    const after = await viewKernel(g);
+    show('boot_id changed (a real boot)', String(after.bootId !== bootId));
     show('boot-time re-apply', (await g.sh('cat /tmp/boot.log')).split('\n').pop() ?? '');
+    const lp = after.patches.get(m.name);
+    show('/sys/kernel/livepatch', [...after.patches.keys()].join(' ') || '(empty)');
+    show(`  ${m.name}`, lp === undefined ? 'absent' : `enabled ${lp.enabled}, transition ${lp.transition}`);
+    if (lp?.enabled !== '1') throw new Error(`level ${m.level} is not live after the reboot`);
+    const order = bootOrder(await g.sh('dmesg | grep -E "livepatch|eth0" || true'), m.name);
+    if (order === undefined) throw new Error(`the kernel log of the new boot does not show ${m.name} going live`);
+    show('kernel log: live', `[${order.liveAt.toFixed(6)}] ${order.liveLine}`);
+    show(
+      'kernel log: network',
+      order.netLine === null ? '(no link-up line)' : `[${order.netUpAt?.toFixed(6)}] ${order.netLine}`,
+    );
+    if (order.netUpAt === null) throw new Error('the kernel log of the new boot does not show eth0 coming up');
+    if (order.liveAt >= order.netUpAt) {
+      throw new Error(`level ${m.level} went live at ${order.liveAt} s, after the network (${order.netUpAt} s)`);
+    }
+    const bootLine = bootOrderLine(m.level, m.name, { ...order, netUpAt: order.netUpAt });
+    console.log(`   ${bootLine}`);
     for (const [id, v] of await runTriggers(g, dirs(KERNEL_FIXES))) show(id, v);
+
+    step('Unloading at the end (livegraft-agent unload): the flaws are back');
+    const un = await agent(g, 'unload --json');
+    if (un.code !== 0) throw new Error(`unload failed: ${un.stderr}`);
+    for (const [id, v] of await runTriggers(g, dirs([...KERNEL_FIXES, MODULE_FIX]))) show(id, v);
+    show('/sys/kernel/livepatch', [...(await viewKernel(g)).patches.keys()].join(' ') || '(empty)');
 
     step('Summary');
     show('live apply', `${applyTime} ms, no downtime`);
     show('reboot of the same VM', `${rebootMs} ms to a shell, every process restarted`);
+    show(
+      'boot-time re-apply',
+      `level ${m.level} live ${(order.netUpAt - order.liveAt).toFixed(2)} s before eth0 came up`,
+    );
   } finally {
     await w.close();
   }
