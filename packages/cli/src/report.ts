@@ -21,10 +21,14 @@ interface ReportOpts extends ConnectionOpts {
   tag?: string;
 }
 
-function renderText(r: ComplianceReport): string {
+/** A time to the minute, in UTC, said so (as in the PDF). */
+const utc = (iso: string | null): string => (iso === null ? '-' : `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`);
+
+/** The terminal summary: open breaches first, then those closed late, each with its status as the PDF words it. */
+export function renderText(r: ComplianceReport): string {
   const s = r.summary;
   const lines = [
-    `compliance at ${r.generatedAt}: ${s.compliantHosts}/${s.hosts} hosts compliant; ` +
+    `compliance at ${utc(r.generatedAt)}: ${s.compliantHosts}/${s.hosts} hosts compliant; ` +
       `${s.openBreaches} open breaches, ${s.closedLate} closed late, ${s.upcoming} upcoming deadlines, ${s.openWindows} open windows`,
     `policy: ${SEVERITIES.map((k) => `${k} ${r.policy[k] === null ? 'off' : `${r.policy[k]}d`}`).join(', ')}`,
   ];
@@ -32,8 +36,8 @@ function renderText(r: ComplianceReport): string {
     lines.push(
       '',
       table(
-        ['HOST', 'CVE', 'SEVERITY', 'SINCE', 'DUE', 'FIXED', 'DAYS'],
-        r.breaches
+        ['HOST', 'CVE', 'SEVERITY', 'SINCE (UTC)', 'DUE (UTC)', 'FIXED (UTC)', 'DAYS', 'STATUS'],
+        [...r.breaches.filter((b) => b.end === null), ...r.breaches.filter((b) => b.end !== null)]
           .slice(0, MAX_TEXT_BREACHES)
           .map((b) => [
             b.hostname,
@@ -41,8 +45,9 @@ function renderText(r: ComplianceReport): string {
             b.severity,
             b.start.slice(0, 10),
             (b.dueAt ?? '').slice(0, 10),
-            b.end === null ? 'OPEN' : `${b.end.slice(0, 10)} ${b.closedBy ?? ''}`,
+            b.end === null ? '-' : `${b.end.slice(0, 10)} ${b.closedBy ?? ''}`,
             b.days.toFixed(1),
+            b.end === null ? 'OPEN, PAST DUE' : 'CLOSED LATE',
           ]),
       ),
     );
@@ -52,7 +57,7 @@ function renderText(r: ComplianceReport): string {
   lines.push(
     '',
     table(
-      ['HOST', 'KERNEL', 'LEVEL', 'OPEN', 'BREACHES', 'LATE', 'NEXT DUE', 'COMPLIANT'],
+      ['HOST', 'KERNEL', 'LEVEL', 'OPEN', 'BREACHES', 'LATE', 'NEXT DUE (UTC)', 'COMPLIANT'],
       r.hosts.map((h) => [
         h.hostname,
         h.release,
