@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
-import { LivegraftError, type AuditEntry, type HostRecord } from '@livegraft/protocol';
+import { LivegraftError, type AuditEntry } from '@livegraft/protocol';
 import {
   ActivityQuery,
   CvePage,
@@ -12,14 +12,13 @@ import {
   MAX_APPLY_HISTORY,
   type ActivityItem,
 } from '@livegraft/protocol/dashboard';
-import { countHostStatuses, mayRead, READ_ROLE } from '@livegraft/protocol/dashboard-rules';
+import { mayRead, READ_ROLE } from '@livegraft/protocol/dashboard-rules';
 import { guard } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
-import { DEFAULT_FEED } from '../db/fleet-migration.ts';
 import type { ApplyLog } from './applies.ts';
 import { ComplianceFolder } from './compliance-fold.ts';
 import { cvePage, HISTORY_DAYS } from './summaries.ts';
-import { fleetExposureSummary } from './exposure-summary.ts';
+import { OverviewCounter } from './overview.ts';
 
 /** Lines of live activity a page load gets unless it asks for fewer. */
 const DEFAULT_ACTIVITY = 30;
@@ -52,37 +51,14 @@ interface AuditDb {
 export function dashboardSummaryRoutes(api: App, ctx: RouteContext, db: Kysely<unknown>, applies: ApplyLog): void {
   const audit = db as Kysely<AuditDb>;
   const folder = new ComplianceFolder({ db, compliance: ctx.compliance, clock: ctx.clock });
+  const overview = new OverviewCounter(ctx);
 
   api.get(
     '/dashboard/overview',
     { config: { answer: DashboardOverview }, onRequest: guard(ctx.auth, READ_ROLE.fleet) },
     async (req): Promise<DashboardOverview> => {
       const role = req.principal?.kind === 'admin' ? req.principal.role : 'viewer';
-      const live = (await ctx.hosts.list()).filter((h) => (h.revokedAt ?? null) === null);
-      const desired = await ctx.fleet.desiredFor(
-        live.map((h) => ({
-          id: h.id,
-          feed: h.feed ?? DEFAULT_FEED,
-          kernelId: h.kernelId,
-          tags: h.tags ?? [],
-          autoUpdate: h.autoUpdate ?? true,
-          appliedLevel: h.appliedLevel,
-          ignore: h.ignore ?? [],
-        })),
-      );
-      const now = ctx.clock();
-      const statuses = countHostStatuses(
-        live.map((h: HostRecord) => ({ ...h, desired: desired.get(h.id) ?? null })),
-        ctx.config.checkinIntervalSec,
-        now.getTime(),
-      );
-      const exposure = mayRead(role, 'compliance') ? await fleetExposureSummary(ctx.compliance.exposure) : null;
-      return {
-        generatedAt: now.toISOString(),
-        checkinIntervalSec: ctx.config.checkinIntervalSec,
-        hosts: { total: live.length, ...statuses },
-        exposure,
-      };
+      return overview.get(mayRead(role, 'compliance'));
     },
   );
 

@@ -1,0 +1,74 @@
+import type { HostRecord } from '@livegraft/protocol';
+import type { DashboardOverview } from '@livegraft/protocol/dashboard';
+import { countHostStatuses } from '@livegraft/protocol/dashboard-rules';
+import type { RouteContext } from '../context.ts';
+import { DEFAULT_FEED } from '../db/fleet-migration.ts';
+import { fleetExposureSummary } from './exposure-summary.ts';
+
+/**
+ * An answer is reused for ten times as long as it took to make, at most
+ * this long: a small fleet's overview is always fresh, a big fleet's is
+ * counted at most every few seconds however many dashboards are open.
+ */
+const MAX_REUSE_MS = 30_000;
+const REUSE_FACTOR = 10;
+
+/** The overview's counts: hosts by status (the rules the dashboard uses) and the fleet's exposure totals. */
+export class OverviewCounter {
+  readonly #ctx: RouteContext;
+  readonly #last = new Map<boolean, { answer: DashboardOverview; at: number; reuseMs: number }>();
+  readonly #running = new Map<boolean, Promise<DashboardOverview>>();
+
+  constructor(ctx: RouteContext) {
+    this.#ctx = ctx;
+  }
+
+  /** With or without the exposure totals (null for a role that may not read compliance data). */
+  get(withExposure: boolean): Promise<DashboardOverview> {
+    const last = this.#last.get(withExposure);
+    const now = performance.now();
+    if (last !== undefined && now - last.at < last.reuseMs) return Promise.resolve(last.answer);
+    let running = this.#running.get(withExposure);
+    if (running === undefined) {
+      running = this.#count(withExposure).finally(() => this.#running.delete(withExposure));
+      this.#running.set(withExposure, running);
+    }
+    return running;
+  }
+
+  async #count(withExposure: boolean): Promise<DashboardOverview> {
+    const started = performance.now();
+    const ctx = this.#ctx;
+    const live = (await ctx.hosts.list()).filter((h) => (h.revokedAt ?? null) === null);
+    const desired = await ctx.fleet.desiredFor(
+      live.map((h) => ({
+        id: h.id,
+        feed: h.feed ?? DEFAULT_FEED,
+        kernelId: h.kernelId,
+        tags: h.tags ?? [],
+        autoUpdate: h.autoUpdate ?? true,
+        appliedLevel: h.appliedLevel,
+        ignore: h.ignore ?? [],
+      })),
+    );
+    const now = ctx.clock();
+    const statuses = countHostStatuses(
+      live.map((h: HostRecord) => ({ ...h, desired: desired.get(h.id) ?? null })),
+      ctx.config.checkinIntervalSec,
+      now.getTime(),
+    );
+    const answer: DashboardOverview = {
+      generatedAt: now.toISOString(),
+      checkinIntervalSec: ctx.config.checkinIntervalSec,
+      hosts: { total: live.length, ...statuses },
+      exposure: withExposure ? await fleetExposureSummary(ctx.compliance.exposure) : null,
+    };
+    const took = performance.now() - started;
+    this.#last.set(withExposure, {
+      answer,
+      at: performance.now(),
+      reuseMs: Math.min(MAX_REUSE_MS, REUSE_FACTOR * took),
+    });
+    return answer;
+  }
+}
