@@ -17,12 +17,14 @@ import { writeMarkerBundle } from '../packages/agent/test/userspace/marker-bundl
 const { values } = parseArgs({
   options: {
     processes: { type: 'string', default: '1000' },
+    /** Another build of the helper (e.g. an older one, to compare under the same load). */
+    helper: { type: 'string' },
     threads: { type: 'string', default: '2' },
     busy: { type: 'boolean', default: false },
   },
 });
 const AGENT = fileURLToPath(new URL('../packages/agent/', import.meta.url));
-const HELPER = join(AGENT, 'dist', 'livegraft-uspatch');
+const HELPER = values.helper ?? join(AGENT, 'dist', 'livegraft-uspatch');
 
 function privateKb(pid: number): number {
   const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
@@ -37,7 +39,13 @@ function percentile(sorted: number[], p: number): number {
 function stopStats(out: ProcessOutcome[]) {
   const us = out.map((o) => o.stopUs).sort((a, b) => a - b);
   const waiting = out.map((o) => o.stoppingUs ?? 0).sort((a, b) => a - b);
+  const hold = out.map((o) => o.holdUs ?? o.stopUs).sort((a, b) => a - b);
   return {
+    /** The longest single stop of each process (an apply stops twice: to map the code, then for the jumps). */
+    holdP50Ms: percentile(hold, 50) / 1000,
+    holdP99Ms: percentile(hold, 99) / 1000,
+    holdMaxMs: (hold.at(-1) ?? 0) / 1000,
+    /** Each process's stops added up: */
     p50Ms: percentile(us, 50) / 1000,
     p99Ms: percentile(us, 99) / 1000,
     maxMs: (us.at(-1) ?? 0) / 1000,
@@ -122,6 +130,7 @@ try {
       {
         bench: 'userspace',
         library: 'libc6 2.36-9+deb12u7 (libc.so.6), abs() replaced',
+        helper: values.helper === undefined ? 'built from this tree' : 'given with --helper',
         cpus: (await import('node:os')).cpus().length,
         loadavg: (await import('node:os')).loadavg().map((l) => Number(l.toFixed(2))),
         single,

@@ -64,6 +64,8 @@ struct thread {
   pid_t tid;
   int stopped;
   int sig; /* signal to deliver when resuming */
+  int boosted; /* its nice value was raised for the stop; orig_nice is put back before it resumes */
+  int orig_nice;
 };
 struct target {
   pid_t pid;
@@ -74,6 +76,7 @@ struct target {
   int64_t stop_start_ns;
   int64_t stopped_ns; /* total time any thread was held, summed over attempts */
   int64_t stopping_ns; /* of which: from the interrupts until every thread had stopped */
+  int64_t max_hold_ns; /* the longest single stop (an apply stops twice: to map the code, then for the jumps) */
 };
 int64_t now_ns(void);
 int stop_all(struct target *t, int timeout_ms, struct failure *f);

@@ -95,8 +95,12 @@ static int thread_busy(int i, const struct range *r, int n, char *why, size_t wh
     return 1;
   }
   uint64_t top = sp;
-  for (int m = 0; m < NMAPS; m++)
-    if (sp >= MAPS[m].start && sp < MAPS[m].end) top = MAPS[m].end;
+  for (int pass = 0; pass < 2 && top == sp; pass++) {
+    /* The mappings were read before the stop; a thread created since has a stack they do not list. */
+    if (pass == 1) NMAPS = read_maps(T.pid, MAPS, MAX_MAPS);
+    for (int m = 0; m < NMAPS; m++)
+      if (sp >= MAPS[m].start && sp < MAPS[m].end) top = MAPS[m].end;
+  }
   if (top - sp > STACK_SCAN_MAX) top = sp + STACK_SCAN_MAX;
   for (uint64_t a = sp & ~7ULL; a < top; a += sizeof words) {
     size_t len = top - a < sizeof words ? (size_t)(top - a) : sizeof words;
@@ -164,7 +168,29 @@ static int precheck(struct plan *p, struct failure *f) {
 
 /* Stops every thread and checks, backing off while a thread is inside a range. */
 typedef int (*check_fn)(struct plan *p, struct failure *f);
-static int stop_when_idle(struct plan *p, const struct range *r, int nr, check_fn check, int *attempts, struct failure *f) {
+
+/* Is the process dumpable? Asked inside it (an injected prctl); the threads are stopped. */
+static int check_dumpable(struct failure *f) {
+  uint64_t args[6] = {PR_GET_DUMPABLE, 0, 0, 0, 0, 0};
+  int64_t ret;
+  if (inject_syscall(&T, SYS_prctl, args, &ret, f) != 0) return -1;
+  if (ret == 0) return fail(f, R_NOT_DUMPABLE, "dumpable", EPERM, "the process is not dumpable (PR_SET_DUMPABLE 0)");
+  return 0;
+}
+
+/* Stops every thread, retrying (bounded) when the process forks meanwhile. */
+static int stop_retrying(struct plan *p, struct failure *f) {
+  for (int a = 1;; a++) {
+    if (stop_all(&T, p->timeout_ms, f) == 0) return 0;
+    if (f->reason != R_BUSY || a >= p->attempts) return -1;
+    resume_all(&T);
+    memset(f, 0, sizeof *f);
+    backoff(a);
+  }
+}
+
+static int stop_when_idle(struct plan *p, const struct range *r, int nr, check_fn check, int dumpable, int *attempts,
+                          struct failure *f) {
   char why[200] = "";
   for (int a = 1; a <= p->attempts; a++) {
     *attempts = a;
@@ -177,14 +203,8 @@ static int stop_when_idle(struct plan *p, const struct range *r, int nr, check_f
       }
       return -1;
     }
-    if (a == 1) {
-      uint64_t args[6] = {PR_GET_DUMPABLE, 0, 0, 0, 0, 0};
-      int64_t ret;
-      if (inject_syscall(&T, SYS_prctl, args, &ret, f) != 0) return -1;
-      if (ret == 0) return fail(f, R_NOT_DUMPABLE, "dumpable", EPERM, "the process is not dumpable (PR_SET_DUMPABLE 0)");
-    }
+    if (a == 1 && dumpable && check_dumpable(f) != 0) return -1;
     if (check(p, f) != 0) return -1;
-    NMAPS = read_maps(p->pid, MAPS, MAX_MAPS);
     if (!threads_busy(r, nr, why, sizeof why)) return 0;
     resume_all(&T);
     if (a < p->attempts) backoff(a);
@@ -192,19 +212,46 @@ static int stop_when_idle(struct plan *p, const struct range *r, int nr, check_f
   return fail(f, R_BUSY, "safety", EBUSY, "still in use after %d attempts: %s", p->attempts, why);
 }
 
-static int check_original(struct plan *p, struct failure *f) {
+/* The original bytes of each function, read and hashed before any stop; compared again inside the stop. */
+static uint8_t *ORIG[MAX_FUNCS];
+
+static void free_original(void) {
+  for (int i = 0; i < MAX_FUNCS; i++) {
+    free(ORIG[i]);
+    ORIG[i] = NULL;
+  }
+}
+
+/* Before stopping: each function holds the bytes the level was built for (its sha256). Kept for the stop. */
+static int read_original(struct plan *p, struct failure *f) {
   for (int i = 0; i < p->nfuncs; i++) {
     struct func *fn = &p->funcs[i];
-    uint8_t *buf = malloc(fn->size), sum[32];
-    if (!buf) return fail(f, R_ERROR, "verify", ENOMEM, "out of memory");
-    ssize_t got = mem_read(T.memfd, p->base + fn->offset, buf, fn->size);
-    int patched = got > 0 && buf[0] == 0xe9;
-    if (got == (ssize_t)fn->size) sha256(buf, fn->size, sum);
-    free(buf);
+    uint8_t sum[32];
+    free(ORIG[i]);
+    ORIG[i] = malloc(fn->size);
+    if (!ORIG[i]) return fail(f, R_ERROR, "verify", ENOMEM, "out of memory");
+    ssize_t got = mem_read(T.memfd, p->base + fn->offset, ORIG[i], fn->size);
     if (got != (ssize_t)fn->size) return fail(f, R_ERROR, "verify", EIO, "cannot read function at +0x%lx", fn->offset);
+    sha256(ORIG[i], fn->size, sum);
     if (memcmp(sum, fn->sha, 32) != 0)
       return fail(f, R_BYTES_MISMATCH, "verify", 0, "function at +0x%lx does not hold the expected bytes%s", fn->offset,
-                  patched ? " (it starts with a jump: already patched?)" : "");
+                  ORIG[i][0] == 0xe9 ? " (it starts with a jump: already patched?)" : "");
+  }
+  return 0;
+}
+
+/* Inside the stop: the functions still hold the bytes hashed before it (no hashing in the critical window). */
+static int check_original(struct plan *p, struct failure *f) {
+  static uint8_t buf[65536];
+  for (int i = 0; i < p->nfuncs; i++) {
+    struct func *fn = &p->funcs[i];
+    for (uint64_t o = 0; o < fn->size; o += sizeof buf) {
+      size_t n = fn->size - o < sizeof buf ? (size_t)(fn->size - o) : sizeof buf;
+      if (mem_read(T.memfd, p->base + fn->offset + o, buf, n) != (ssize_t)n)
+        return fail(f, R_ERROR, "verify", EIO, "cannot read function at +0x%lx", fn->offset);
+      if (memcmp(buf, ORIG[i] + o, n) != 0)
+        return fail(f, R_BYTES_MISMATCH, "verify", 0, "function at +0x%lx changed while it was being patched", fn->offset);
+    }
   }
   return 0;
 }
@@ -306,6 +353,49 @@ static int unmap_code(uint64_t addr, uint64_t len, struct failure *f) {
   return ret == 0 ? 0 : fail(f, R_ERROR, "munmap", (int)-ret, "munmap failed");
 }
 
+/*
+ * Maps `len` bytes read+execute near the library, inside the process (an
+ * injected mmap); the threads are stopped. Sets *at. Nothing the process
+ * runs can reach the new mapping yet.
+ */
+static int map_code(struct plan *p, uint64_t len, uint64_t *at, struct failure *f) {
+  uint64_t skip = 0;
+  int64_t ret = -EEXIST;
+  for (int tries = 0; tries < 8 && ret == -EEXIST; tries++) {
+    if (pick_address(p, len, skip, at) != 0)
+      return fail(f, R_NO_ADDRESS_SPACE, "place", ENOMEM, "no free range within 2 GiB of the library");
+    uint64_t args[6] = {*at, len, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, (uint64_t)-1, 0};
+    if (inject_syscall(&T, SYS_mmap, args, &ret, f) != 0) return -1;
+    skip = *at + len;
+  }
+  if (ret == -EPERM || ret == -EACCES) return fail(f, R_SECCOMP, "mmap", (int)-ret, "the process may not map executable memory");
+  if (ret < 0 && ret > -4096) return fail(f, R_NO_ADDRESS_SPACE, "mmap", (int)-ret, "mmap near the library failed");
+  if ((uint64_t)ret != *at) {
+    unmap_code((uint64_t)ret, len, f);
+    return fail(f, R_NO_ADDRESS_SPACE, "mmap", EEXIST, "the kernel placed the code elsewhere");
+  }
+  return 0;
+}
+
+/* Takes the mapping back after a failure, in a stop of its own if the threads run; best effort. */
+static void unmap_after_failure(struct plan *p, uint64_t at, uint64_t len) {
+  struct failure uf = {0};
+  if (T.nthreads == 0 && stop_retrying(p, &uf) != 0) return; /* gone or unreachable: nothing runs the code anyway */
+  unmap_code(at, len, &uf);
+}
+
+/*
+ * Apply, in three steps so that the process is held as briefly as possible
+ * where it matters:
+ *   1. no stop: the build-id, the mappings, the functions' bytes and hashes;
+ *   2. a short stop: is it dumpable, and the code block mapped next to the
+ *      library (two injected syscalls); nothing reachable changes, so no
+ *      safety check is needed and the threads go on at once;
+ *   3. threads running: the code relocated for that address and written into
+ *      the mapping (unreachable until the jumps), read back;
+ *   4. the critical stop: the functions still hold the hashed bytes, no
+ *      thread is inside one (instruction pointers, stacks), the jumps.
+ */
 static int do_apply(struct plan *p, struct failure *f, int *attempts, uint8_t saved[][5]) {
   struct range r[MAX_FUNCS];
   for (int i = 0; i < p->nfuncs; i++) {
@@ -315,34 +405,29 @@ static int do_apply(struct plan *p, struct failure *f, int *attempts, uint8_t sa
     r[i] = (struct range){p->base + p->funcs[i].offset, p->base + p->funcs[i].offset + p->funcs[i].size, 0};
   }
   if (precheck(p, f) != 0) return -1;
-  if (stop_when_idle(p, r, p->nfuncs, check_original, attempts, f) != 0) return -1;
-  uint64_t len = (p->text_size + 4095) & ~4095ULL, at = 0, skip = 0;
-  int64_t ret = -EEXIST;
-  for (int tries = 0; tries < 8 && ret == -EEXIST; tries++) {
-    if (pick_address(p, len, skip, &at) != 0)
-      return fail(f, R_NO_ADDRESS_SPACE, "place", ENOMEM, "no free range within 2 GiB of the library");
-    uint64_t args[6] = {at, len, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, (uint64_t)-1, 0};
-    if (inject_syscall(&T, SYS_mmap, args, &ret, f) != 0) return -1;
-    skip = at + len;
-  }
-  if (ret == -EPERM || ret == -EACCES) return fail(f, R_SECCOMP, "mmap", (int)-ret, "the process may not map executable memory");
-  if (ret < 0 && ret > -4096) return fail(f, R_NO_ADDRESS_SPACE, "mmap", (int)-ret, "mmap near the library failed");
-  if ((uint64_t)ret != at) {
-    unmap_code((uint64_t)ret, len, f);
-    return fail(f, R_NO_ADDRESS_SPACE, "mmap", EEXIST, "the kernel placed the code elsewhere");
-  }
-  p->code_addr = at;
+  if (read_original(p, f) != 0) return -1;
   uint8_t *code = malloc(p->text_size);
-  if (!code) {
-    unmap_code(at, len, f);
-    return fail(f, R_ERROR, "relocate", ENOMEM, "out of memory");
+  if (!code) return fail(f, R_ERROR, "relocate", ENOMEM, "out of memory");
+  uint64_t len = (p->text_size + 4095) & ~4095ULL, at = 0;
+  /* Step 2: the short stop. */
+  if (stop_retrying(p, f) != 0 || check_dumpable(f) != 0 || map_code(p, len, &at, f) != 0) {
+    free(code);
+    return -1;
   }
+  resume_all(&T);
+  p->code_addr = at;
+  /* Step 3: the code, while the threads run. */
   memcpy(code, p->text, p->text_size);
-  int bad = relocate(p, code, at, f) != 0 || write_checked(at, code, p->text_size) != 0;
+  if (relocate(p, code, at, f) != 0 || write_checked(at, code, p->text_size) != 0) {
+    free(code);
+    if (f->reason == R_NONE) fail(f, R_ERROR, "write-code", errno, "cannot write the code");
+    unmap_after_failure(p, at, len);
+    return -1;
+  }
   free(code);
-  if (bad) {
-    fail(f, R_ERROR, "write-code", errno, "cannot write the code");
-    unmap_code(at, len, f);
+  /* Step 4: the critical stop. */
+  if (stop_when_idle(p, r, p->nfuncs, check_original, 0, attempts, f) != 0) {
+    unmap_after_failure(p, at, len);
     return -1;
   }
   int written = 0;
@@ -350,7 +435,7 @@ static int do_apply(struct plan *p, struct failure *f, int *attempts, uint8_t sa
     struct func *fn = &p->funcs[written];
     uint64_t entry = p->base + fn->offset;
     uint8_t j[5];
-    if (mem_read(T.memfd, entry, saved[written], 5) != 5) break;
+    memcpy(saved[written], ORIG[written], 5);
     jmp_bytes(entry, at + fn->code_offset, j);
     if (write_checked(entry, j, 5) != 0) break;
   }
@@ -366,15 +451,17 @@ static int do_apply(struct plan *p, struct failure *f, int *attempts, uint8_t sa
 
 /*
  * Revert. Putting the entry bytes back is safe whatever the threads do: none
- * can be inside a 5-byte jump but at its first byte. Only unmapping the code
- * needs it unused; when a thread still runs in it or a stack may return into
- * it (after the bounded run-out), the code stays mapped (4 KiB per page) and
- * the result says so.
+ * can be inside a 5-byte jump but at its first byte. That is the critical
+ * stop; the threads then go on (and leave the code block). Only unmapping the
+ * code needs it unused: it is done in a later short stop, tried again (with
+ * the same bounded run-out and back-off) while a thread still runs in it or a
+ * stack may return into it; after the last attempt the code stays mapped
+ * (4 KiB per page) and the result says why.
  */
 static int do_revert(struct plan *p, struct failure *f, int *attempts, int *unmapped) {
   struct range none = {0, 0, 0};
   if (precheck(p, f) != 0) return -1;
-  if (stop_when_idle(p, &none, 0, check_patched, attempts, f) != 0) return -1;
+  if (stop_when_idle(p, &none, 0, check_patched, 0, attempts, f) != 0) return -1;
   for (int i = 0; i < p->nfuncs; i++) {
     if (write_checked(p->base + p->funcs[i].offset, p->funcs[i].saved, 5) != 0) {
       int err = errno;
@@ -386,16 +473,26 @@ static int do_revert(struct plan *p, struct failure *f, int *attempts, int *unma
       return fail(f, R_ERROR, "restore", err, "cannot restore function at +0x%lx", p->funcs[i].offset);
     }
   }
+  /* The original code is back: the threads go on, and leave the code block by themselves. */
+  resume_all(&T);
   struct range r = {p->code_addr, p->code_addr + p->text_size, 1};
-  char why[200];
-  NMAPS = read_maps(p->pid, MAPS, MAX_MAPS);
-  if (threads_busy(&r, 1, why, sizeof why)) {
-    snprintf(f->message, sizeof f->message, "code left mapped: %s", why);
-    return 0;
+  char why[200] = "";
+  for (int a = 1; a <= p->attempts; a++) {
+    struct failure uf = {0};
+    if (stop_retrying(p, &uf) != 0) {
+      snprintf(f->message, sizeof f->message, "code left mapped: %.200s", uf.message);
+      return 0;
+    }
+    NMAPS = read_maps(p->pid, MAPS, MAX_MAPS);
+    if (!threads_busy(&r, 1, why, sizeof why)) {
+      *unmapped = unmap_code(p->code_addr, (p->text_size + 4095) & ~4095ULL, &uf) == 0;
+      if (!*unmapped) snprintf(f->message, sizeof f->message, "munmap: %.200s", uf.message);
+      return 0;
+    }
+    resume_all(&T);
+    if (a < p->attempts) backoff(a);
   }
-  struct failure uf = {0};
-  *unmapped = unmap_code(p->code_addr, (p->text_size + 4095) & ~4095ULL, &uf) == 0;
-  if (!*unmapped) snprintf(f->message, sizeof f->message, "munmap: %.200s", uf.message);
+  snprintf(f->message, sizeof f->message, "code left mapped: %s", why);
   return 0;
 }
 
@@ -405,8 +502,9 @@ static void report(int apply, const char *op, struct plan *pp, struct failure *f
   const struct plan *p = pp;
   int threads = T.nthreads;
   resume_all(&T);
-  printf("{\"ok\":%s,\"op\":\"%s\",\"pid\":%d,\"attempts\":%d,\"threads\":%d,\"stopUs\":%lld,\"stoppingUs\":%lld", rc == 0 ? "true" : "false",
-         op, (int)p->pid, attempts, threads, (long long)(T.stopped_ns / 1000), (long long)(T.stopping_ns / 1000));
+  printf("{\"ok\":%s,\"op\":\"%s\",\"pid\":%d,\"attempts\":%d,\"threads\":%d,\"stopUs\":%lld,\"stoppingUs\":%lld,\"holdUs\":%lld",
+         rc == 0 ? "true" : "false", op, (int)p->pid, attempts, threads, (long long)(T.stopped_ns / 1000),
+         (long long)(T.stopping_ns / 1000), (long long)(T.max_hold_ns / 1000));
   if (rc == 0) {
     printf(",\"code\":\"0x%llx\",\"codeSize\":%lu", (unsigned long long)p->code_addr, (unsigned long)p->text_size);
     if (apply) {
@@ -444,8 +542,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: livegraft-uspatch apply|revert < plan, or livegraft-uspatch version\n");
     return 64;
   }
-  /* Be scheduled at once when a stopped thread reports: the process waits on us. Root only; harmless otherwise. */
-  setpriority(PRIO_PROCESS, 0, -10);
+  /*
+   * Be scheduled at once when a stopped thread reports: the process waits on
+   * us. As high as the target's threads get while they are held (trace.c), so
+   * that they never crowd us out. Needs CAP_SYS_NICE; harmless otherwise.
+   */
+  setpriority(PRIO_PROCESS, 0, -20);
   static struct plan p;
   static uint8_t saved[MAX_FUNCS][5];
   char err[256];
@@ -472,5 +574,6 @@ int main(int argc, char **argv) {
     report(apply, op, &p, &f, rc, attempts, unmapped, saved);
   }
   plan_free(&p);
+  free_original();
   return worst;
 }

@@ -40,6 +40,8 @@ export interface ProcessOutcome {
   stopUs: number;
   /** Of stopUs: waiting for the threads to stop. */
   stoppingUs?: number;
+  /** The longest single stop of the process (stopUs is the sum of its stops). */
+  holdUs?: number;
   reason?: string;
   message?: string;
 }
@@ -290,6 +292,7 @@ export class UserspaceManager {
           level: lib.level,
           stopUs: r.stopUs,
           stoppingUs: r.stoppingUs ?? 0,
+          holdUs: r.holdUs ?? r.stopUs,
         };
       }
       return this.refusal(lib, proc.pid, proc.startTime, proc.comm, r);
@@ -311,6 +314,7 @@ export class UserspaceManager {
           level: rec.level,
           stopUs: r.stopUs,
           stoppingUs: r.stoppingUs ?? 0,
+          holdUs: r.holdUs ?? r.stopUs,
           ...(r.op === 'revert' && !r.unmapped && r.message !== undefined ? { message: r.message } : {}),
         };
       }

@@ -46,6 +46,8 @@ export type HelperResult =
       stopUs: number;
       /** Of stopUs: from the interrupts until every thread had stopped (the threads' own scheduling). */
       stoppingUs?: number;
+      /** The longest single stop (an apply stops twice: a short one to map the code, then the one for the jumps). */
+      holdUs?: number;
       code: string;
       codeSize: number;
       functions: SavedEntry[];
@@ -59,6 +61,8 @@ export type HelperResult =
       stopUs: number;
       /** Of stopUs: from the interrupts until every thread had stopped (the threads' own scheduling). */
       stoppingUs?: number;
+      /** The longest single stop (an apply stops twice: a short one to map the code, then the one for the jumps). */
+      holdUs?: number;
       code: string;
       codeSize: number;
       unmapped: boolean;
@@ -74,6 +78,8 @@ export type HelperResult =
       stopUs: number;
       /** Of stopUs: from the interrupts until every thread had stopped (the threads' own scheduling). */
       stoppingUs?: number;
+      /** The longest single stop (an apply stops twice: a short one to map the code, then the one for the jumps). */
+      holdUs?: number;
       reason: UserspaceRefusal;
       step: string;
       errno: number;
