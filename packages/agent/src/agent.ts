@@ -25,6 +25,9 @@ import {
   type PatchState as WirePatchState,
   manifestValidator,
   parseJson,
+  clockSkewSec,
+  humanDuration,
+  skewWarning,
 } from '@livegraft/protocol';
 import {
   finishInstall,
@@ -40,7 +43,6 @@ import {
 import { ModuleCache, type CachedModule } from './cache.ts';
 import { ServerClient, isTransient, type FetchFn } from './client.ts';
 import { waitFor, type Clock } from './clock.ts';
-import { clockSkewSec, humanDuration, skewWarning } from './clock-skew.ts';
 import { disableFilePath, loadConfig, loadConfigIfPresent, writeConfig, type AgentConfig } from './config.ts';
 import { checkEnrolTransport, parseRootSha256, registrableHostname, resolvePinnedRoot, type RootPin } from './enrol.ts';
 import { readBootId, readKillSwitch, type KillSwitch } from './guards.ts';
@@ -551,6 +553,7 @@ export class Agent {
       req.lastError = `LEVEL_QUARANTINED: level(s) ${quarantined.join(', ')} were being applied when the host went down`;
     }
     if (state.lastApply) req.lastApply = state.lastApply;
+    if (state.clockSkew) req.clockSkewSec = state.clockSkew.sec;
     const userspace = userspaceCheckinReport(this.deps.stateDir, (m) => this.deps.log.log('warn', m));
     if (userspace.length > 0) req.userspace = userspace;
     return req;
