@@ -15,6 +15,7 @@ import type {
 import { countHostStatuses, HOST_STATUSES, mayRead, type ReadSection } from '@livegraft/protocol/dashboard-rules';
 import type { ApiRole } from '@livegraft/protocol';
 import { CHECKIN_INTERVAL_SEC, hostByName, startDashboardWorld, type DashboardWorld } from './dashboard-world.ts';
+import { pgSkip, startPostgres, type PgCluster } from './pg-harness.ts';
 
 /**
  * The dashboard's summary endpoints (/api/v1/dashboard/...) against a real
@@ -23,164 +24,188 @@ import { CHECKIN_INTERVAL_SEC, hostByName, startDashboardWorld, type DashboardWo
 
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none', 'not rated'] as const;
 
-describe('dashboard summary endpoints', () => {
-  let world: DashboardWorld;
-  let dir: string;
-  let worker: TokenCreated;
-
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'livegraft-dashboard-api-'));
-    // No built dashboard needed: only the API is asked.
-    world = await startDashboardWorld(dir);
-    worker = await world.ok<TokenCreated>('POST', '/tokens', { name: 'builder-1', role: 'worker' });
-  });
-
-  after(async () => {
-    await world?.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  test('overview: host statuses and exposure severities each add up to their total', async () => {
-    const o = await world.ok<DashboardOverview>('GET', '/dashboard/overview', undefined, world.viewer.token);
-    const hosts = await world.ok<HostRecord[]>('GET', '/hosts');
-    assert.equal(o.hosts.total, hosts.length);
-    assert.equal(
-      HOST_STATUSES.reduce((n, s) => n + o.hosts[s], 0),
-      o.hosts.total,
-    );
-    const expected = countHostStatuses(hosts, CHECKIN_INTERVAL_SEC);
-    for (const s of HOST_STATUSES) assert.equal(o.hosts[s], expected[s], s);
-    for (const s of ['stale', 'failed', 'attention', 'behind'] as const) assert.ok(o.hosts[s] > 0, s);
-
-    const full = await world.ok<FleetExposure>('GET', '/exposure');
-    assert.ok(o.exposure !== null, 'a viewer may read compliance data');
-    assert.deepEqual(o.exposure.counts, full.counts);
-    assert.equal(
-      SEVERITIES.reduce((n, s) => n + (o.exposure?.counts[s] ?? 0), 0),
-      o.exposure.counts.total,
-    );
-    assert.ok(o.exposure.counts['not rated'] > 0, 'the seeded fleet has not-rated exposures');
-    assert.equal(o.exposure.mitigated, full.mitigated);
-    assert.ok(JSON.stringify(o).length < 4096, 'the overview is a summary');
-  });
-
-  test('compliance summary is the report summary, with a history ending at the open windows', async () => {
-    const c = await world.ok<DashboardCompliance>('GET', '/dashboard/compliance', undefined, world.viewer.token);
-    const report = await world.ok<ComplianceReport>('GET', '/reports/compliance?format=json');
-    assert.deepEqual(c.summary, { ...report.summary });
-    assert.equal(c.historyDays, 60);
-    const now = (label: string): number => c.history.find((s) => s.label === label)?.points.at(-1)?.v ?? -1;
-    const open = [...report.breaches, ...report.upcoming].filter((w) => w.end === null);
-    assert.equal(now('critical (open)'), open.filter((w) => w.severity === 'critical').length);
-    assert.equal(now('high (open)'), open.filter((w) => w.severity === 'high').length);
-    for (const s of c.history) assert.equal(s.points.length, 61);
-  });
-
-  test('CVE page: total, search and pages cover every CVE with an open SLA window', async () => {
-    const report = await world.ok<ComplianceReport>('GET', '/reports/compliance?format=json');
-    const open = new Set([...report.breaches, ...report.upcoming].filter((w) => w.end === null).map((w) => w.cve));
-    assert.ok(open.size > 10, 'enough open CVEs to page');
-    const first = await world.ok<CvePage>('GET', '/dashboard/cves?limit=7', undefined, world.viewer.token);
-    assert.equal(first.total, open.size);
-    assert.equal(first.matching, open.size);
-    assert.equal(first.items.length, 7);
-    const seen: string[] = [];
-    for (let offset = 0; offset < first.total; offset += 7) {
-      const p = await world.ok<CvePage>('GET', `/dashboard/cves?limit=7&offset=${offset}`);
-      seen.push(...p.items.map((c) => c.id));
-    }
-    assert.deepEqual(new Set(seen), open);
-    assert.equal(seen.length, open.size, 'no CVE on two pages');
-
-    const some = [...open][0] ?? '';
-    const part = some.slice(4).toLowerCase();
-    const found = await world.ok<CvePage>('GET', `/dashboard/cves?q=${part}`);
-    assert.ok(found.items.some((c) => c.id === some));
-    assert.ok(found.items.every((c) => c.id.toLowerCase().includes(part)));
-    assert.equal(found.total, open.size);
-    const bad = await world.call('GET', '/dashboard/cves?q=%3Cscript%3E');
-    assert.equal(bad.status, 400);
-  });
-
-  test('activity: applies, tripwire hits and readable token names, newest first', async () => {
-    const a = await world.ok<DashboardActivity>('GET', '/dashboard/activity?limit=100', undefined, world.viewer.token);
-    const kinds = new Set(a.items.map((i) => i.kind));
-    assert.ok(kinds.has('apply'), 'applies');
-    assert.ok(kinds.has('tripwire'), 'tripwire hits');
-    assert.ok(kinds.has('audit'), 'audit entries');
-    const sorted = [...a.items].sort((x, y) => (x.at < y.at ? 1 : -1));
-    assert.deepEqual(
-      a.items.map((i) => i.at),
-      sorted.map((i) => i.at),
-    );
-    const token = a.items.find((i) => i.kind === 'audit' && i.entry.action === 'token.create');
-    assert.ok(token?.kind === 'audit');
-    assert.ok(['ops-alice', 'audit-bob', 'builder-1'].includes(token.targetName ?? ''), token.targetName ?? 'null');
-    assert.ok(!a.items.some((i) => i.kind === 'audit' && i.entry.action === 'session.create'));
-  });
-
-  test('host history: every apply (levels 1 and 2) and the tag changes', async () => {
-    const hosts = await world.ok<HostRecord[]>('GET', '/hosts');
-    const canary = hostByName(hosts, 'web-canary-1');
-    const h = await world.ok<HostHistory>(
-      'GET',
-      `/dashboard/hosts/${canary.id}/history`,
-      undefined,
-      world.viewer.token,
-    );
-    assert.deepEqual(
-      h.applies.map((x) => [x.fromLevel, x.toLevel, x.ok]),
-      [
-        [1, 2, true],
-        [0, 1, true],
-      ],
-    );
-    assert.equal(h.applies[0]?.hostname, 'web-canary-1');
-    const tags = h.changes.find((e) => e.action === 'host.update');
-    assert.deepEqual(tags?.details, { tags: ['web', 'eu-west'] });
-    assert.equal((await world.call('GET', '/dashboard/hosts/no-such-host/history')).status, 404);
-  });
-
-  test('session probe: signed out is an answer, not a 401', async () => {
-    const res = await fetch(`${world.url}/api/v1/dashboard/session`);
-    assert.equal(res.status, 200);
-    assert.deepEqual((await res.json()) as SessionProbe, { session: null });
-    const bad = await world.call<SessionProbe>('GET', '/dashboard/session', undefined, 'not-a-token-of-this-server');
-    assert.deepEqual(bad, { status: 200, json: { session: null } });
-    const me = await world.ok<SessionProbe>('GET', '/dashboard/session', undefined, world.viewer.token);
-    assert.equal(me.session?.name, 'audit-bob');
-    assert.equal(me.session?.role, 'viewer');
-  });
-
-  test('roles: a worker token reads none of the summaries; no token gets 401', async () => {
-    for (const path of ['/dashboard/overview', '/dashboard/compliance', '/dashboard/cves', '/dashboard/activity']) {
-      assert.equal((await world.call('GET', path, undefined, worker.token)).status, 403, path);
-      assert.equal((await fetch(`${world.url}/api/v1${path}`)).status, 401, path);
-    }
-  });
-
-  test('the read rules the dashboard follows are the ones the server enforces', async () => {
-    const endpoints: [ReadSection, string][] = [
-      ['fleet', '/hosts'],
-      ['fleet', '/audit?limit=1'],
-      ['compliance', '/exposure'],
-      ['compliance', '/compliance/policy'],
-      ['compliance', '/tripwires?limit=1'],
-      ['pipeline', '/fixes'],
-      ['tokens', '/tokens'],
-      ['tokens', '/registration-keys'],
-    ];
-    const tokens: [ApiRole, string][] = [
-      ['admin', world.admin],
-      ['operator', world.operator.token],
-      ['viewer', world.viewer.token],
-      ['worker', worker.token],
-    ];
-    for (const [role, token] of tokens) {
-      for (const [section, path] of endpoints) {
-        const { status } = await world.call('GET', path, undefined, token);
-        assert.equal(status, mayRead(role, section) ? 200 : 403, `${role} GET ${path}`);
-      }
-    }
-  });
+let cluster: Promise<PgCluster> | undefined;
+after(async () => {
+  if (cluster !== undefined) await (await cluster).stop();
 });
+
+const backends: [string, () => Promise<string | undefined>, string | false][] = [
+  ['SQLite', () => Promise.resolve(undefined), false],
+  [
+    'PostgreSQL',
+    async () => {
+      cluster ??= startPostgres();
+      return (await cluster).createDatabase();
+    },
+    pgSkip,
+  ],
+];
+
+for (const [backend, makeDatabase, skip] of backends)
+  describe(`dashboard summary endpoints (${backend})`, { skip }, () => {
+    let world: DashboardWorld;
+    let dir: string;
+    let worker: TokenCreated;
+
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'livegraft-dashboard-api-'));
+      const database = await makeDatabase();
+      // No built dashboard needed: only the API is asked.
+      world = await startDashboardWorld(dir, database === undefined ? {} : { database });
+      worker = await world.ok<TokenCreated>('POST', '/tokens', { name: 'builder-1', role: 'worker' });
+    });
+
+    after(async () => {
+      await world?.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    test('overview: host statuses and exposure severities each add up to their total', async () => {
+      const o = await world.ok<DashboardOverview>('GET', '/dashboard/overview', undefined, world.viewer.token);
+      const hosts = await world.ok<HostRecord[]>('GET', '/hosts');
+      assert.equal(o.hosts.total, hosts.length);
+      assert.equal(
+        HOST_STATUSES.reduce((n, s) => n + o.hosts[s], 0),
+        o.hosts.total,
+      );
+      const expected = countHostStatuses(hosts, CHECKIN_INTERVAL_SEC);
+      for (const s of HOST_STATUSES) assert.equal(o.hosts[s], expected[s], s);
+      for (const s of ['stale', 'failed', 'attention', 'behind'] as const) assert.ok(o.hosts[s] > 0, s);
+
+      const full = await world.ok<FleetExposure>('GET', '/exposure');
+      assert.ok(o.exposure !== null, 'a viewer may read compliance data');
+      assert.deepEqual(o.exposure.counts, full.counts);
+      assert.equal(
+        SEVERITIES.reduce((n, s) => n + (o.exposure?.counts[s] ?? 0), 0),
+        o.exposure.counts.total,
+      );
+      assert.ok(o.exposure.counts['not rated'] > 0, 'the seeded fleet has not-rated exposures');
+      assert.equal(o.exposure.mitigated, full.mitigated);
+      assert.ok(JSON.stringify(o).length < 4096, 'the overview is a summary');
+    });
+
+    test('compliance summary is the report summary, with a history ending at the open windows', async () => {
+      const c = await world.ok<DashboardCompliance>('GET', '/dashboard/compliance', undefined, world.viewer.token);
+      const report = await world.ok<ComplianceReport>('GET', '/reports/compliance?format=json');
+      assert.deepEqual(c.summary, { ...report.summary });
+      assert.equal(c.historyDays, 60);
+      const now = (label: string): number => c.history.find((s) => s.label === label)?.points.at(-1)?.v ?? -1;
+      const open = [...report.breaches, ...report.upcoming].filter((w) => w.end === null);
+      assert.equal(now('critical (open)'), open.filter((w) => w.severity === 'critical').length);
+      assert.equal(now('high (open)'), open.filter((w) => w.severity === 'high').length);
+      for (const s of c.history) assert.equal(s.points.length, 61);
+    });
+
+    test('CVE page: total, search and pages cover every CVE with an open SLA window', async () => {
+      const report = await world.ok<ComplianceReport>('GET', '/reports/compliance?format=json');
+      const open = new Set([...report.breaches, ...report.upcoming].filter((w) => w.end === null).map((w) => w.cve));
+      assert.ok(open.size > 10, 'enough open CVEs to page');
+      const first = await world.ok<CvePage>('GET', '/dashboard/cves?limit=7', undefined, world.viewer.token);
+      assert.equal(first.total, open.size);
+      assert.equal(first.matching, open.size);
+      assert.equal(first.items.length, 7);
+      const seen: string[] = [];
+      for (let offset = 0; offset < first.total; offset += 7) {
+        const p = await world.ok<CvePage>('GET', `/dashboard/cves?limit=7&offset=${offset}`);
+        seen.push(...p.items.map((c) => c.id));
+      }
+      assert.deepEqual(new Set(seen), open);
+      assert.equal(seen.length, open.size, 'no CVE on two pages');
+
+      const some = [...open][0] ?? '';
+      const part = some.slice(4).toLowerCase();
+      const found = await world.ok<CvePage>('GET', `/dashboard/cves?q=${part}`);
+      assert.ok(found.items.some((c) => c.id === some));
+      assert.ok(found.items.every((c) => c.id.toLowerCase().includes(part)));
+      assert.equal(found.total, open.size);
+      const bad = await world.call('GET', '/dashboard/cves?q=%3Cscript%3E');
+      assert.equal(bad.status, 400);
+    });
+
+    test('activity: applies, tripwire hits and readable token names, newest first', async () => {
+      const a = await world.ok<DashboardActivity>(
+        'GET',
+        '/dashboard/activity?limit=100',
+        undefined,
+        world.viewer.token,
+      );
+      const kinds = new Set(a.items.map((i) => i.kind));
+      assert.ok(kinds.has('apply'), 'applies');
+      assert.ok(kinds.has('tripwire'), 'tripwire hits');
+      assert.ok(kinds.has('audit'), 'audit entries');
+      const sorted = [...a.items].sort((x, y) => (x.at < y.at ? 1 : -1));
+      assert.deepEqual(
+        a.items.map((i) => i.at),
+        sorted.map((i) => i.at),
+      );
+      const token = a.items.find((i) => i.kind === 'audit' && i.entry.action === 'token.create');
+      assert.ok(token?.kind === 'audit');
+      assert.ok(['ops-alice', 'audit-bob', 'builder-1'].includes(token.targetName ?? ''), token.targetName ?? 'null');
+      assert.ok(!a.items.some((i) => i.kind === 'audit' && i.entry.action === 'session.create'));
+    });
+
+    test('host history: every apply (levels 1 and 2) and the tag changes', async () => {
+      const hosts = await world.ok<HostRecord[]>('GET', '/hosts');
+      const canary = hostByName(hosts, 'web-canary-1');
+      const h = await world.ok<HostHistory>(
+        'GET',
+        `/dashboard/hosts/${canary.id}/history`,
+        undefined,
+        world.viewer.token,
+      );
+      assert.deepEqual(
+        h.applies.map((x) => [x.fromLevel, x.toLevel, x.ok]),
+        [
+          [1, 2, true],
+          [0, 1, true],
+        ],
+      );
+      assert.equal(h.applies[0]?.hostname, 'web-canary-1');
+      const tags = h.changes.find((e) => e.action === 'host.update');
+      assert.deepEqual(tags?.details, { tags: ['web', 'eu-west'] });
+      assert.equal((await world.call('GET', '/dashboard/hosts/no-such-host/history')).status, 404);
+    });
+
+    test('session probe: signed out is an answer, not a 401', async () => {
+      const res = await fetch(`${world.url}/api/v1/dashboard/session`);
+      assert.equal(res.status, 200);
+      assert.deepEqual((await res.json()) as SessionProbe, { session: null });
+      const bad = await world.call<SessionProbe>('GET', '/dashboard/session', undefined, 'not-a-token-of-this-server');
+      assert.deepEqual(bad, { status: 200, json: { session: null } });
+      const me = await world.ok<SessionProbe>('GET', '/dashboard/session', undefined, world.viewer.token);
+      assert.equal(me.session?.name, 'audit-bob');
+      assert.equal(me.session?.role, 'viewer');
+    });
+
+    test('roles: a worker token reads none of the summaries; no token gets 401', async () => {
+      for (const path of ['/dashboard/overview', '/dashboard/compliance', '/dashboard/cves', '/dashboard/activity']) {
+        assert.equal((await world.call('GET', path, undefined, worker.token)).status, 403, path);
+        assert.equal((await fetch(`${world.url}/api/v1${path}`)).status, 401, path);
+      }
+    });
+
+    test('the read rules the dashboard follows are the ones the server enforces', async () => {
+      const endpoints: [ReadSection, string][] = [
+        ['fleet', '/hosts'],
+        ['fleet', '/audit?limit=1'],
+        ['compliance', '/exposure'],
+        ['compliance', '/compliance/policy'],
+        ['compliance', '/tripwires?limit=1'],
+        ['pipeline', '/fixes'],
+        ['tokens', '/tokens'],
+        ['tokens', '/registration-keys'],
+      ];
+      const tokens: [ApiRole, string][] = [
+        ['admin', world.admin],
+        ['operator', world.operator.token],
+        ['viewer', world.viewer.token],
+        ['worker', worker.token],
+      ];
+      for (const [role, token] of tokens) {
+        for (const [section, path] of endpoints) {
+          const { status } = await world.call('GET', path, undefined, token);
+          assert.equal(status, mayRead(role, section) ? 200 : 403, `${role} GET ${path}`);
+        }
+      }
+    });
+  });

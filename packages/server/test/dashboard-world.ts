@@ -43,7 +43,11 @@ export interface DashboardWorld {
   stop(): Promise<void>;
 }
 
-export async function startDashboardWorld(dashboardDir: string): Promise<DashboardWorld> {
+/** `database`: a PostgreSQL URL (SQLite in the data dir without it). */
+export async function startDashboardWorld(
+  dashboardDir: string,
+  o: { database?: string } = {},
+): Promise<DashboardWorld> {
   const dir = await mkdtemp(join(tmpdir(), 'livegraft-dashboard-world-'));
   let fixed: number | undefined = Date.now() - 45 * DAY;
   const config = parseConfig({
@@ -53,6 +57,7 @@ export async function startDashboardWorld(dashboardDir: string): Promise<Dashboa
     logLevel: 'silent',
     checkinIntervalSec: CHECKIN_INTERVAL_SEC,
     pushSpreadSec: 0,
+    ...(o.database === undefined ? {} : { database: o.database }),
   });
   const server = await startServer(config, {
     logger: pino({ level: 'silent' }),
