@@ -14,7 +14,7 @@ import { REPO } from './lib/world.ts';
 const DEMO_TIMEOUT_MS = 75 * 60_000;
 
 describe('the demo (real kernel)', { timeout: DEMO_TIMEOUT_MS + 60_000 }, () => {
-  it('reboots with the level applied and shows it live before the network, then unloads it', async () => {
+  it('reboots with the level applied and shows it live before the network, then unloads it', async (t) => {
     const r = await exec(process.execPath, ['--import', 'tsx', join(REPO, 'scripts/demo.ts')], {
       cwd: REPO,
       timeoutMs: DEMO_TIMEOUT_MS,
@@ -24,6 +24,7 @@ describe('the demo (real kernel)', { timeout: DEMO_TIMEOUT_MS + 60_000 }, () => 
     const m = BOOT_ORDER_LINE.exec(out);
     assert.ok(m, `no "re-applied before the network" line in the demo output:\n${out.slice(-4000)}`);
     const [, level, module, live, net] = m;
+    t.diagnostic(m[0]);
     assert.ok(Number(live) < Number(net), m[0]);
     assert.match(out, new RegExp(`/sys/kernel/livepatch +${module}\\n +${module} +enabled 1`), 'sysfs after reboot');
     const reboot = out.indexOf(`== Reboot with level ${level} applied`);
