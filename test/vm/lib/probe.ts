@@ -65,11 +65,19 @@ export async function workloadCounts(g: Guest): Promise<{ ok: number; fail: numb
   return { ok: ok ?? 0, fail: fail ?? -1 };
 }
 
+/**
+ * The bound on one agent command: above the agent's own worst case (TUF
+ * downloads may take 10 minutes at the minimum rate, then module loading and
+ * the transition have their own bounds), so that a slow guest on a loaded
+ * machine is not mistaken for a hang; a real hang still ends the test.
+ */
+export const AGENT_COMMAND_BOUND_MS = 900_000;
+
 /** Runs the agent in the guest; returns its exit code, stdout, stderr and stdout parsed as JSON if it is. */
 export async function agent(
   g: Guest,
   args: string,
-  timeoutMs = 180_000,
+  timeoutMs = AGENT_COMMAND_BOUND_MS,
 ): Promise<{ code: number; stdout: string; stderr: string; json: unknown }> {
   const r = await g.run(`livegraft-agent ${args} > /tmp/agent.out 2> /tmp/agent.err`, timeoutMs);
   const stdout = (await g.run('cat /tmp/agent.out')).out;
