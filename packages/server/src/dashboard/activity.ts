@@ -67,6 +67,9 @@ export class ActivityHub {
   readonly #clock: () => Date;
   readonly #onError: (err: unknown) => void;
   readonly #applies = new Map<string, string>();
+  /** Each host's last announced state, to tell a change from a heartbeat. */
+  readonly #lastSeen = new Map<string, string>();
+  #changes = 0;
   #cursor = '';
   #seenAtCursor = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
@@ -88,6 +91,15 @@ export class ActivityHub {
 
   get size(): number {
     return this.#streams.size;
+  }
+
+  /**
+   * Goes up with every change the live dashboards are told of (a host's
+   * state, level or kernel, an apply, an audit entry); heartbeats leave it.
+   * Summaries they reload on such an event must not be answered from before it.
+   */
+  get changes(): number {
+    return this.#changes;
   }
 
   open(res: ServerResponse): void {
@@ -148,6 +160,16 @@ export class ActivityHub {
         if (oldest !== undefined) this.#applies.delete(oldest);
       }
     }
+    const seen = `${a.state} ${a.appliedLevel} ${a.kernelId}`;
+    if (apply !== null || this.#lastSeen.get(a.hostId) !== seen) {
+      this.#changes++;
+      this.#lastSeen.delete(a.hostId);
+      this.#lastSeen.set(a.hostId, seen);
+      if (this.#lastSeen.size > MAX_REMEMBERED_HOSTS) {
+        const oldest = this.#lastSeen.keys().next().value;
+        if (oldest !== undefined) this.#lastSeen.delete(oldest);
+      }
+    }
     this.#broadcast('checkin', { ...a, apply } satisfies CheckinActivity);
   }
 
@@ -169,6 +191,7 @@ export class ActivityHub {
         this.#seenAtCursor = new Set();
       }
       if (e.at === this.#cursor) this.#seenAtCursor.add(e.id);
+      this.#changes++;
       this.#broadcast('audit', e);
     }
   }

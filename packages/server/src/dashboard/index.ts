@@ -59,7 +59,7 @@ export function createDashboard(o: {
       sessionRoutes(api, ctx, store);
       haltRoute(api, ctx);
       activityStreamRoute(api, ctx, hub);
-      dashboardSummaryRoutes(api, ctx, o.db, applies);
+      dashboardSummaryRoutes(api, ctx, o.db, applies, () => hub.changes);
     },
   };
 }

@@ -7,8 +7,9 @@ import { fleetExposureSummary } from './exposure-summary.ts';
 
 /**
  * An answer is reused for ten times as long as it took to make, at most
- * this long: a small fleet's overview is always fresh, a big fleet's is
- * counted at most every few seconds however many dashboards are open.
+ * this long, and only while no change was announced to the live dashboards
+ * (they reload on such an event and must see it): a big fleet's heartbeats
+ * are counted at most every few seconds however many dashboards are open.
  */
 const MAX_REUSE_MS = 30_000;
 const REUSE_FACTOR = 10;
@@ -16,27 +17,35 @@ const REUSE_FACTOR = 10;
 /** The overview's counts: hosts by status (the rules the dashboard uses) and the fleet's exposure totals. */
 export class OverviewCounter {
   readonly #ctx: RouteContext;
-  readonly #last = new Map<boolean, { answer: DashboardOverview; at: number; reuseMs: number }>();
-  readonly #running = new Map<boolean, Promise<DashboardOverview>>();
+  readonly #changes: () => number;
+  readonly #last = new Map<boolean, { answer: DashboardOverview; at: number; reuseMs: number; gen: number }>();
+  readonly #running = new Map<boolean, { answer: Promise<DashboardOverview>; gen: number }>();
 
-  constructor(ctx: RouteContext) {
+  /** `changes` goes up with every change announced to the live dashboards. */
+  constructor(ctx: RouteContext, changes: () => number) {
     this.#ctx = ctx;
+    this.#changes = changes;
   }
 
   /** With or without the exposure totals (null for a role that may not read compliance data). */
   get(withExposure: boolean): Promise<DashboardOverview> {
+    const gen = this.#changes();
     const last = this.#last.get(withExposure);
     const now = performance.now();
-    if (last !== undefined && now - last.at < last.reuseMs) return Promise.resolve(last.answer);
-    let running = this.#running.get(withExposure);
-    if (running === undefined) {
-      running = this.#count(withExposure).finally(() => this.#running.delete(withExposure));
-      this.#running.set(withExposure, running);
-    }
-    return running;
+    if (last !== undefined && last.gen === gen && now - last.at < last.reuseMs) return Promise.resolve(last.answer);
+    const running = this.#running.get(withExposure);
+    if (running !== undefined && running.gen === gen) return running.answer;
+    const mine = {
+      gen,
+      answer: this.#count(withExposure, gen).finally(() => {
+        if (this.#running.get(withExposure) === mine) this.#running.delete(withExposure);
+      }),
+    };
+    this.#running.set(withExposure, mine);
+    return mine.answer;
   }
 
-  async #count(withExposure: boolean): Promise<DashboardOverview> {
+  async #count(withExposure: boolean, gen: number): Promise<DashboardOverview> {
     const started = performance.now();
     const ctx = this.#ctx;
     const live = (await ctx.hosts.list()).filter((h) => (h.revokedAt ?? null) === null);
@@ -68,6 +77,7 @@ export class OverviewCounter {
       answer,
       at: performance.now(),
       reuseMs: Math.min(MAX_REUSE_MS, REUSE_FACTOR * took),
+      gen,
     });
     return answer;
   }

@@ -48,10 +48,16 @@ interface AuditDb {
  * computed on the server so a page downloads kilobytes whatever the fleet's
  * size. Each answers to the role rules the other routes use (READ_ROLE).
  */
-export function dashboardSummaryRoutes(api: App, ctx: RouteContext, db: Kysely<unknown>, applies: ApplyLog): void {
+export function dashboardSummaryRoutes(
+  api: App,
+  ctx: RouteContext,
+  db: Kysely<unknown>,
+  applies: ApplyLog,
+  changes: () => number,
+): void {
   const audit = db as Kysely<AuditDb>;
   const folder = new ComplianceFolder({ db, compliance: ctx.compliance, clock: ctx.clock });
-  const overview = new OverviewCounter(ctx);
+  const overview = new OverviewCounter(ctx, changes);
 
   api.get(
     '/dashboard/overview',
