@@ -60,9 +60,16 @@ export async function startWorkload(g: Guest): Promise<void> {
   );
 }
 
+/**
+ * The workload's counts. The console may carry kernel messages besides the
+ * answer (a loaded TCG guest prints RCU stall warnings), so the counts are the
+ * line that is exactly two numbers.
+ */
 export async function workloadCounts(g: Guest): Promise<{ ok: number; fail: number }> {
-  const [ok, fail] = (await read(g, 'cat /tmp/work.count')).split(' ').map(Number);
-  return { ok: ok ?? 0, fail: fail ?? -1 };
+  const out = await read(g, 'cat /tmp/work.count');
+  const m = /^(\d+) (\d+)$/m.exec(out);
+  if (m === null) throw new Error(`the workload's counts are not in the answer: ${JSON.stringify(out.slice(0, 2000))}`);
+  return { ok: Number(m[1]), fail: Number(m[2]) };
 }
 
 /**
