@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { StatusExit, type UserspaceLibraryStatus } from '@livegraft/protocol';
 import { UserspaceManager, type LibraryStatus, type ProcessOutcome } from './manager.ts';
+import { DeathWatch } from './death-watch.ts';
 import { helperPath } from './native.ts';
 
 /** What the user-space commands take from the CLI around them. */
@@ -183,7 +184,14 @@ export function registerUserspaceCommands(program: Command, ctx: UserspaceCliCon
     });
 }
 
-/** Re-scans until stopped; one bad pass is logged, not fatal. */
+/** How often the death watch looks at recently patched processes between re-scans. */
+export const DEATH_POLL_MS = 1000;
+
+/**
+ * Re-scans until stopped; one bad pass is logged, not fatal. Between passes,
+ * the death watch looks every `pollMs` at the processes patched within the
+ * crash-loop guard's window, so a crash is judged on when it happened.
+ */
 export async function watchLoop(
   m: UserspaceManager,
   intervalMs: number,
@@ -192,7 +200,9 @@ export async function watchLoop(
   helper?: () => string,
   /** Called when the crash-loop guard halted a level in this pass (the daemon checks in at once to tell the server). */
   onHalt?: () => void,
+  pollMs = DEATH_POLL_MS,
 ): Promise<void> {
+  const watch = new DeathWatch(m);
   const halts = () =>
     Object.entries(m.store.load().libraries)
       .filter(([, l]) => l.halted !== undefined)
@@ -213,16 +223,27 @@ export async function watchLoop(
     } catch (e) {
       log(`user-space re-scan failed: ${(e as Error).message}\n`);
     }
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, intervalMs);
-      stop.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(t);
-          resolve();
-        },
-        { once: true },
-      );
-    });
+    const until = Date.now() + intervalMs;
+    while (!stop.aborted && Date.now() < until) {
+      await sleep(Math.min(pollMs, until - Date.now()), stop);
+      if (stop.aborted) break;
+      try {
+        if (await watch.tick()) onHalt?.();
+      } catch (e) {
+        log(`user-space death watch failed: ${(e as Error).message}\n`);
+      }
+    }
   }
+}
+
+function sleep(ms: number, stop: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      stop.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    stop.addEventListener('abort', done, { once: true });
+  });
 }

@@ -3,11 +3,27 @@ import { basename, dirname, join } from 'node:path';
 import { LivegraftError, type UserspaceLibraryStatus, type UserspaceManifest } from '@livegraft/protocol';
 import { applyPlan, loadBundle, revertPlan, type UserspaceBundle } from './bundle.ts';
 import { runHelperBatch, type HelperResult } from './native.ts';
-import { processStartTime, sameProcess, scanProcesses, type MappedLibrary } from './scan.ts';
+import { processEnded, processStartTime, sameProcess, scanProcesses, type MappedLibrary } from './scan.ts';
 import { UserspaceStore, type LibraryState, type PatchedProcess, type UserspaceState } from './state.ts';
 
 /** One chain of user-space operations per state directory in this process (the daemon's re-scan and check-ins). */
 const chains = new Map<string, Promise<unknown>>();
+
+/**
+ * When a patched process was seen to end, per state directory, keyed
+ * build-id/pid/start time (the daemon's death watch notes them between
+ * re-scans; the guard decides on that time and forgets them). Bounded.
+ */
+const deaths = new Map<string, Map<string, number>>();
+const MAX_DEATHS = 4096;
+
+/** A patched process still within the crash-loop guard's window. */
+export interface WatchedProcess {
+  buildId: string;
+  pid: number;
+  startTime: number;
+  patchedAtMs: number;
+}
 
 /** Refusals that a later pass may not meet again. */
 const TRANSIENT: ReadonlySet<string> = new Set(['busy', 'timeout']);
@@ -65,9 +81,9 @@ export interface LibraryStatus {
  */
 export class UserspaceManager {
   readonly store: UserspaceStore;
-  private readonly procRoot: string;
-  private readonly now: () => number;
-  private readonly crashWindowMs: number;
+  readonly procRoot: string;
+  readonly now: () => number;
+  readonly crashWindowMs: number;
   private readonly bundles = new Map<string, UserspaceBundle>();
 
   constructor(readonly deps: UserspaceDeps) {
@@ -186,28 +202,74 @@ export class UserspaceManager {
     return out;
   }
 
-  /** The crash-loop guard: a patched process gone soon after patching halts its level for that build. */
-  private guard(s: UserspaceState, ids: string[]): void {
+  /**
+   * The crash-loop guard: a patched process gone soon after patching halts
+   * its level for that build. "Soon" is judged on when the process was seen
+   * to end (noted by the death watch), else on now.
+   */
+  private guard(s: UserspaceState, ids: string[]): boolean {
     const now = this.now();
+    const seen = deaths.get(this.store.dir);
+    let halted = false;
     for (const id of ids) {
       const lib = s.libraries[id];
       if (lib === undefined) continue;
       const alive: PatchedProcess[] = [];
       for (const p of lib.patched) {
-        if (sameProcess(this.procRoot, p.pid, p.startTime)) {
+        if (!processEnded(this.procRoot, p.pid, p.startTime)) {
           alive.push(p);
           continue;
         }
-        if (now - Date.parse(p.patchedAt) <= this.crashWindowMs && lib.halted === undefined && lib.level === p.level) {
-          lib.halted = { level: p.level, pid: p.pid, comm: p.comm, at: new Date(now).toISOString() };
+        const endedAt = seen?.get(`${id}/${p.pid}/${p.startTime}`) ?? now;
+        const after = endedAt - Date.parse(p.patchedAt);
+        if (after <= this.crashWindowMs && lib.halted === undefined && lib.level === p.level) {
+          lib.halted = { level: p.level, pid: p.pid, comm: p.comm, at: new Date(endedAt).toISOString() };
+          halted = true;
           this.deps.log?.(
-            `user-space level ${p.level} of ${lib.soname} (${id}) halted: process ${p.pid} (${p.comm}) ended ${Math.round((now - Date.parse(p.patchedAt)) / 1000)} s after it was patched`,
+            `user-space level ${p.level} of ${lib.soname} (${id}) halted: process ${p.pid} (${p.comm}) ended ${Math.round(after / 1000)} s after it was patched`,
           );
         }
       }
       lib.patched = alive;
       lib.refused = lib.refused.filter((r) => sameProcess(this.procRoot, r.pid, r.startTime));
+      if (seen !== undefined) for (const key of [...seen.keys()]) if (key.startsWith(`${id}/`)) seen.delete(key);
     }
+    if (seen?.size === 0) deaths.delete(this.store.dir);
+    return halted;
+  }
+
+  /** Notes when a patched process was seen to end, for the next guard. */
+  noteEnded(p: WatchedProcess, at: number): void {
+    let seen = deaths.get(this.store.dir);
+    if (seen === undefined) deaths.set(this.store.dir, (seen = new Map()));
+    if (seen.size >= MAX_DEATHS) seen.delete(seen.keys().next().value!);
+    seen.set(`${p.buildId}/${p.pid}/${p.startTime}`, at);
+  }
+
+  /** Runs the crash-loop guard over every build now (no scan, no helper); true when it halted a level. */
+  guardNow(): boolean {
+    const s = this.store.load();
+    const halted = this.guard(s, Object.keys(s.libraries));
+    this.store.save(s);
+    return halted;
+  }
+
+  /**
+   * The patched processes whose end would halt their level (patched at the
+   * wanted level, build not halted, within the window), newest first, at most `max`.
+   */
+  watchList(max: number): WatchedProcess[] {
+    const now = this.now();
+    const out: WatchedProcess[] = [];
+    for (const [buildId, lib] of Object.entries(this.store.load().libraries)) {
+      if (lib.halted !== undefined) continue;
+      for (const p of lib.patched) {
+        const patchedAtMs = Date.parse(p.patchedAt);
+        if (p.level === lib.level && now - patchedAtMs <= this.crashWindowMs)
+          out.push({ buildId, pid: p.pid, startTime: p.startTime, patchedAtMs });
+      }
+    }
+    return out.sort((a, b) => b.patchedAtMs - a.patchedAtMs).slice(0, max);
   }
 
   private async reconcileLibrary(

@@ -53,6 +53,21 @@ export function sameProcess(procRoot: string, pid: number, startTime: number): b
   return processStartTime(procRoot, pid) === startTime;
 }
 
+/**
+ * Has this process (pid and start time) ended? Gone from /proc, its pid
+ * reused by another process, or a zombie its parent has not reaped yet.
+ */
+export function processEnded(procRoot: string, pid: number, startTime: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(join(procRoot, String(pid), 'stat'), 'latin1');
+  } catch {
+    return true;
+  }
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(rest[19]) !== startTime || rest[0] === 'Z' || rest[0] === 'X';
+}
+
 export interface ScanOptions {
   procRoot?: string;
   /** Only these build-ids are reported. */
