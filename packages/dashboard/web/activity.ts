@@ -122,6 +122,20 @@ export function describeAudit(e: AuditEntry, targetName?: string): ActivityItem 
         href: '/rollouts',
       };
     }
+    case 'userspace.promote':
+      return {
+        ...base,
+        kind: 'promotion',
+        text: `Promoted user-space level ${num(d, 'level')} ${num(d, 'from')} → ${e.target}${d?.['rule'] === true ? ' by its rule' : ''} (build ${num(d, 'buildId').slice(0, 12)})`,
+        href: '/rollouts',
+      };
+    case 'userspace.halt':
+      return {
+        ...base,
+        kind: 'halt',
+        text: `User-space level ${num(d, 'level')} of build ${e.target.slice(0, 12)} halted: ${typeof d?.['reason'] === 'string' ? d['reason'] : ''}`,
+        href: '/rollouts',
+      };
     case 'feed.set-level':
       return { ...base, kind: 'change', text: `Feed ${e.target} set to level ${num(d, 'level')}`, href: '/rollouts' };
     case 'rollback.feed':

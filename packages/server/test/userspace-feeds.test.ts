@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   userspaceTargetPath,
+  type AuditEntry,
   type CheckinRequest,
   type CheckinResponse,
   type EnrollResponse,
@@ -99,6 +100,8 @@ function feedsSuite(name: string, start: () => Promise<Served>, skip: string | f
       const a = (await ok('POST', '/hosts/checkin', { token: hosts[hostname]!.token, json: body })) as CheckinResponse;
       return a.userspace?.find((d) => d.buildId === buildId);
     };
+    const auditOf = async (action: string, target: string) =>
+      ((await ok('GET', `/audit?action=${action}`)) as AuditEntry[]).filter((e) => e.target === target);
     const feedLevel = async (feed: string) =>
       ((await ok('GET', `/userspace/feeds?feed=${feed}&buildId=${buildId}`)) as UserspaceFeedLevel[])[0]?.level;
 
@@ -157,9 +160,17 @@ function feedsSuite(name: string, start: () => Promise<Served>, skip: string | f
       await offered('ring0-host', [lib({ level: 1, patched: 1, unpatched: 1 })]);
       assert.equal(await feedLevel('ring1'), undefined);
       assert.equal(await offered('ring1-host'), undefined);
+      assert.deepEqual(await auditOf('userspace.promote', 'ring1'), []);
       // Every process runs it: the next check-in of the feed's host promotes it.
       await offered('ring0-host', [lib({ level: 1, patched: 2, unpatched: 0 })]);
       assert.equal(await feedLevel('ring1'), 1);
+      // Audited like the kernel's rule-driven promotions: by the system, with what moved.
+      const audit = await auditOf('userspace.promote', 'ring1');
+      assert.equal(audit.length, 1);
+      assert.deepEqual(audit[0]!.actor, { id: 'system', name: 'livegraft-server', role: 'system' });
+      assert.deepEqual(audit[0]!.details, { from: 'ring0', to: 'ring1', buildId, level: 1, previous: 0, rule: true });
+      await offered('ring0-host', [lib({ level: 1, patched: 2, unpatched: 0 })]);
+      assert.equal((await auditOf('userspace.promote', 'ring1')).length, 1, 'a level moves, and is audited, once');
       assert.deepEqual(await offered('ring1-host'), {
         buildId,
         level: 1,
@@ -167,6 +178,21 @@ function feedsSuite(name: string, start: () => Promise<Served>, skip: string | f
         allowDowngrade: false,
         target,
       });
+    });
+
+    it("a host's crash-loop guard halts the level fleet-wide, audited once by the system", async () => {
+      await offered('ring1-host', [lib({ level: 1, patched: 1, unpatched: 0, halted: true })]);
+      await offered('ring1-host', [lib({ level: 1, patched: 1, unpatched: 0, halted: true })]);
+      // The operator's halt earlier in this suite is audited under the operator's name.
+      const audit = (await auditOf('userspace.halt', buildId)).filter((e) => e.actor.id === 'system');
+      assert.equal(audit.length, 1);
+      assert.deepEqual(audit[0]!.details, {
+        level: 1,
+        reason: `the crash-loop guard of host ${hosts['ring1-host']!.hostId} halted it`,
+        hostId: hosts['ring1-host']!.hostId,
+      });
+      assert.deepEqual(await offered('prod1'), { buildId, level: 0, reason: 'halt', allowDowngrade: true });
+      await ok('DELETE', `/userspace/levels/${buildId}/1/halt`);
     });
 
     it('a feed level set below the current one rolls its hosts back; set again, it rolls out', async () => {

@@ -17,6 +17,7 @@ import { noStore } from '../answer-headers.ts';
 import { guard, hashToken, sameHash } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
 import { DEFAULT_FEED } from '../db/fleet-migration.ts';
+import { SYSTEM_ACTOR } from '../fleet/service.ts';
 
 const HostParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
 const HostQuery = Type.Object(
@@ -110,7 +111,9 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
       if (newApply && report.lastApply !== undefined) ctx.metrics.countApply(report.lastApply);
       await ctx.compliance.recordCheckin(who.hostId, report, ctx.clock());
       const halts = await ctx.fleet.reviewCheckin(who.hostId, report, before);
-      const userspace = await ctx.userspace?.checkin(who.hostId, report.userspace ?? [], ctx.clock());
+      const userspace = await ctx.userspace?.checkin(who.hostId, report.userspace ?? [], ctx.clock(), (a, t, d) =>
+        ctx.fleet.record(SYSTEM_ACTOR, a, t, d),
+      );
       const desired = (await ctx.fleet.desiredFor([host])).get(host.id) ?? null;
       const latest = await ctx.fleet.manifestFor(host.kernelId, desired);
       const supported = latest !== null || (await ctx.patches.latestPublished(report.kernel.id)) !== undefined;

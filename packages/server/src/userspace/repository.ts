@@ -33,6 +33,13 @@ interface Tables {
   hosts: { id: string; feed: string };
 }
 
+/** Records what a check-in changed on its own (no operator): the audit log, by the system actor. */
+export type UserspaceAudit = (
+  action: 'userspace.halt' | 'userspace.promote',
+  target: string,
+  details: unknown,
+) => Promise<void>;
+
 /** At most this many build-ids get a desired level in one check-in answer. */
 const MAX_DESIRED = 256;
 
@@ -251,9 +258,15 @@ export class UserspaceRepository {
   /**
    * Records a host's report and answers what it should run per build-id:
    * its pin, else the newest published level that is not halted. A report
-   * that the crash-loop guard halted a level halts it fleet-wide.
+   * that the crash-loop guard halted a level halts it fleet-wide. Such a
+   * halt, and each level the feed's promotion rule then moves, is audited.
    */
-  async checkin(hostId: string, report: readonly UserspaceLibraryStatus[], now: Date): Promise<UserspaceDesired[]> {
+  async checkin(
+    hostId: string,
+    report: readonly UserspaceLibraryStatus[],
+    now: Date,
+    audit?: UserspaceAudit,
+  ): Promise<UserspaceDesired[]> {
     const at = now.toISOString();
     for (const lib of report) {
       await this.#db
@@ -263,18 +276,24 @@ export class UserspaceRepository {
           oc.columns(['host_id', 'build_id']).doUpdateSet({ status_json: JSON.stringify(lib), updated_at: at }),
         )
         .execute();
-      if (lib.halted === true && lib.level > 0)
-        await this.halt(lib.buildId, lib.level, `the crash-loop guard of host ${hostId} halted it`, now);
+      if (lib.halted === true && lib.level > 0) {
+        const reason = `the crash-loop guard of host ${hostId} halted it`;
+        if (await this.halt(lib.buildId, lib.level, reason, now))
+          await audit?.('userspace.halt', lib.buildId, { level: lib.level, reason, hostId });
+      }
     }
     // The feed's promotion rules are looked at when its hosts report (rules that count hosts change then).
-    if (report.length > 0) await this.#promoteSoon(hostId, now);
+    if (report.length > 0) {
+      for (const p of await this.#promoteSoon(hostId, now))
+        await audit?.('userspace.promote', p.to, { ...p, rule: true });
+    }
     return this.desiredFor(hostId);
   }
 
   /** Evaluates the promotion rules of the host's feed (writes are conditional: each level moves once). */
-  async #promoteSoon(hostId: string, now: Date): Promise<void> {
+  async #promoteSoon(hostId: string, now: Date): Promise<UserspacePromotion[]> {
     const host = await this.#db.selectFrom('hosts').select(['feed']).where('id', '=', hostId).executeTakeFirst();
-    if (host !== undefined) await this.promote(now, { from: host.feed });
+    return host === undefined ? [] : this.promote(now, { from: host.feed });
   }
 
   /**
