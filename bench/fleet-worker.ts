@@ -8,7 +8,7 @@ import { Session } from 'node:inspector/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { setImmediate as yieldNow } from 'node:timers/promises';
-import { Agent } from '../packages/agent/src/agent.ts';
+import { Agent } from '../packages/agent/src/operations/agent.ts';
 import { systemClock, type Clock } from '../packages/agent/src/clock.ts';
 import { Daemon } from '../packages/agent/src/daemon.ts';
 import type { Logger } from '../packages/agent/src/log.ts';

@@ -5,7 +5,7 @@ import {
   type DesiredEvent,
   type DesiredLevel,
 } from '@livegraft/protocol';
-import { DEFAULT_CHECKIN_INTERVAL_SEC, type Agent, type UpdateOutcome } from './agent.ts';
+import { DEFAULT_CHECKIN_INTERVAL_SEC, type Agent, type UpdateOutcome } from './operations/agent.ts';
 import { ServerClient, isTransient } from './client.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { loadConfig, type AgentConfig } from './config.ts';

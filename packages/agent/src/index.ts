@@ -1,4 +1,4 @@
-export { Agent, statusExitFor, type AgentDeps, type CheckOutcome, type StatusReport } from './agent.ts';
+export { Agent, statusExitFor, type AgentDeps, type CheckOutcome, type StatusReport } from './operations/agent.ts';
 export { installPatch, uninstallAll, type KernelOps } from './apply.ts';
 export { ModuleCache } from './cache.ts';
 export { ServerClient } from './client.ts';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { LivegraftError, StatusExit } from '@livegraft/protocol';
-import { Agent, type AgentDeps } from './agent.ts';
+import { Agent, type AgentDeps } from './operations/agent.ts';
 import type { FetchFn } from './client.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR } from './config.ts';

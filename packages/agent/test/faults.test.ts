@@ -11,7 +11,7 @@ import { LivegraftError, clockSkewSec, moduleNameFor, skewWarning } from '@liveg
 import type { JournalStep } from '../src/journal.ts';
 import { staleReason } from '../src/lock.ts';
 import { tufError } from '../src/tuf-client.ts';
-import type { StatusReport } from '../src/agent.ts';
+import type { StatusReport } from '../src/operations/agent.ts';
 import { TestHost } from './helpers/cli.ts';
 import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';
 import { makePatch } from './helpers/patches.ts';
