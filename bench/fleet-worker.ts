@@ -9,9 +9,9 @@ import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { Agent } from '../packages/agent/src/operations/agent.ts';
-import { systemClock, type Clock } from '../packages/agent/src/clock.ts';
-import { Daemon } from '../packages/agent/src/daemon.ts';
-import type { Logger } from '../packages/agent/src/log.ts';
+import { systemClock, type Clock } from '../packages/agent/src/lib/clock.ts';
+import { Daemon } from '../packages/agent/src/cli/daemon.ts';
+import type { Logger } from '../packages/agent/src/lib/log.ts';
 import { FakeKernel } from '../packages/agent/test/helpers/fake-kernel.ts';
 
 export type WorkerCommand =

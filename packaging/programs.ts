@@ -27,7 +27,7 @@ let agent: Promise<Command> | undefined;
 let admin: Promise<Command> | undefined;
 
 export function agentProgram(): Promise<Command> {
-  agent ??= import('../packages/agent/src/program.ts').then(({ runCli }) =>
+  agent ??= import('../packages/agent/src/cli/program.ts').then(({ runCli }) =>
     capture(() => runCli([], { stdout: () => undefined, stderr: () => undefined, env: {} })),
   );
   return agent;

@@ -1,4 +1,4 @@
-import { runCli } from './program.ts';
+import { runCli } from './cli/program.ts';
 
 // The only place the agent exits the process.
 const code = await runCli(process.argv.slice(2), {

@@ -3,10 +3,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { installPatch, uninstallAll, type KernelOps } from '../src/apply.ts';
-import { readKernelIdentity } from '../src/identity.ts';
-import { silentLogger } from '../src/log.ts';
-import { LivepatchSysfs } from '../src/sysfs.ts';
+import { installPatch, uninstallAll, type KernelOps } from '../src/kernel/install.ts';
+import { readKernelIdentity } from '../src/kernel/identity.ts';
+import { silentLogger } from '../src/lib/log.ts';
+import { LivepatchSysfs } from '../src/kernel/sysfs.ts';
 import { FakeKernel } from './helpers/fake-kernel.ts';
 import { makePatch } from './helpers/patches.ts';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { moduleNameFor } from '@livegraft/protocol';
-import type { Clock } from '../src/clock.ts';
-import { backoffMs, BACKOFF_BASE_MS, BACKOFF_MAX_MS, jitteredIntervalMs } from '../src/daemon.ts';
+import type { Clock } from '../src/lib/clock.ts';
+import { backoffMs, BACKOFF_BASE_MS, BACKOFF_MAX_MS, jitteredIntervalMs } from '../src/cli/daemon.ts';
 import type { TestHost } from './helpers/cli.ts';
 import { FakeServer } from './helpers/fake-server.ts';
 import { makePatch } from './helpers/patches.ts';

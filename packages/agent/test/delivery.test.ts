@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, writeS
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { moduleNameFor, tufTargetPath } from '@livegraft/protocol';
-import type { CliOverrides } from '../src/program.ts';
+import type { CliOverrides } from '../src/cli/program.ts';
 import { TestHost, type CliRun } from './helpers/cli.ts';
 import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';
 import { makePatch } from './helpers/patches.ts';

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { REGISTRATION_KEY_ENV, registrableHostname, registrationKeyFrom } from '../src/enrol.ts';
+import { REGISTRATION_KEY_ENV, registrableHostname, registrationKeyFrom } from '../src/delivery/enrol.ts';
 import { TestHost } from './helpers/cli.ts';
 import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';
 

@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, wr
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { LivegraftError, clockSkewSec, moduleNameFor, skewWarning } from '@livegraft/protocol';
-import type { JournalStep } from '../src/journal.ts';
-import { staleReason } from '../src/lock.ts';
+import type { JournalStep } from '../src/state/journal.ts';
+import { staleReason } from '../src/state/lock.ts';
 import { tufError } from '../src/tuf-client.ts';
 import type { StatusReport } from '../src/operations/agent.ts';
 import { TestHost } from './helpers/cli.ts';

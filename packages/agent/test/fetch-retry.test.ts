@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DEFAULT_DELIVERY_LIMITS, GuardedFetcher } from '../src/tuf-fetcher.ts';
+import { DEFAULT_DELIVERY_LIMITS, GuardedFetcher } from '../src/delivery/tuf-fetcher.ts';
 
 /**
  * A server that closes a connection without answering (what a kept-alive

@@ -16,17 +16,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { moduleNameFor, type CheckinRequest, type DesiredLevel } from '@livegraft/protocol';
-import { systemClock, type Clock } from '../src/clock.ts';
+import { systemClock, type Clock } from '../src/lib/clock.ts';
 import {
   KernelEventQueue,
   KmsgFollower,
   classifyKernelLine,
   parseKmsgRecord,
   type KmsgRecord,
-} from '../src/kmsg-watch.ts';
-import { silentLogger } from '../src/log.ts';
-import { PUSH_RETRY_BASE_MS, PUSH_RETRY_MAX_MS, pushRetryMs } from '../src/push.ts';
-import { MAX_SSE_EVENT_BYTES, MAX_SSE_LINE_BYTES, SseParser } from '../src/sse.ts';
+} from '../src/kernel/kmsg-watch.ts';
+import { silentLogger } from '../src/lib/log.ts';
+import { PUSH_RETRY_BASE_MS, PUSH_RETRY_MAX_MS, pushRetryMs } from '../src/delivery/push.ts';
+import { MAX_SSE_EVENT_BYTES, MAX_SSE_LINE_BYTES, SseParser } from '../src/delivery/sse.ts';
 import type { TestHost } from './helpers/cli.ts';
 import { type CliRun } from './helpers/cli.ts';
 import type { FakeKernel } from './helpers/fake-kernel.ts';

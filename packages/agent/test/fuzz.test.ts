@@ -16,11 +16,11 @@ import {
   targetCustomValidator,
   type PatchManifest,
 } from '@livegraft/protocol';
-import { ServerClient } from '../src/client.ts';
-import { JournalStore } from '../src/journal.ts';
-import { StateStore } from '../src/state.ts';
+import { ServerClient } from '../src/delivery/client.ts';
+import { JournalStore } from '../src/state/journal.ts';
+import { StateStore } from '../src/state/state.ts';
 import { parseRoot, tufError } from '../src/tuf-client.ts';
-import { verifyModule } from '../src/verify.ts';
+import { verifyModule } from '../src/kernel/verify.ts';
 import { TestHost } from './helpers/cli.ts';
 import { FakeKernel } from './helpers/fake-kernel.ts';
 import { makePatch } from './helpers/patches.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { kernelIdFromProcVersion } from '@livegraft/protocol';
-import { parseBuildIdNotes, readKernelIdentity } from '../src/identity.ts';
+import { parseBuildIdNotes, readKernelIdentity } from '../src/kernel/identity.ts';
 import { elfNote } from './helpers/elf.ts';
 import { BUILD_ID, FakeKernel, PROC_VERSION, RELEASE } from './helpers/fake-kernel.ts';
 

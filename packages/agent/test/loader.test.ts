@@ -3,8 +3,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readKernelLog } from '../src/kmsg.ts';
-import { createKmodLoader, errnoFromToolOutput, findTool } from '../src/loader.ts';
+import { readKernelLog } from '../src/kernel/kmsg.ts';
+import { createKmodLoader, errnoFromToolOutput, findTool } from '../src/kernel/loader.ts';
 
 describe('errnoFromToolOutput', () => {
   const table: [string, string][] = [

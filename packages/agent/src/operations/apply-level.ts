@@ -6,14 +6,14 @@ import {
   type KernelIdentity,
   type PatchManifest,
 } from '@livegraft/protocol';
-import { installPatch, type StepHook } from '../apply.ts';
-import type { CachedModule } from '../cache.ts';
-import { isTransient } from '../client.ts';
-import type { AgentConfig } from '../config.ts';
-import type { JournalStep } from '../journal.ts';
-import type { AgentState } from '../state.ts';
+import { installPatch, type StepHook } from '../kernel/install.ts';
+import type { CachedModule } from '../state/cache.ts';
+import { isTransient } from '../delivery/client.ts';
+import type { AgentConfig } from '../state/config.ts';
+import type { JournalStep } from '../state/journal.ts';
+import type { AgentState } from '../state/state.ts';
 import type { TufSession } from '../tuf-client.ts';
-import { verifyManifestTarget } from '../verify.ts';
+import { verifyManifestTarget } from '../kernel/verify.ts';
 import { assertNotQuarantined, setAttention } from './attention.ts';
 import { errorText, recordApplied, type AgentContext, type OpOutcome } from './context.ts';
 import { journalBase, journalHook, journalled, persist } from './journalled.ts';

@@ -1,8 +1,8 @@
 import { copyFileSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LivegraftError, manifestValidator, parseJson, type PatchManifest } from '@livegraft/protocol';
-import { loadConfigIfPresent } from '../config.ts';
-import { verifyModuleFile } from '../verify.ts';
+import { loadConfigIfPresent } from '../state/config.ts';
+import { verifyModuleFile } from '../kernel/verify.ts';
 import { applyLevel } from './apply-level.ts';
 import { assertEnabled, assertNoAttention } from './attention.ts';
 import type { AgentContext, OpOutcome } from './context.ts';

@@ -1,6 +1,6 @@
 import { LivegraftError } from '@livegraft/protocol';
-import type { AgentConfig } from '../config.ts';
-import type { AgentState } from '../state.ts';
+import type { AgentConfig } from '../state/config.ts';
+import type { AgentState } from '../state/state.ts';
 import { MAX_ERROR_TEXT, type AgentContext, type OpOutcome } from './context.ts';
 import type { OperationRunner } from './runner.ts';
 

@@ -1,7 +1,7 @@
 import { LivegraftError, type KernelIdentity } from '@livegraft/protocol';
-import { disableFilePath, loadConfigIfPresent, type AgentConfig } from '../config.ts';
-import type { AgentState } from '../state.ts';
-import { verifyModuleFile } from '../verify.ts';
+import { disableFilePath, loadConfigIfPresent, type AgentConfig } from '../state/config.ts';
+import type { AgentState } from '../state/state.ts';
+import { verifyModuleFile } from '../kernel/verify.ts';
 import { applyLevel } from './apply-level.ts';
 import { assertNoAttention, kernelRefusal } from './attention.ts';
 import type { AgentContext, OpOutcome } from './context.ts';

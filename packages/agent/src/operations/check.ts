@@ -14,11 +14,11 @@ import {
   type PatchState as WirePatchState,
   type UserspaceDesired,
 } from '@livegraft/protocol';
-import { loadConfig, type AgentConfig } from '../config.ts';
-import { readUptimeSec, type AppliedPatch } from '../kernel-state.ts';
-import type { AgentState } from '../state.ts';
+import { loadConfig, type AgentConfig } from '../state/config.ts';
+import { readUptimeSec, type AppliedPatch } from '../kernel/applied.ts';
+import type { AgentState } from '../state/state.ts';
 import { userspaceCheckinReport } from '../userspace/cli.ts';
-import { AGENT_VERSION } from '../version.ts';
+import { AGENT_VERSION } from '../lib/version.ts';
 import { MAX_ERROR_TEXT, raiseHighest, type AgentContext } from './context.ts';
 import type { OperationRunner } from './runner.ts';
 

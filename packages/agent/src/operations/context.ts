@@ -1,21 +1,21 @@
 import { LivegraftError, type ApplyResult, type KernelIdentity } from '@livegraft/protocol';
-import { TRANSITION_TIMEOUT_MS, type KernelOps } from '../apply.ts';
-import { ModuleCache } from '../cache.ts';
-import { ServerClient, type FetchFn } from '../client.ts';
-import type { Clock } from '../clock.ts';
-import { disableFilePath, type AgentConfig } from '../config.ts';
-import { readBootId, readKillSwitch, type KillSwitch } from '../guards.ts';
-import { bootKernelIdentity } from '../identity.ts';
-import { JournalStore, type JournalStep } from '../journal.ts';
-import type { KernelEventQueue } from '../kmsg-watch.ts';
-import { readApplied, type AppliedPatch } from '../kernel-state.ts';
-import type { ModuleLoader } from '../loader.ts';
-import type { Logger } from '../log.ts';
-import { SpaceReserve } from '../reserve.ts';
-import { StateStore, type AgentState } from '../state.ts';
-import { LivepatchSysfs } from '../sysfs.ts';
+import { TRANSITION_TIMEOUT_MS, type KernelOps } from '../kernel/install.ts';
+import { ModuleCache } from '../state/cache.ts';
+import { ServerClient, type FetchFn } from '../delivery/client.ts';
+import type { Clock } from '../lib/clock.ts';
+import { disableFilePath, type AgentConfig } from '../state/config.ts';
+import { readBootId, readKillSwitch, type KillSwitch } from '../kernel/guards.ts';
+import { bootKernelIdentity } from '../kernel/identity.ts';
+import { JournalStore, type JournalStep } from '../state/journal.ts';
+import type { KernelEventQueue } from '../kernel/kmsg-watch.ts';
+import { readApplied, type AppliedPatch } from '../kernel/applied.ts';
+import type { ModuleLoader } from '../kernel/loader.ts';
+import type { Logger } from '../lib/log.ts';
+import { SpaceReserve } from '../state/reserve.ts';
+import { StateStore, type AgentState } from '../state/state.ts';
+import { LivepatchSysfs } from '../kernel/sysfs.ts';
 import { TufClient } from '../tuf-client.ts';
-import { DEFAULT_DELIVERY_LIMITS, type DeliveryLimits, type WriteChunk } from '../tuf-fetcher.ts';
+import { DEFAULT_DELIVERY_LIMITS, type DeliveryLimits, type WriteChunk } from '../delivery/tuf-fetcher.ts';
 
 export const MAX_ERROR_TEXT = 4000;
 

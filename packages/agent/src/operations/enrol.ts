@@ -1,17 +1,17 @@
 import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { LivegraftError } from '@livegraft/protocol';
-import { ServerClient } from '../client.ts';
-import { writeConfig, type AgentConfig } from '../config.ts';
+import { ServerClient } from '../delivery/client.ts';
+import { writeConfig, type AgentConfig } from '../state/config.ts';
 import {
   checkEnrolTransport,
   parseRootSha256,
   registrableHostname,
   resolvePinnedRoot,
   type RootPin,
-} from '../enrol.ts';
+} from '../delivery/enrol.ts';
 import { TufClient } from '../tuf-client.ts';
-import { AGENT_VERSION } from '../version.ts';
+import { AGENT_VERSION } from '../lib/version.ts';
 import type { AgentContext, OpOutcome } from './context.ts';
 import type { OperationRunner } from './runner.ts';
 

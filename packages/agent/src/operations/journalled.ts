@@ -1,7 +1,7 @@
 import { LivegraftError, type KernelIdentity } from '@livegraft/protocol';
-import type { StepHook } from '../apply.ts';
-import type { JournalEntry } from '../journal.ts';
-import { errnoOf, stateIoError } from '../state-io.ts';
+import type { StepHook } from '../kernel/install.ts';
+import type { JournalEntry } from '../state/journal.ts';
+import { errnoOf, stateIoError } from '../state/state-io.ts';
 import type { AgentContext } from './context.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { moduleNameFor } from '@livegraft/protocol';
-import { loadConfigIfPresent } from '../config.ts';
+import { loadConfigIfPresent } from '../state/config.ts';
 import { applySigned, downgradeRefused } from './apply-level.ts';
 import { assertNoAttention } from './attention.ts';
 import type { AgentContext } from './context.ts';

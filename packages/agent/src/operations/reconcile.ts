@@ -1,8 +1,8 @@
 import { LivegraftError, type ApplyResult } from '@livegraft/protocol';
-import { DISABLE_TIMEOUT_MS, finishInstall, removeModule, removeRetiredModules } from '../apply.ts';
-import { waitFor } from '../clock.ts';
-import type { AgentConfig } from '../config.ts';
-import type { JournalEntry } from '../journal.ts';
+import { DISABLE_TIMEOUT_MS, finishInstall, removeModule, removeRetiredModules } from '../kernel/install.ts';
+import { waitFor } from '../lib/clock.ts';
+import type { AgentConfig } from '../state/config.ts';
+import type { JournalEntry } from '../state/journal.ts';
 import { quarantine, setAttention } from './attention.ts';
 import { errorText, recordApplied, type AgentContext } from './context.ts';
 import { clearJournal, journalHook, persist } from './journalled.ts';

@@ -1,5 +1,5 @@
 import { LivegraftError } from '@livegraft/protocol';
-import { loadConfigIfPresent } from '../config.ts';
+import { loadConfigIfPresent } from '../state/config.ts';
 import { applyLevel } from './apply-level.ts';
 import { assertEnabled, assertNoAttention } from './attention.ts';
 import type { AgentContext, OpOutcome } from './context.ts';

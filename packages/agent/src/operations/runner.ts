@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import type { AgentConfig } from '../config.ts';
-import { acquireLock } from '../lock.ts';
-import { scannerView, writeScannerFiles } from '../scanner.ts';
-import { asStateIoError } from '../state-io.ts';
+import type { AgentConfig } from '../state/config.ts';
+import { acquireLock } from '../state/lock.ts';
+import { scannerView, writeScannerFiles } from '../state/scanner.ts';
+import { asStateIoError } from '../state/state-io.ts';
 import type { AgentContext } from './context.ts';
 import { reconcile } from './reconcile.ts';
 

@@ -1,8 +1,8 @@
 import { effectiveRelease, humanDuration, levelFixesOf, liveFixedCves, skewWarning } from '@livegraft/protocol';
 import type { ApplyResult, LevelFix, PatchManifest, SkippedFix } from '@livegraft/protocol';
-import { loadConfigIfPresent } from '../config.ts';
-import type { KillSwitch } from '../guards.ts';
-import type { AgentState } from '../state.ts';
+import { loadConfigIfPresent } from '../state/config.ts';
+import type { KillSwitch } from '../kernel/guards.ts';
+import type { AgentState } from '../state/state.ts';
 import { TufClient } from '../tuf-client.ts';
 import { DEFAULT_CHECKIN_INTERVAL_SEC, statusExitFor } from './check.ts';
 import type { AgentContext } from './context.ts';

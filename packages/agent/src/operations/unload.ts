@@ -1,6 +1,6 @@
 import { LivegraftError, type ApplyResult, type KernelIdentity } from '@livegraft/protocol';
-import { uninstallAll } from '../apply.ts';
-import { loadConfigIfPresent, type AgentConfig } from '../config.ts';
+import { uninstallAll } from '../kernel/install.ts';
+import { loadConfigIfPresent, type AgentConfig } from '../state/config.ts';
 import { setAttention } from './attention.ts';
 import { errorText, type AgentContext, type OpOutcome } from './context.ts';
 import { journalBase, journalHook, journalled, persist } from './journalled.ts';

@@ -1,6 +1,6 @@
 import { StatusExit, type ApplyResult, type DesiredEvent, type UserspaceDesired } from '@livegraft/protocol';
-import { loadConfig, type AgentConfig } from '../config.ts';
-import type { KillSwitch } from '../guards.ts';
+import { loadConfig, type AgentConfig } from '../state/config.ts';
+import type { KillSwitch } from '../kernel/guards.ts';
 import { helperPath } from '../userspace/native.ts';
 import { syncUserspace } from '../userspace/sync.ts';
 import { applySigned, downgradeRefused } from './apply-level.ts';

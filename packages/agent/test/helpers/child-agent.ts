@@ -4,7 +4,7 @@
  * LG_HANG_AT=<journal step> it prints "HANG <step>" once that step is on disk
  * and then waits forever, so the kill lands exactly there.
  */
-import { runCli } from '../../src/program.ts';
+import { runCli } from '../../src/cli/program.ts';
 import { FakeKernel } from './fake-kernel.ts';
 
 const root = process.env['LG_FAKE_KERNEL'];

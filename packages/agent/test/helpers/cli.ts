@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, type CliOverrides } from '../../src/program.ts';
+import { runCli, type CliOverrides } from '../../src/cli/program.ts';
 import { FakeKernel } from './fake-kernel.ts';
 
 export interface CliRun {

@@ -2,8 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernelIdFromProcVersion, modinfoValue, parseModinfo } from '@livegraft/protocol';
-import type { Clock } from '../../src/clock.ts';
-import { moduleToolError, type ModuleLoader } from '../../src/loader.ts';
+import type { Clock } from '../../src/lib/clock.ts';
+import { moduleToolError, type ModuleLoader } from '../../src/kernel/loader.ts';
 import { elfNote } from './elf.ts';
 
 export const RELEASE = '6.1.0-99-amd64';

@@ -1,5 +1,5 @@
 import { fixLines, levelFixesOf, LivegraftError } from '@livegraft/protocol';
-import type { CheckOutcome, OpOutcome, StatusReport, UpdateOutcome } from './operations/agent.ts';
+import type { CheckOutcome, OpOutcome, StatusReport, UpdateOutcome } from '../operations/agent.ts';
 
 /** All human and JSON output lives here so the commands stay about behaviour. */
 

@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { manifestValidator, parseJson, type KernelIdentity, type PatchManifest } from '@livegraft/protocol';
-import { commitTempFile, tempPathFor, writeFileAtomic } from './fs-atomic.ts';
-import { verifyModuleFile } from './verify.ts';
+import { commitTempFile, tempPathFor, writeFileAtomic } from '../fs-atomic.ts';
+import { verifyModuleFile } from '../kernel/verify.ts';
 
 /** <cache>/<kernelId>/running.json: see ModuleCache.running. */
 const RUNNING_FILE = 'running.json';

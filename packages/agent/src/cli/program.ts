@@ -1,24 +1,24 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { LivegraftError, StatusExit } from '@livegraft/protocol';
-import { Agent, type AgentDeps } from './operations/agent.ts';
-import type { FetchFn } from './client.ts';
-import { systemClock, type Clock } from './clock.ts';
-import { DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR } from './config.ts';
-import { REGISTRATION_KEY_ENV, registrationKeyFrom } from './enrol.ts';
+import { Agent, type AgentDeps } from '../operations/agent.ts';
+import type { FetchFn } from '../delivery/client.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
+import { DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR } from '../state/config.ts';
+import { REGISTRATION_KEY_ENV, registrationKeyFrom } from '../delivery/enrol.ts';
 import { Daemon } from './daemon.ts';
-import { DEFAULT_KMSG_PATH } from './kmsg.ts';
-import { KernelEventQueue } from './kmsg-watch.ts';
-import { createKmodLoader, type ModuleLoader } from './loader.ts';
-import { jsonLogger, textLogger, type Logger } from './log.ts';
+import { DEFAULT_KMSG_PATH } from '../kernel/kmsg.ts';
+import { KernelEventQueue } from '../kernel/kmsg-watch.ts';
+import { createKmodLoader, type ModuleLoader } from '../kernel/loader.ts';
+import { jsonLogger, textLogger, type Logger } from '../lib/log.ts';
 import { checkJson, errorJson, errorLine, formatCheck, formatOp, formatStatus, opJson, toJson } from './output.ts';
-import { AGENT_VERSION } from './version.ts';
+import { AGENT_VERSION } from '../lib/version.ts';
 import {
   formatUserspaceStatus,
   registerUserspaceCommands,
   userspaceStatusOf,
   userspaceWatch,
-} from './userspace/cli.ts';
+} from '../userspace/cli.ts';
 
 export interface CliIo {
   stdout: (s: string) => void;

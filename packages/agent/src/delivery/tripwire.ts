@@ -1,7 +1,7 @@
 import { LivegraftError, MAX_TRIPWIRE_EVENTS, type TripwireEvent } from '@livegraft/protocol';
 import { isTransient } from './client.ts';
-import type { Clock } from './clock.ts';
-import type { Logger } from './log.ts';
+import type { Clock } from '../lib/clock.ts';
+import type { Logger } from '../lib/log.ts';
 
 /** Events waiting to be sent; beyond this the oldest are dropped (a flood is reported by its first thousand). */
 export const MAX_QUEUED_TRIPWIRES = 1000;

@@ -1,11 +1,10 @@
 import { LivegraftError, type KernelIdentity, type PatchManifest } from '@livegraft/protocol';
-import { waitFor, type Clock } from './clock.ts';
+import { waitFor, type Clock } from '../lib/clock.ts';
 import type { ModuleLoader } from './loader.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../lib/log.ts';
 import { MODULE_PREFIX, type LivepatchSysfs } from './sysfs.ts';
 import { collectStalledTasks, formatStalledTasks } from './tasks.ts';
 import { verifyModuleFile } from './verify.ts';
-import type { JournalStep } from './journal.ts';
 
 /** insmod returns after klp_enable_patch(), so the directory is normally there at once. */
 export const PATCH_DIR_APPEAR_TIMEOUT_MS = 10_000;
@@ -31,8 +30,15 @@ export interface KernelOps {
   transitionTimeoutMs: number;
 }
 
-/** Called when a journal step is reached; the agent persists it before the procedure moves on. */
-export type StepHook = (step: JournalStep) => void | Promise<void>;
+/**
+ * The steps of one kernel change, in order: intent (about to insmod) ->
+ * loaded (insmod returned) -> transitioned (every task switched) ->
+ * old-removed (replaced modules rmmod'ed).
+ */
+export type InstallStep = 'intent' | 'loaded' | 'transitioned' | 'old-removed';
+
+/** Called when a step is reached; the caller persists it (the journal) before the procedure moves on. */
+export type StepHook = (step: InstallStep) => void | Promise<void>;
 
 export interface InstallOutcome {
   /** True when the kernel already had this exact patch enabled. */

@@ -2,7 +2,7 @@ import { accessSync, constants } from 'node:fs';
 import { basename, delimiter, join } from 'node:path';
 import { LivegraftError } from '@livegraft/protocol';
 import { readKernelLog } from './kmsg.ts';
-import { runCommand, type CommandResult, type CommandRunner } from './process.ts';
+import { runCommand, type CommandResult, type CommandRunner } from '../lib/process.ts';
 
 /** Puts a module into the kernel and takes it out. The real one runs insmod/rmmod. */
 export interface ModuleLoader {

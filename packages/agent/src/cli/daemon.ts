@@ -5,14 +5,14 @@ import {
   type DesiredEvent,
   type DesiredLevel,
 } from '@livegraft/protocol';
-import { DEFAULT_CHECKIN_INTERVAL_SEC, type Agent, type UpdateOutcome } from './operations/agent.ts';
-import { ServerClient, isTransient } from './client.ts';
-import { systemClock, type Clock } from './clock.ts';
-import { loadConfig, type AgentConfig } from './config.ts';
-import { DEFAULT_KMSG_PATH } from './kmsg.ts';
-import { KmsgFollower, classifyKernelLine, type KmsgRecord } from './kmsg-watch.ts';
-import { PushStream } from './push.ts';
-import { TripwireReporter } from './tripwire.ts';
+import { DEFAULT_CHECKIN_INTERVAL_SEC, type Agent, type UpdateOutcome } from '../operations/agent.ts';
+import { ServerClient, isTransient } from '../delivery/client.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
+import { loadConfig, type AgentConfig } from '../state/config.ts';
+import { DEFAULT_KMSG_PATH } from '../kernel/kmsg.ts';
+import { KmsgFollower, classifyKernelLine, type KmsgRecord } from '../kernel/kmsg-watch.ts';
+import { PushStream } from '../delivery/push.ts';
+import { TripwireReporter } from '../delivery/tripwire.ts';
 
 /** First retry after a server error, doubling up to the max. */
 export const BACKOFF_BASE_MS = 10_000;

@@ -1,7 +1,7 @@
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import type { KernelEvent } from '@livegraft/protocol';
-import type { Clock } from './clock.ts';
-import type { Logger } from './log.ts';
+import type { Clock } from '../lib/clock.ts';
+import type { Logger } from '../lib/log.ts';
 
 /** How often the follower looks for new records; /dev/kmsg opened O_NONBLOCK never blocks the event loop. */
 export const KMSG_POLL_MS = 500;

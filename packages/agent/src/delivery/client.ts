@@ -11,7 +11,7 @@ import {
   type EnrollResponse,
   type TripwireEvent,
 } from '@livegraft/protocol';
-import { AGENT_VERSION } from './version.ts';
+import { AGENT_VERSION } from '../lib/version.ts';
 
 /** Per API request (enrol, check-in). */
 export const REQUEST_TIMEOUT_MS = 30_000;

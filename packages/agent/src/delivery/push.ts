@@ -1,6 +1,6 @@
 import { LivegraftError, desiredEventValidator, type DesiredEvent } from '@livegraft/protocol';
-import type { Clock } from './clock.ts';
-import type { Logger } from './log.ts';
+import type { Clock } from '../lib/clock.ts';
+import type { Logger } from '../lib/log.ts';
 import { SseParser } from './sse.ts';
 
 /** First reconnect delay when the server named none (`retry:`). */

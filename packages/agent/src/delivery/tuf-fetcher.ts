@@ -7,7 +7,7 @@ import { LivegraftError } from '@livegraft/protocol';
 import { BaseFetcher } from 'tuf-js';
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
 import type { FetchFn } from './client.ts';
-import { AGENT_VERSION } from './version.ts';
+import { AGENT_VERSION } from '../lib/version.ts';
 
 /**
  * TUF dropped slow retrieval from its guarantees, so every byte the agent

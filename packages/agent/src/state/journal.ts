@@ -2,7 +2,8 @@ import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Type, type Static } from 'typebox';
 import { KernelId, parseJson, validator } from '@livegraft/protocol';
-import { fsyncDir, writeFileAtomic } from './fs-atomic.ts';
+import { fsyncDir, writeFileAtomic } from '../fs-atomic.ts';
+import type { InstallStep } from '../kernel/install.ts';
 
 /**
  * The steps of one kernel change, in order. Each is persisted before the
@@ -10,7 +11,12 @@ import { fsyncDir, writeFileAtomic } from './fs-atomic.ts';
  * intent (about to insmod) -> loaded (insmod returned) -> transitioned
  * (every task switched) -> old-removed (replaced modules rmmod'ed).
  */
-export const JOURNAL_STEPS = ['intent', 'loaded', 'transitioned', 'old-removed'] as const;
+export const JOURNAL_STEPS = [
+  'intent',
+  'loaded',
+  'transitioned',
+  'old-removed',
+] as const satisfies readonly InstallStep[];
 export type JournalStep = (typeof JOURNAL_STEPS)[number];
 
 export const JournalEntry = Type.Object(
