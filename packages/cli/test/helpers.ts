@@ -15,6 +15,7 @@ import {
   tufTargetPath,
   type PatchManifest,
 } from '@livegraft/protocol';
+import { elfWithModinfo } from '@livegraft/test-utils';
 
 export const CLI_BIN = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
 // The server is another app: tests talk to it only by running its program and over HTTP.
@@ -90,38 +91,6 @@ export async function startServerProcess(dataDir: string): Promise<RunningServer
     child.kill('SIGKILL');
     throw err;
   }
-}
-
-/** A minimal ELF64 relocatable object with only a .modinfo section (what the server parses). */
-function elfWithModinfo(entries: string[]): Buffer {
-  const modinfo = Buffer.from(entries.map((e) => `${e}\0`).join(''), 'utf8');
-  const shstrtab = Buffer.from('\0.modinfo\0.shstrtab\0', 'latin1');
-  const modinfoOff = 64;
-  const shstrOff = modinfoOff + modinfo.length;
-  const shoff = Math.ceil((shstrOff + shstrtab.length) / 8) * 8;
-  const out = Buffer.alloc(shoff + 3 * 64);
-  out.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0], 0);
-  out.writeUInt16LE(1, 16);
-  out.writeUInt16LE(62, 18);
-  out.writeUInt32LE(1, 20);
-  out.writeBigUInt64LE(BigInt(shoff), 40);
-  out.writeUInt16LE(64, 52);
-  out.writeUInt16LE(64, 58);
-  out.writeUInt16LE(3, 60);
-  out.writeUInt16LE(2, 62);
-  modinfo.copy(out, modinfoOff);
-  shstrtab.copy(out, shstrOff);
-  const section = (i: number, name: number, type: number, offset: number, size: number): void => {
-    const at = shoff + i * 64;
-    out.writeUInt32LE(name, at);
-    out.writeUInt32LE(type, at + 4);
-    out.writeBigUInt64LE(BigInt(offset), at + 24);
-    out.writeBigUInt64LE(BigInt(size), at + 32);
-    out.writeBigUInt64LE(1n, at + 48);
-  };
-  section(1, 1, 1, modinfoOff, modinfo.length);
-  section(2, 10, 3, shstrOff, shstrtab.length);
-  return out;
 }
 
 export interface Patch {

@@ -1,0 +1,1 @@
+export { elfWithModinfo } from './elf.ts';
