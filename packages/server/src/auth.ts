@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { LivegraftError, type ApiRole } from '@livegraft/protocol';
 import type { HostRepository } from './db/hosts.ts';
 import type { ApiTokenRepository } from './db/tokens.ts';
+import { BoundedMap } from './bounded-map.ts';
 import { isExpired } from './token-expiry.ts';
 
 /** Longer bearer values are refused before hashing or touching the database. */
@@ -58,7 +59,7 @@ export interface Authenticator {
 /** Host token hash -> host id, for HOST_TOKEN_CACHE_MS, in insertion (= age) order. */
 class HostTokenCache {
   readonly #now: () => number;
-  readonly #byHash = new Map<string, { hostId: string; at: number }>();
+  readonly #byHash = new BoundedMap<string, { hostId: string; at: number }>(HOST_TOKEN_CACHE_MAX);
 
   constructor(now: () => number) {
     this.#now = now;
@@ -73,12 +74,7 @@ class HostTokenCache {
   }
 
   set(hash: string, hostId: string): void {
-    this.#byHash.delete(hash);
     this.#byHash.set(hash, { hostId, at: this.#now() });
-    if (this.#byHash.size > HOST_TOKEN_CACHE_MAX) {
-      const oldest = this.#byHash.keys().next();
-      if (oldest.done !== true) this.#byHash.delete(oldest.value);
-    }
   }
 
   forget(hostIds: readonly string[]): void {

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { CheckinRequest } from '@livegraft/protocol';
+import { BoundedMap } from '../bounded-map.ts';
 import type { ComplianceDatabase } from './schema.ts';
 
 export interface KernelSegment {
@@ -69,7 +70,7 @@ interface Head {
  */
 export class HistoryRepository {
   readonly #db: Kysely<ComplianceDatabase>;
-  readonly #heads = new Map<string, Head>();
+  readonly #heads = new BoundedMap<string, Head>(HISTORY_HEADS_MAX);
 
   constructor(db: Kysely<ComplianceDatabase>) {
     this.#db = db;
@@ -96,7 +97,6 @@ export class HistoryRepository {
   }
 
   #remember(hostId: string, report: CheckinRequest, now: number): void {
-    this.#heads.delete(hostId);
     this.#heads.set(hostId, {
       kernelId: report.kernel.id,
       level: report.appliedLevel,
@@ -104,10 +104,6 @@ export class HistoryRepository {
       uptimeSec: report.uptimeSec,
       writtenAt: now,
     });
-    if (this.#heads.size > HISTORY_HEADS_MAX) {
-      const oldest = this.#heads.keys().next();
-      if (oldest.done !== true) this.#heads.delete(oldest.value);
-    }
   }
 
   async recordCheckin(hostId: string, report: CheckinRequest, now: Date, levelCves: readonly string[]): Promise<void> {
