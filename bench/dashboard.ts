@@ -11,6 +11,9 @@
 // render (the host tiles drawn) and until every card has its data. With
 // --before (default) also the sizes of what the overview used to download
 // (every host, the fleet exposure, the whole compliance report as JSON and CSV).
+// Then the same for the Hosts page (/hosts: first render is the first page of
+// rows drawn) and the Rollouts page (/rollouts: the feed tables drawn), which
+// used to download every host (and the Hosts page the fleet exposure).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -237,7 +240,17 @@ interface Run {
   assetGzipBytes: number;
 }
 
-async function measure(page: Page, url: string): Promise<Run> {
+/** What marks a page's first render and its last card. */
+interface Marks {
+  first: string;
+  rest: string[];
+}
+
+const OVERVIEW: Marks = { first: '#host-stats', rest: ['#exposure', '#compliance-stats', 'figure.chart', '#activity'] };
+const HOSTS_PAGE: Marks = { first: 'table[aria-label="hosts"] tbody tr', rest: [] };
+const ROLLOUTS_PAGE: Marks = { first: 'table.feeds', rest: [] };
+
+async function measure(page: Page, url: string, marks: Marks = OVERVIEW): Promise<Run> {
   const api: Promise<Download & { ms: number }>[] = [];
   const assets: Promise<number>[] = [];
   const onResponse = (r: Response): void => {
@@ -275,12 +288,10 @@ async function measure(page: Page, url: string): Promise<Run> {
         { polling: 'raf', timeout: PAGE_TIMEOUT_MS },
       )
       .then(async (h) => Math.round((await h.jsonValue()) as number));
-  const firstRenderMs = await inPage('#host-stats');
+  const firstRenderMs = await inPage(marks.first);
   const wallFirstRenderMs = Math.round(performance.now() - t0);
-  await inPage('#exposure');
-  await inPage('#compliance-stats');
-  await inPage('figure.chart');
-  const allCardsMs = await inPage('#activity');
+  let allCardsMs = firstRenderMs;
+  for (const sel of marks.rest) allCardsMs = await inPage(sel);
   const nav = await page.evaluate(() => {
     const g = globalThis as unknown as {
       performance: { getEntriesByType(t: string): { domContentLoadedEventEnd?: number }[] };
@@ -331,6 +342,26 @@ const median = (xs: number[]): number => {
   return s[Math.floor(s.length / 2)] ?? NaN;
 };
 
+/** A page's runs: each time, its cold (first tab) and warm first render, and what the last run downloaded. */
+function pageFigures(runs: Run[]) {
+  const last = runs.at(-1);
+  return {
+    runs: runs.map((r) => ({
+      firstRenderMs: r.firstRenderMs,
+      wallFirstRenderMs: r.wallFirstRenderMs,
+      domContentLoadedMs: r.domContentLoadedMs,
+      apiMs: Object.fromEntries(r.api.map((d) => [d.path, d.ms])),
+    })),
+    firstRenderMsMedian: median(runs.map((r) => r.firstRenderMs)),
+    firstRenderMsCold: runs[0]?.firstRenderMs,
+    firstRenderMsWarmMedian: runs.length > 1 ? median(runs.slice(1).map((r) => r.firstRenderMs)) : undefined,
+    apiBytes: last?.apiBytes,
+    apiGzipBytes: last?.apiGzipBytes,
+    assetGzipBytes: last?.assetGzipBytes,
+    api: last?.api,
+  };
+}
+
 async function main(): Promise<void> {
   if (!haveChromium)
     throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set LIVEGRAFT_CHROMIUM)`);
@@ -343,6 +374,8 @@ async function main(): Promise<void> {
     server = seeded.server;
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     const runs: Run[] = [];
+    const hostRuns: Run[] = [];
+    const rolloutRuns: Run[] = [];
     try {
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
       context.setDefaultTimeout(PAGE_TIMEOUT_MS);
@@ -356,6 +389,17 @@ async function main(): Promise<void> {
         runs.push(await measure(tab, `${server.url}/`));
         await tab.close();
         say(`run ${i + 1}: first render ${runs.at(-1)?.firstRenderMs} ms`);
+      }
+      for (const [name, path, marks, into] of [
+        ['hosts', '/hosts', HOSTS_PAGE, hostRuns],
+        ['rollouts', '/rollouts', ROLLOUTS_PAGE, rolloutRuns],
+      ] as const) {
+        for (let i = 0; i < RUNS; i++) {
+          const tab = await context.newPage();
+          into.push(await measure(tab, `${server.url}${path}`, marks));
+          await tab.close();
+          say(`${name} page run ${i + 1}: first render ${into.at(-1)?.firstRenderMs} ms`);
+        }
       }
     } finally {
       await browser.close();
@@ -386,6 +430,8 @@ async function main(): Promise<void> {
         totalGzipBytes: (last?.apiGzipBytes ?? 0) + (last?.assetGzipBytes ?? 0),
         api: last?.api,
       },
+      hostsPage: pageFigures(hostRuns),
+      rolloutsPage: pageFigures(rolloutRuns),
       before: old,
       targets: {
         gzipBytes: TARGET_GZIP_BYTES,

@@ -236,12 +236,16 @@ export function Table<T>(props: {
   rowKey: (row: T) => string;
   initialSort?: { key: string; desc?: boolean };
   label: string;
+  /** Sorted elsewhere (on the server): the order shown, and what a click on a column asks for. */
+  sorted?: { sort: { key: string; desc?: boolean }; onSort: (s: { key: string; desc: boolean }) => void };
 }): JSX.Element {
-  const [sort, setSort] = useState(props.initialSort ?? { key: '', desc: false });
-  const [all, setAll] = useState(false);
+  const [own, setOwn] = useState(props.initialSort ?? { key: '', desc: false });
+  const sort = props.sorted?.sort ?? own;
+  const setSort = props.sorted?.onSort ?? setOwn;
+  const [all, setAll] = useState(props.sorted !== undefined);
   const col = props.columns.find((c) => c.key === sort.key);
   const rows = [...props.rows];
-  if (col?.sort !== undefined) {
+  if (col?.sort !== undefined && props.sorted === undefined) {
     const f = col.sort;
     rows.sort((a, b) => {
       const x = f(a);

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { ApplyResult } from './api.ts';
 import { ComplianceReport, SeverityCounts, Severity } from './compliance.ts';
+import { HOST_STATUSES } from './dashboard-rules.ts';
 import { ApiRole, AuditEntry } from './fleet.ts';
 
 /**
@@ -166,3 +167,99 @@ export const SessionProbe = Type.Object({
   ]),
 });
 export type SessionProbe = Static<typeof SessionProbe>;
+
+/** The orders the dashboard's host list can be sorted in (GET /api/v1/dashboard/hosts `sort`). */
+export const HOST_SORTS = ['status', 'hostname', 'feed', 'kernel', 'level', 'checkin', 'exposure'] as const;
+export type HostSort = (typeof HOST_SORTS)[number];
+export const MAX_HOST_PAGE = 200;
+/** Values listed per filter of the host list (feeds, tags, kernels, levels). */
+export const MAX_HOST_FACET = 500;
+
+export const HostPageQuery = Type.Object(
+  {
+    /** Part of a hostname (case-insensitive) or the start of a host id. */
+    q: Type.Optional(Type.String({ maxLength: 128 })),
+    status: Type.Optional(Type.Union(HOST_STATUSES.map((s) => Type.Literal(s)))),
+    feed: Type.Optional(Type.String({ maxLength: 64 })),
+    tag: Type.Optional(Type.String({ maxLength: 64 })),
+    /** A kernel release (uname -r). */
+    kernel: Type.Optional(Type.String({ maxLength: 256 })),
+    level: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    sort: Type.Optional(Type.Union(HOST_SORTS.map((s) => Type.Literal(s)))),
+    order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')])),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_HOST_PAGE })),
+  },
+  { additionalProperties: false },
+);
+export type HostPageQuery = Static<typeof HostPageQuery>;
+
+/** One host as the dashboard's host list shows it. */
+export const HostRow = Type.Object({
+  id: Type.String(),
+  hostname: Type.String(),
+  /** Its bucket (dashboard-rules.ts hostStatus). */
+  status: Type.String(),
+  feed: Type.String(),
+  tags: Type.Array(Type.String()),
+  kernelId: Type.String(),
+  release: Type.String(),
+  appliedLevel: Count,
+  /** The level the server wants it on, when that differs from what it runs; else null. */
+  desiredLevel: Type.Union([Count, Type.Null()]),
+  lastCheckinAt: Type.Union([Type.String(), Type.Null()]),
+  /** Its open CVEs; null when the role may not read compliance data or the host was not evaluated. */
+  exposure: Type.Union([Type.Object({ critical: Count, high: Count, total: Count }), Type.Null()]),
+});
+export type HostRow = Static<typeof HostRow>;
+
+/** GET /api/v1/dashboard/hosts: one page of the hosts matching the filters, sorted on the server. */
+export const HostPage = Type.Object({
+  generatedAt: Type.String(),
+  /** Every host. */
+  total: Count,
+  /** Of those, the ones matching the filters. */
+  matching: Count,
+  offset: Count,
+  limit: Count,
+  /** Whether the rows carry exposure (the role may read compliance data). */
+  exposure: Type.Boolean(),
+  /** The values each filter can take over the whole fleet (each list at most MAX_HOST_FACET long). */
+  facets: Type.Object({
+    feeds: Type.Array(Type.String()),
+    tags: Type.Array(Type.String()),
+    kernels: Type.Array(Type.String()),
+    levels: Type.Array(Count),
+  }),
+  items: Type.Array(HostRow),
+});
+export type HostPage = Static<typeof HostPage>;
+
+/** Hosts held below a feed's level that are named; the rest are counted. */
+export const MAX_HELD_LISTED = 20;
+
+/** How one feed's hosts on one kernel build stand against the feed's level for it. */
+export const RolloutHealth = Type.Object({
+  feed: Type.String(),
+  kernelId: Type.String(),
+  /** The feed's level for the kernel (0: none). */
+  level: Count,
+  /** Live hosts of the feed on that kernel. */
+  total: Count,
+  /** Of those, on the level or above, without an error. */
+  applied: Count,
+  failed: Count,
+  /** Kept below the level by their ignore-list. */
+  heldCount: Count,
+  held: Type.Array(
+    Type.Object({ hostId: Type.String(), hostname: Type.String(), ignoredFixes: Type.Array(Type.String()) }),
+  ),
+});
+export type RolloutHealth = Static<typeof RolloutHealth>;
+
+/** GET /api/v1/dashboard/rollouts: per feed and kernel build with hosts, the counts the rollouts page shows. */
+export const DashboardRollouts = Type.Object({
+  generatedAt: Type.String(),
+  groups: Type.Array(RolloutHealth),
+});
+export type DashboardRollouts = Static<typeof DashboardRollouts>;

@@ -3,16 +3,24 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { ComplianceReport, FleetExposure, HostRecord, TokenCreated } from '@livegraft/protocol';
+import type { ComplianceReport, FeedRecord, FleetExposure, HostRecord, TokenCreated } from '@livegraft/protocol';
 import type {
   CvePage,
   DashboardActivity,
   DashboardCompliance,
   DashboardOverview,
+  DashboardRollouts,
   HostHistory,
+  HostPage,
   SessionProbe,
 } from '@livegraft/protocol/dashboard';
-import { countHostStatuses, HOST_STATUSES, mayRead, type ReadSection } from '@livegraft/protocol/dashboard-rules';
+import {
+  countHostStatuses,
+  HOST_STATUSES,
+  hostStatus,
+  mayRead,
+  type ReadSection,
+} from '@livegraft/protocol/dashboard-rules';
 import type { ApiRole } from '@livegraft/protocol';
 import { CHECKIN_INTERVAL_SEC, hostByName, startDashboardWorld, type DashboardWorld } from './dashboard-world.ts';
 import { pgSkip, startPostgres, type PgCluster } from './pg-harness.ts';
@@ -82,6 +90,101 @@ for (const [backend, makeDatabase, skip] of backends)
       assert.ok(o.exposure.counts['not rated'] > 0, 'the seeded fleet has not-rated exposures');
       assert.equal(o.exposure.mitigated, full.mitigated);
       assert.ok(JSON.stringify(o).length < 4096, 'the overview is a summary');
+    });
+
+    test('host page: every host once across pages, in the overview buckets, searched, filtered and sorted', async () => {
+      const hosts = await world.ok<HostRecord[]>('GET', '/hosts');
+      const full = await world.ok<FleetExposure>('GET', '/exposure');
+      const first = await world.ok<HostPage>('GET', '/dashboard/hosts?limit=3', undefined, world.viewer.token);
+      assert.equal(first.total, hosts.length);
+      assert.equal(first.matching, hosts.length);
+      assert.equal(first.items.length, 3);
+      assert.equal(first.exposure, true);
+      assert.deepEqual(first.facets.feeds, [...new Set(hosts.map((h) => h.feed ?? ''))].sort());
+      assert.deepEqual(first.facets.kernels, [...new Set(hosts.map((h) => h.release))].sort());
+      const rows: HostPage['items'] = [];
+      for (let offset = 0; offset < first.total; offset += 3)
+        rows.push(...(await world.ok<HostPage>('GET', `/dashboard/hosts?limit=3&offset=${offset}`)).items);
+      assert.deepEqual(rows.map((r) => r.id).sort(), hosts.map((h) => h.id).sort(), 'every host once');
+      // Sorted by status (the overview's order of buckets), then hostname.
+      const order = rows.map((r) => HOST_STATUSES.indexOf(r.status as (typeof HOST_STATUSES)[number]));
+      assert.deepEqual(
+        order,
+        [...order].sort((a, b) => a - b),
+      );
+      for (const r of rows) {
+        const h = hosts.find((x) => x.id === r.id)!;
+        assert.equal(r.status, hostStatus(h, CHECKIN_INTERVAL_SEC), r.hostname);
+        assert.equal(r.appliedLevel, h.appliedLevel);
+        const e = full.perHost.find((x) => x.hostId === r.id);
+        assert.deepEqual(
+          r.exposure,
+          e === undefined ? null : { critical: e.counts.critical, high: e.counts.high, total: e.counts.total },
+        );
+      }
+      const o = await world.ok<DashboardOverview>('GET', '/dashboard/overview');
+      for (const status of HOST_STATUSES) {
+        const p = await world.ok<HostPage>('GET', `/dashboard/hosts?status=${status}&limit=200`);
+        assert.equal(p.matching, o.hosts[status], status);
+        assert.ok(p.items.every((r) => r.status === status));
+      }
+
+      const found = await world.ok<HostPage>('GET', '/dashboard/hosts?q=CANARY');
+      assert.deepEqual(
+        found.items.map((r) => r.hostname).sort(),
+        hosts
+          .filter((h) => h.hostname.includes('canary'))
+          .map((h) => h.hostname)
+          .sort(),
+      );
+      const one = hosts[0]!;
+      assert.deepEqual(
+        (await world.ok<HostPage>('GET', `/dashboard/hosts?q=${one.id.slice(0, 8)}`)).items.map((r) => r.id),
+        [one.id],
+      );
+      const prod = await world.ok<HostPage>('GET', '/dashboard/hosts?feed=production&level=1&limit=200');
+      assert.equal(prod.matching, hosts.filter((h) => h.feed === 'production' && h.appliedLevel === 1).length);
+      assert.ok(prod.matching > 0);
+      const byName = await world.ok<HostPage>('GET', '/dashboard/hosts?sort=hostname&order=desc&limit=200');
+      assert.deepEqual(
+        byName.items.map((r) => r.hostname),
+        hosts
+          .map((h) => h.hostname)
+          .sort()
+          .reverse(),
+      );
+      for (const bad of ['limit=201', 'limit=0', 'status=lost', 'sort=ram', 'order=up', 'extra=1'])
+        assert.equal((await world.call('GET', `/dashboard/hosts?${bad}`)).status, 400, bad);
+    });
+
+    test('rollouts: per feed and kernel, the hosts on its level, failed and held, as the full host list says', async () => {
+      const hosts = (await world.ok<HostRecord[]>('GET', '/hosts')).filter((h) => (h.revokedAt ?? null) === null);
+      const feeds = await world.ok<FeedRecord[]>('GET', '/feeds');
+      const r = await world.ok<DashboardRollouts>('GET', '/dashboard/rollouts', undefined, world.viewer.token);
+      const keys = new Set(hosts.map((h) => `${h.feed} ${h.kernelId}`));
+      assert.deepEqual(new Set(r.groups.map((g) => `${g.feed} ${g.kernelId}`)), keys);
+      for (const g of r.groups) {
+        const level = feeds.find((f) => f.name === g.feed)?.levels.find((l) => l.kernelId === g.kernelId)?.level ?? 0;
+        const mine = hosts.filter((h) => h.feed === g.feed && h.kernelId === g.kernelId);
+        const held = mine.filter(
+          (h) => h.appliedLevel < level && h.state !== 'error' && (h.desired?.ignoredFixes ?? []).length > 0,
+        );
+        assert.deepEqual(
+          { ...g, held: g.held.map((x) => x.hostname) },
+          {
+            feed: g.feed,
+            kernelId: g.kernelId,
+            level,
+            total: mine.length,
+            applied: mine.filter((h) => h.appliedLevel >= level && h.state !== 'error').length,
+            failed: mine.filter((h) => h.state === 'error').length,
+            heldCount: held.length,
+            held: held.map((h) => h.hostname),
+          },
+        );
+      }
+      assert.ok(r.groups.some((g) => g.applied > 0 && g.level > 0));
+      assert.ok(r.groups.some((g) => g.failed > 0));
     });
 
     test('compliance summary is the report summary, with a history ending at the open windows', async () => {
@@ -178,7 +281,14 @@ for (const [backend, makeDatabase, skip] of backends)
     });
 
     test('roles: a worker token reads none of the summaries; no token gets 401', async () => {
-      for (const path of ['/dashboard/overview', '/dashboard/compliance', '/dashboard/cves', '/dashboard/activity']) {
+      for (const path of [
+        '/dashboard/overview',
+        '/dashboard/compliance',
+        '/dashboard/cves',
+        '/dashboard/activity',
+        '/dashboard/hosts',
+        '/dashboard/rollouts',
+      ]) {
         assert.equal((await world.call('GET', path, undefined, worker.token)).status, 403, path);
         assert.equal((await fetch(`${world.url}/api/v1${path}`)).status, 401, path);
       }

@@ -43,10 +43,10 @@ export interface DashboardWorld {
   stop(): Promise<void>;
 }
 
-/** `database`: a PostgreSQL URL (SQLite in the data dir without it). */
+/** `database`: a PostgreSQL URL (SQLite in the data dir without it); `enrollBurst`: hosts enrolled at once. */
 export async function startDashboardWorld(
   dashboardDir: string,
-  o: { database?: string } = {},
+  o: { database?: string; enrollBurst?: number } = {},
 ): Promise<DashboardWorld> {
   const dir = await mkdtemp(join(tmpdir(), 'livegraft-dashboard-world-'));
   let fixed: number | undefined = Date.now() - 45 * DAY;
@@ -58,6 +58,7 @@ export async function startDashboardWorld(
     checkinIntervalSec: CHECKIN_INTERVAL_SEC,
     pushSpreadSec: 0,
     ...(o.database === undefined ? {} : { database: o.database }),
+    ...(o.enrollBurst === undefined ? {} : { enrollBurst: o.enrollBurst }),
   });
   const server = await startServer(config, {
     logger: pino({ level: 'silent' }),

@@ -1,25 +1,18 @@
 import type { JSX } from 'preact';
-import { useState } from 'preact/hooks';
-import type { FleetExposure, HostRecord } from '@livegraft/protocol';
-import { mayRead, type SessionInfo } from '../api.ts';
+import { useEffect, useState } from 'preact/hooks';
+import type { HostPage, HostRow } from '@livegraft/protocol/dashboard';
+import type { SessionInfo } from '../api.ts';
 import { useApi } from '../data.ts';
-import { hostStatus, HOST_STATUSES, STATUS_LABEL, type HostStatus } from '../fleet.ts';
+import { HOST_STATUSES, STATUS_LABEL, type HostStatus } from '../fleet.ts';
 import { ago, when } from '../format.ts';
 import { useLiveRefresh } from '../live.ts';
 import { Link, useLocation } from '../router.tsx';
 import { Card, Empty, Loading, Problem, StatusBadge, Table, type Column } from '../ui.tsx';
 
-interface Row {
-  host: HostRecord;
-  status: HostStatus;
-  critical: number | undefined;
-  high: number | undefined;
-  open: number | undefined;
-}
-
-function uniq(xs: string[]): string[] {
-  return [...new Set(xs)].sort();
-}
+/** Hosts listed per page (the server sorts, filters and pages the whole fleet). */
+const PAGE = 50;
+/** A search is asked for once typing pauses this long. */
+const SEARCH_PAUSE_MS = 250;
 
 function Select(props: {
   label: string;
@@ -44,69 +37,77 @@ function Select(props: {
   );
 }
 
-export function Hosts(props: { session: SessionInfo }): JSX.Element {
+const sortable = (): number => 0;
+
+export function Hosts(_props: { session: SessionInfo }): JSX.Element {
   const { query } = useLocation();
-  const hosts = useApi<HostRecord[]>('/hosts');
-  const exposure = useApi<FleetExposure>(mayRead(props.session.role, 'compliance') ? '/exposure' : null);
-  useLiveRefresh(() => {
-    hosts.reload();
-    exposure.reload();
-  }, ['checkin', 'audit']);
+  const [offset, setOffset] = useState(0);
+  // Every change of what is listed starts again at its first page.
+  const first =
+    <T,>(set: (v: T) => void) =>
+    (v: T): void => {
+      set(v);
+      setOffset(0);
+    };
   const [text, setText] = useState('');
+  const [q, setQ] = useState('');
   const [feed, setFeed] = useState(query.get('feed') ?? '');
   const [tag, setTag] = useState(query.get('tag') ?? '');
   const [kernel, setKernel] = useState('');
   const [level, setLevel] = useState('');
   const [status, setStatus] = useState(query.get('status') ?? '');
+  const [sort, setSort] = useState({ key: 'status', desc: false });
+  useEffect(() => {
+    const t = setTimeout(() => {
+      if (text.trim() === q) return;
+      setQ(text.trim());
+      setOffset(0);
+    }, SEARCH_PAUSE_MS);
+    return () => clearTimeout(t);
+  }, [text]);
 
-  if (hosts.data === undefined) {
+  const params = new URLSearchParams({ offset: String(offset), limit: String(PAGE), sort: sort.key });
+  if (sort.desc) params.set('order', 'desc');
+  for (const [k, v] of [
+    ['q', q],
+    ['feed', feed],
+    ['tag', tag],
+    ['kernel', kernel],
+    ['level', level],
+    ['status', status],
+  ] as const)
+    if (v !== '') params.set(k, v);
+  const page = useApi<HostPage>(`/dashboard/hosts?${params.toString()}`);
+  useLiveRefresh(page.reload, ['checkin', 'audit']);
+
+  const p = page.data;
+  if (p === undefined) {
     return (
       <div class="page">
         <h1>Hosts</h1>
-        {hosts.error ? <Problem error={hosts.error} /> : <Loading />}
+        {page.error ? <Problem error={page.error} /> : <Loading />}
       </div>
     );
   }
-  const exp = new Map((exposure.data?.perHost ?? []).map((p) => [p.hostId, p]));
-  const rows: Row[] = hosts.data.map((h) => {
-    const e = exp.get(h.id);
-    return {
-      host: h,
-      status: hostStatus(h, props.session.checkinIntervalSec),
-      critical: e?.counts.critical,
-      high: e?.counts.high,
-      open: e?.counts.total,
-    };
-  });
-  const shown = rows.filter(
-    (r) =>
-      (text === '' || r.host.hostname.toLowerCase().includes(text.toLowerCase()) || r.host.id.startsWith(text)) &&
-      (feed === '' || r.host.feed === feed) &&
-      (tag === '' || (r.host.tags ?? []).includes(tag)) &&
-      (kernel === '' || r.host.release === kernel) &&
-      (level === '' || String(r.host.appliedLevel) === level) &&
-      (status === '' || r.status === status),
-  );
-  const withExposure = exposure.data !== undefined;
-  const columns: Column<Row>[] = [
+  const columns: Column<HostRow>[] = [
     {
-      key: 'host',
+      key: 'hostname',
       label: 'Host',
-      sort: (r) => r.host.hostname,
-      render: (r) => <Link href={`/hosts/${encodeURIComponent(r.host.id)}`}>{r.host.hostname}</Link>,
+      sort: sortable,
+      render: (r) => <Link href={`/hosts/${encodeURIComponent(r.id)}`}>{r.hostname}</Link>,
     },
     {
       key: 'status',
       label: 'Status',
-      sort: (r) => HOST_STATUSES.indexOf(r.status),
-      render: (r) => <StatusBadge status={r.status} />,
+      sort: sortable,
+      render: (r) => <StatusBadge status={r.status as HostStatus} />,
     },
-    { key: 'feed', label: 'Feed', sort: (r) => r.host.feed ?? '', render: (r) => r.host.feed ?? '—' },
+    { key: 'feed', label: 'Feed', sort: sortable, render: (r) => r.feed },
     {
       key: 'tags',
       label: 'Tags',
       render: (r) =>
-        (r.host.tags ?? []).map((t) => (
+        r.tags.map((t) => (
           <span key={t} class="tag">
             {t}
           </span>
@@ -115,55 +116,56 @@ export function Hosts(props: { session: SessionInfo }): JSX.Element {
     {
       key: 'kernel',
       label: 'Kernel',
-      sort: (r) => r.host.release,
-      render: (r) => <code title={r.host.kernelId}>{r.host.release}</code>,
+      sort: sortable,
+      render: (r) => <code title={r.kernelId}>{r.release}</code>,
     },
     {
       key: 'level',
       label: 'Level',
       class: 'num',
-      sort: (r) => r.host.appliedLevel,
+      sort: sortable,
       render: (r) => (
         <span>
-          {r.host.appliedLevel}
-          {r.host.desired !== undefined && r.host.desired !== null && r.host.desired.level !== r.host.appliedLevel && (
-            <span class="muted"> → {r.host.desired.level}</span>
-          )}
+          {r.appliedLevel}
+          {r.desiredLevel !== null && <span class="muted"> → {r.desiredLevel}</span>}
         </span>
       ),
     },
     {
       key: 'checkin',
       label: 'Last check-in',
-      sort: (r) => r.host.lastCheckinAt ?? '',
-      render: (r) => <time title={when(r.host.lastCheckinAt)}>{ago(r.host.lastCheckinAt)}</time>,
+      sort: sortable,
+      render: (r) => <time title={when(r.lastCheckinAt)}>{ago(r.lastCheckinAt)}</time>,
     },
   ];
-  if (withExposure) {
+  if (p.exposure) {
     columns.push({
       key: 'exposure',
       label: 'Open CVEs',
       class: 'num',
-      sort: (r) => (r.critical ?? 0) * 1e6 + (r.high ?? 0) * 1e3 + (r.open ?? 0),
+      sort: sortable,
       render: (r) =>
-        r.open === undefined ? (
+        r.exposure === null ? (
           '—'
         ) : (
-          <span title={`${r.critical ?? 0} critical, ${r.high ?? 0} high, ${r.open} in all`}>
-            {(r.critical ?? 0) > 0 && <span class="badge sev sev-critical">{r.critical}</span>}{' '}
-            {(r.high ?? 0) > 0 && <span class="badge sev sev-high">{r.high}</span>} {r.open}
+          <span title={`${r.exposure.critical} critical, ${r.exposure.high} high, ${r.exposure.total} in all`}>
+            {r.exposure.critical > 0 && <span class="badge sev sev-critical">{r.exposure.critical}</span>}{' '}
+            {r.exposure.high > 0 && <span class="badge sev sev-high">{r.exposure.high}</span>} {r.exposure.total}
           </span>
         ),
     });
   }
   const clear = (): void => {
     setText('');
+    setQ('');
     setFeed('');
     setTag('');
     setKernel('');
     setLevel('');
     setStatus('');
+    setOffset(0);
   };
+  const last = Math.min(p.offset + p.items.length, p.matching);
   return (
     <div class="page">
       <h1>Hosts</h1>
@@ -175,6 +177,7 @@ export function Hosts(props: { session: SessionInfo }): JSX.Element {
               id="f-text"
               type="search"
               placeholder="hostname or id"
+              maxLength={128}
               value={text}
               onInput={(e) => setText((e.target as HTMLInputElement).value)}
             />
@@ -184,35 +187,55 @@ export function Hosts(props: { session: SessionInfo }): JSX.Element {
             value={status}
             options={[...HOST_STATUSES]}
             names={STATUS_LABEL}
-            onChange={setStatus}
+            onChange={first(setStatus)}
           />
-          <Select label="Feed" value={feed} options={uniq(rows.map((r) => r.host.feed ?? ''))} onChange={setFeed} />
-          <Select label="Tag" value={tag} options={uniq(rows.flatMap((r) => r.host.tags ?? []))} onChange={setTag} />
-          <Select label="Kernel" value={kernel} options={uniq(rows.map((r) => r.host.release))} onChange={setKernel} />
-          <Select
-            label="Level"
-            value={level}
-            options={uniq(rows.map((r) => String(r.host.appliedLevel)))}
-            onChange={setLevel}
-          />
+          <Select label="Feed" value={feed} options={p.facets.feeds} onChange={first(setFeed)} />
+          <Select label="Tag" value={tag} options={p.facets.tags} onChange={first(setTag)} />
+          <Select label="Kernel" value={kernel} options={p.facets.kernels} onChange={first(setKernel)} />
+          <Select label="Level" value={level} options={p.facets.levels.map(String)} onChange={first(setLevel)} />
           <button type="button" class="button small" onClick={clear}>
             Clear
           </button>
         </div>
-        <p class="muted small" data-testid="host-count">
-          {shown.length} of {rows.length} hosts
-          {exposure.error !== undefined && ` · exposure: ${exposure.error.message}`}
+        <p class="muted small" data-testid="host-count" data-total={p.total} data-matching={p.matching}>
+          {p.matching} of {p.total} hosts
+          {p.matching > 0 && ` · showing ${p.offset + 1}–${last}`}
         </p>
-        {shown.length === 0 ? (
+        {p.items.length === 0 ? (
           <Empty>No host matches these filters.</Empty>
         ) : (
           <Table
             label="hosts"
-            rows={shown}
+            rows={p.items}
             columns={columns}
-            rowKey={(r) => r.host.id}
-            initialSort={{ key: 'status' }}
+            rowKey={(r) => r.id}
+            sorted={{ sort, onSort: first(setSort) }}
           />
+        )}
+        {p.matching > PAGE && (
+          <nav class="pager" aria-label="host pages">
+            <button
+              type="button"
+              class="button small"
+              data-page="prev"
+              disabled={p.offset === 0}
+              onClick={() => setOffset(Math.max(0, p.offset - PAGE))}
+            >
+              ← Previous
+            </button>{' '}
+            <span class="muted small">
+              page {Math.floor(p.offset / PAGE) + 1} of {Math.ceil(p.matching / PAGE)}
+            </span>{' '}
+            <button
+              type="button"
+              class="button small"
+              data-page="next"
+              disabled={last >= p.matching}
+              onClick={() => setOffset(p.offset + PAGE)}
+            >
+              Next →
+            </button>
+          </nav>
         )}
       </Card>
     </div>

@@ -1,5 +1,6 @@
 import type { JSX } from 'preact';
-import type { FeedLevel, FeedRecord, HaltRecord, HostRecord, PatchRecord, PromotionRule } from '@livegraft/protocol';
+import type { FeedLevel, FeedRecord, HaltRecord, PatchRecord, PromotionRule } from '@livegraft/protocol';
+import type { DashboardRollouts, RolloutHealth } from '@livegraft/protocol/dashboard';
 import { call, canOperate, type SessionInfo } from '../api.ts';
 import { shortKernel } from '../activity.ts';
 import { Progress } from '../charts.tsx';
@@ -27,24 +28,13 @@ function ordered(feeds: FeedRecord[]): FeedRecord[] {
   return [...out, ...feeds.filter((f) => !seen.has(f.name))];
 }
 
-interface Health {
-  total: number;
-  applied: number;
-  failed: number;
-  /** Kept below the feed's level by their ignore-list: they will not get it. */
-  held: HostRecord[];
-}
+/** The feed's hosts on one kernel build against its level, counted on the server (held: kept below it by their ignore-list). */
+type Health = Pick<RolloutHealth, 'total' | 'applied' | 'failed' | 'heldCount' | 'held'>;
 
-function health(hosts: HostRecord[], feed: string, kernelId: string, level: number): Health {
-  const mine = hosts.filter((h) => h.feed === feed && h.kernelId === kernelId && (h.revokedAt ?? null) === null);
-  return {
-    total: mine.length,
-    applied: mine.filter((h) => h.appliedLevel >= level && h.state !== 'error').length,
-    failed: mine.filter((h) => h.state === 'error').length,
-    held: mine.filter(
-      (h) => h.appliedLevel < level && h.state !== 'error' && (h.desired?.ignoredFixes ?? []).length > 0,
-    ),
-  };
+const NO_HOSTS: Health = { total: 0, applied: 0, failed: 0, heldCount: 0, held: [] };
+
+function health(r: DashboardRollouts, feed: string, kernelId: string): Health {
+  return r.groups.find((g) => g.feed === feed && g.kernelId === kernelId) ?? NO_HOSTS;
 }
 
 /** Each condition of the feed's promotion rule with the number it is measured against. */
@@ -83,12 +73,12 @@ function KernelCard(props: {
   release: string;
   levels: PatchRecord[];
   feeds: FeedRecord[];
-  hosts: HostRecord[];
+  rollouts: DashboardRollouts;
   halts: HaltRecord[];
   operate: boolean;
   reload: () => void;
 }): JSX.Element {
-  const { kernelId, feeds, hosts, operate, reload } = props;
+  const { kernelId, feeds, rollouts, operate, reload } = props;
   const halted = new Map(props.halts.filter((x) => x.kernelId === kernelId).map((x) => [x.level, x]));
   const published = props.levels.filter((p) => p.published).sort((a, b) => b.level - a.level);
   const kname = `${props.release} (${shortKernel(kernelId)})`;
@@ -180,7 +170,7 @@ function KernelCard(props: {
               const fl = f.levels.find((l) => l.kernelId === kernelId);
               const pin = f.pins.find((p) => p.kernelId === kernelId || p.kernelId === null);
               const level = fl?.level ?? 0;
-              const h = health(hosts, f.name, kernelId, level);
+              const h = health(rollouts, f.name, kernelId);
               const next = f.promotesTo === null ? undefined : feeds.find((x) => x.name === f.promotesTo);
               const nextLevel = next?.levels.find((l) => l.kernelId === kernelId)?.level ?? 0;
               const canPromote = fl !== undefined && next !== undefined && fl.level > nextLevel && fl.haltedAt === null;
@@ -303,17 +293,16 @@ function KernelCard(props: {
                         <div class="small">
                           {h.applied}/{h.total} ({pct(h.applied, h.total)})
                           {h.failed > 0 && <span class="error-text"> · {h.failed} failed</span>}
-                          {h.held.length > 0 && (
+                          {h.heldCount > 0 && (
                             <span
                               class="warn-text"
                               data-testid="held"
-                              title={h.held
-                                .map((x) => `${x.hostname}: ${(x.desired?.ignoredFixes ?? []).join(', ')}`)
-                                .join('\n')}
+                              title={h.held.map((x) => `${x.hostname}: ${x.ignoredFixes.join(', ')}`).join('\n')}
                             >
                               {' '}
-                              · {h.held.length} held by {h.held.length === 1 ? 'its' : 'their'} ignore-list (
-                              {h.held.map((x) => x.hostname).join(', ')})
+                              · {h.heldCount} held by {h.heldCount === 1 ? 'its' : 'their'} ignore-list (
+                              {h.held.map((x) => x.hostname).join(', ')}
+                              {h.heldCount > h.held.length && `, and ${h.heldCount - h.held.length} more`})
                             </span>
                           )}
                         </div>
@@ -369,17 +358,22 @@ function KernelCard(props: {
 export function Rollouts(props: { session: SessionInfo }): JSX.Element {
   const feeds = useApi<FeedRecord[]>('/feeds');
   const patches = useApi<PatchRecord[]>('/patches');
-  const hosts = useApi<HostRecord[]>('/hosts');
+  const rollouts = useApi<DashboardRollouts>('/dashboard/rollouts');
   const halts = useApi<HaltRecord[]>('/halts');
   const reload = (): void => {
     feeds.reload();
     patches.reload();
-    hosts.reload();
+    rollouts.reload();
     halts.reload();
   };
   useLiveRefresh(reload);
-  const error = feeds.error ?? patches.error ?? hosts.error ?? halts.error;
-  if (feeds.data === undefined || patches.data === undefined || hosts.data === undefined || halts.data === undefined) {
+  const error = feeds.error ?? patches.error ?? rollouts.error ?? halts.error;
+  if (
+    feeds.data === undefined ||
+    patches.data === undefined ||
+    rollouts.data === undefined ||
+    halts.data === undefined
+  ) {
     return (
       <div class="page">
         <h1>Patches &amp; rollouts</h1>
@@ -416,7 +410,7 @@ export function Rollouts(props: { session: SessionInfo }): JSX.Element {
           release={k.release}
           levels={k.levels}
           feeds={order}
-          hosts={hosts.data ?? []}
+          rollouts={rollouts.data ?? { generatedAt: '', groups: [] }}
           halts={halts.data ?? []}
           operate={operate}
           reload={reload}

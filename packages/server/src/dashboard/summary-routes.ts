@@ -8,7 +8,10 @@ import {
   DashboardActivity,
   DashboardCompliance,
   DashboardOverview,
+  DashboardRollouts,
   HostHistory,
+  HostPage,
+  HostPageQuery,
   MAX_APPLY_HISTORY,
   type ActivityItem,
 } from '@livegraft/protocol/dashboard';
@@ -17,6 +20,7 @@ import { guard } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
 import type { ApplyLog } from './applies.ts';
 import { ComplianceFolder } from './compliance-fold.ts';
+import { HostTable } from './host-table.ts';
 import { cvePage, HISTORY_DAYS } from './summaries.ts';
 import { OverviewCounter } from './overview.ts';
 
@@ -58,6 +62,7 @@ export function dashboardSummaryRoutes(
   const audit = db as Kysely<AuditDb>;
   const folder = new ComplianceFolder({ db, compliance: ctx.compliance, clock: ctx.clock });
   const overview = new OverviewCounter(ctx, changes);
+  const hostTable = new HostTable(ctx, changes);
 
   api.get(
     '/dashboard/overview',
@@ -66,6 +71,25 @@ export function dashboardSummaryRoutes(
       const role = req.principal?.kind === 'admin' ? req.principal.role : 'viewer';
       return overview.get(mayRead(role, 'compliance'));
     },
+  );
+
+  api.get(
+    '/dashboard/hosts',
+    {
+      schema: { querystring: HostPageQuery },
+      config: { answer: HostPage },
+      onRequest: guard(ctx.auth, READ_ROLE.fleet),
+    },
+    async (req): Promise<HostPage> => {
+      const role = req.principal?.kind === 'admin' ? req.principal.role : 'viewer';
+      return hostTable.page(req.query, mayRead(role, 'compliance'));
+    },
+  );
+
+  api.get(
+    '/dashboard/rollouts',
+    { config: { answer: DashboardRollouts }, onRequest: guard(ctx.auth, READ_ROLE.fleet) },
+    async (): Promise<DashboardRollouts> => hostTable.rollouts(),
   );
 
   api.get(

@@ -495,6 +495,11 @@ export const OPERATIONS: Readonly<Record<string, OperationDoc>> = {
   'GET /api/v1/dashboard/overview': { summary: 'The dashboard’s fleet overview', tag: 'session' },
   'GET /api/v1/dashboard/compliance': { summary: 'The dashboard’s compliance summary', tag: 'session' },
   'GET /api/v1/dashboard/cves': { summary: 'The dashboard’s page of open CVEs', tag: 'session' },
+  'GET /api/v1/dashboard/hosts': {
+    summary: 'The dashboard’s page of hosts (searched, filtered and sorted on the server)',
+    tag: 'session',
+  },
+  'GET /api/v1/dashboard/rollouts': { summary: 'The dashboard’s rollout counts per feed and kernel', tag: 'session' },
   'GET /api/v1/dashboard/activity': { summary: 'The dashboard’s page of fleet activity', tag: 'session' },
   'GET /api/v1/dashboard/hosts/:id/history': {
     summary: 'The dashboard’s history of one host',
