@@ -98,3 +98,9 @@ export function duration(value: string): number {
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
+
+/** Prints `value` as JSON with --json, else runs the human form. */
+export function out(o: FleetOpts, value: unknown, text: () => void): void {
+  if (o.json === true) console.log(JSON.stringify(value, null, 2));
+  else text();
+}
