@@ -7,7 +7,7 @@ import type {
 } from '@livegraft/protocol';
 import type { ComplianceHost } from './exposure.ts';
 import type { HostHistory } from './history.ts';
-import { applyPolicy, hostWindows, type AffectedOf } from './windows.ts';
+import { applyPolicy, historyOrHostRow, hostWindows, type AffectedOf } from './windows.ts';
 
 export interface ReportInput {
   hosts: readonly ComplianceHost[];
@@ -21,40 +21,11 @@ export interface ReportInput {
   dataset: CveDatasetStatus;
 }
 
-/** History as recorded, or a one-segment history from the host row for hosts that never checked in since. */
-async function historyOf(host: ComplianceHost, input: ReportInput): Promise<HostHistory> {
-  const h = input.histories.get(host.id);
-  if (h !== undefined && h.kernels.length > 0) return h;
-  const since = host.enrolledAt;
-  return {
-    kernels: [
-      {
-        seq: 1,
-        kernelId: host.kernelId,
-        release: host.release,
-        procVersion: host.procVersion,
-        firstSeen: since,
-        lastSeen: host.lastCheckinAt ?? since,
-      },
-    ],
-    levels: [
-      {
-        seq: 1,
-        kernelId: host.kernelId,
-        level: host.appliedLevel,
-        cves: await input.levelCves(host),
-        from: since,
-        to: null,
-      },
-    ],
-  };
-}
-
 /** Every exposure window of the hosts under the policy. */
 export async function allWindows(input: ReportInput): Promise<ExposureWindow[]> {
   const out: ExposureWindow[] = [];
   for (const host of input.hosts) {
-    const history = await historyOf(host, input);
+    const history = await historyOrHostRow(host, input.histories.get(host.id), input.levelCves);
     for (const w of hostWindows(history, input.affectedOf, input.now))
       out.push(applyPolicy(w, host, input.policy, input.now));
   }

@@ -1,4 +1,5 @@
 import type { ExposureWindow, Severity, SlaPolicy, WindowClosedBy } from '@livegraft/protocol';
+import type { ComplianceHost } from './exposure.ts';
 import type { HostHistory, KernelSegment, LevelSegment } from './history.ts';
 
 const DAY_MS = 86_400_000;
@@ -107,6 +108,51 @@ export function hostWindows(history: HostHistory, affectedOf: AffectedOf, now: D
   return result;
 }
 
+/**
+ * A host's history as recorded, or, for a host with none (enrolled before
+ * history was kept, and not checked in since), one segment from its host
+ * row: its kernel and applied level since it enrolled. The report and the
+ * dashboard's compliance numbers both start from this.
+ */
+export async function historyOrHostRow(
+  host: ComplianceHost,
+  recorded: HostHistory | undefined,
+  levelCves: (host: ComplianceHost) => Promise<string[]>,
+): Promise<HostHistory> {
+  if (recorded !== undefined && recorded.kernels.length > 0) return recorded;
+  const since = host.enrolledAt;
+  return {
+    kernels: [
+      {
+        seq: 1,
+        kernelId: host.kernelId,
+        release: host.release,
+        procVersion: host.procVersion,
+        firstSeen: since,
+        lastSeen: host.lastCheckinAt ?? since,
+      },
+    ],
+    levels: [
+      { seq: 1, kernelId: host.kernelId, level: host.appliedLevel, cves: await levelCves(host), from: since, to: null },
+    ],
+  };
+}
+
+/**
+ * A window under the SLA policy (ms): when it is due (null: no SLA for its
+ * severity), when it ends (now while open), and whether it breached.
+ */
+export function slaOf(
+  w: RawWindow,
+  policy: SlaPolicy,
+  nowMs: number,
+): { due: number | null; end: number; breached: boolean } {
+  const slaDays = policy[w.info.severity];
+  const end = w.end ?? nowMs;
+  const due = slaDays === null ? null : w.start + slaDays * DAY_MS;
+  return { due, end, breached: due !== null && end > due };
+}
+
 /** Due date, duration and breach of a window under the policy. */
 export function applyPolicy(
   w: RawWindow,
@@ -114,9 +160,7 @@ export function applyPolicy(
   policy: SlaPolicy,
   now: Date,
 ): ExposureWindow {
-  const slaDays = policy[w.info.severity];
-  const end = w.end ?? now.getTime();
-  const due = slaDays === null ? null : w.start + slaDays * DAY_MS;
+  const { due, end, breached } = slaOf(w, policy, now.getTime());
   return {
     hostId: host.id,
     hostname: host.hostname,
@@ -131,6 +175,6 @@ export function applyPolicy(
     fixedByLevel: w.fixedByLevel,
     dueAt: due === null ? null : new Date(due).toISOString(),
     days: Math.round(((end - w.start) / DAY_MS) * 100) / 100,
-    breached: due !== null && end > due,
+    breached,
   };
 }

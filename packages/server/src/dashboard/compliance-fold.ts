@@ -3,11 +3,11 @@ import type { Kysely } from 'kysely';
 import type { ComplianceReport, Severity, SlaPolicy } from '@livegraft/protocol';
 import type { HistorySeries, OpenCve } from '@livegraft/protocol/dashboard';
 import type { ComplianceHost } from '../compliance/exposure.ts';
-import { HistoryRepository, type HostHistory } from '../compliance/history.ts';
+import { HistoryRepository } from '../compliance/history.ts';
 import { LevelCatalog } from '../compliance/levels.ts';
 import type { ComplianceDatabase } from '../compliance/schema.ts';
 import type { ComplianceService } from '../compliance/service.ts';
-import { hostWindows } from '../compliance/windows.ts';
+import { historyOrHostRow, hostWindows, slaOf } from '../compliance/windows.ts';
 import { sortOpenCves } from './summaries.ts';
 
 /**
@@ -96,40 +96,13 @@ export class ComplianceFolder {
     return this.#running;
   }
 
-  /** History as recorded, or a one-segment history from the host row (as the report does for such hosts). */
-  async #historyOf(host: ComplianceHost, recorded: HostHistory | undefined): Promise<HostHistory> {
-    if (recorded !== undefined && recorded.kernels.length > 0) return recorded;
-    const since = host.enrolledAt;
-    return {
-      kernels: [
-        {
-          seq: 1,
-          kernelId: host.kernelId,
-          release: host.release,
-          procVersion: host.procVersion,
-          firstSeen: since,
-          lastSeen: host.lastCheckinAt ?? since,
-        },
-      ],
-      levels: [
-        {
-          seq: 1,
-          kernelId: host.kernelId,
-          level: host.appliedLevel,
-          cves: await this.#levels.cves(host.kernelId, host.appliedLevel),
-          from: since,
-          to: null,
-        },
-      ],
-    };
-  }
-
   async #fold(historyDays: number): Promise<ComplianceFold> {
     const now = this.#clock();
     const nowMs = now.getTime();
     const policy: SlaPolicy = await this.#compliance.policy();
     const hosts = await this.#compliance.exposure.hosts();
     const affectedOf = this.#compliance.exposure.affectedOfSegment;
+    const levelCves = (h: ComplianceHost): Promise<string[]> => this.#levels.cves(h.kernelId, h.appliedLevel);
 
     const today = Math.floor(nowMs / DAY) * DAY;
     const ts: number[] = [];
@@ -145,13 +118,10 @@ export class ComplianceFolder {
       const batch = hosts.slice(i, i + HOSTS_PER_BATCH);
       const histories = await this.#history.histories(batch.map((h) => h.id));
       for (const host of batch) {
-        const history = await this.#historyOf(host, histories.get(host.id));
+        const history = await historyOrHostRow(host, histories.get(host.id), levelCves);
         let hostBreaches = 0;
         for (const w of hostWindows(history, affectedOf, now)) {
-          const sla = policy[w.info.severity];
-          const end = w.end ?? nowMs;
-          const due = sla === null ? null : w.start + sla * DAY;
-          const breached = due !== null && end > due;
+          const { due, end, breached } = slaOf(w, policy, nowMs);
           if (w.end === null) s.openWindows++;
           else {
             s.closedWindows++;
