@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { LivegraftError, clockSkewSec, moduleNameFor, skewWarning } from '@livegraft/protocol';
 import type { JournalStep } from '../src/state/journal.ts';
 import { staleReason } from '../src/state/lock.ts';
-import { tufError } from '../src/tuf-client.ts';
+import { tufError } from '../src/delivery/tuf-client.ts';
 import type { StatusReport } from '../src/operations/agent.ts';
 import { TestHost } from './helpers/cli.ts';
 import { FakeServer, REGISTRATION_KEY } from './helpers/fake-server.ts';

@@ -19,7 +19,7 @@ import {
 import { ServerClient } from '../src/delivery/client.ts';
 import { JournalStore } from '../src/state/journal.ts';
 import { StateStore } from '../src/state/state.ts';
-import { parseRoot, tufError } from '../src/tuf-client.ts';
+import { parseRoot, tufError } from '../src/delivery/tuf-client.ts';
 import { verifyModule } from '../src/kernel/verify.ts';
 import { TestHost } from './helpers/cli.ts';
 import { FakeKernel } from './helpers/fake-kernel.ts';

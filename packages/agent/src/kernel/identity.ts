@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { LivegraftError, kernelIdFromProcVersion, type KernelIdentity } from '@livegraft/protocol';
-import { writeFileAtomic } from '../fs-atomic.ts';
+import { writeFileAtomic } from '../lib/fs-atomic.ts';
 
 /** Where the agent reads the kernel from; tests point these at a fake tree. */
 export interface KernelRoots {

@@ -12,7 +12,7 @@ import { isTransient } from '../delivery/client.ts';
 import type { AgentConfig } from '../state/config.ts';
 import type { JournalStep } from '../state/journal.ts';
 import type { AgentState } from '../state/state.ts';
-import type { TufSession } from '../tuf-client.ts';
+import type { TufSession } from '../delivery/tuf-client.ts';
 import { verifyManifestTarget } from '../kernel/verify.ts';
 import { assertNotQuarantined, setAttention } from './attention.ts';
 import { errorText, recordApplied, type AgentContext, type OpOutcome } from './context.ts';

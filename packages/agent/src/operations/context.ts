@@ -14,7 +14,7 @@ import type { Logger } from '../lib/log.ts';
 import { SpaceReserve } from '../state/reserve.ts';
 import { StateStore, type AgentState } from '../state/state.ts';
 import { LivepatchSysfs } from '../kernel/sysfs.ts';
-import { TufClient } from '../tuf-client.ts';
+import { TufClient } from '../delivery/tuf-client.ts';
 import { DEFAULT_DELIVERY_LIMITS, type DeliveryLimits, type WriteChunk } from '../delivery/tuf-fetcher.ts';
 
 export const MAX_ERROR_TEXT = 4000;

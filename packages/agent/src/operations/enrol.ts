@@ -10,7 +10,7 @@ import {
   resolvePinnedRoot,
   type RootPin,
 } from '../delivery/enrol.ts';
-import { TufClient } from '../tuf-client.ts';
+import { TufClient } from '../delivery/tuf-client.ts';
 import { AGENT_VERSION } from '../lib/version.ts';
 import type { AgentContext, OpOutcome } from './context.ts';
 import type { OperationRunner } from './runner.ts';

@@ -3,7 +3,7 @@ import type { ApplyResult, LevelFix, PatchManifest, SkippedFix } from '@livegraf
 import { loadConfigIfPresent } from '../state/config.ts';
 import type { KillSwitch } from '../kernel/guards.ts';
 import type { AgentState } from '../state/state.ts';
-import { TufClient } from '../tuf-client.ts';
+import { TufClient } from '../delivery/tuf-client.ts';
 import { DEFAULT_CHECKIN_INTERVAL_SEC, statusExitFor } from './check.ts';
 import type { AgentContext } from './context.ts';
 

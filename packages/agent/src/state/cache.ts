@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { manifestValidator, parseJson, type KernelIdentity, type PatchManifest } from '@livegraft/protocol';
-import { commitTempFile, tempPathFor, writeFileAtomic } from '../fs-atomic.ts';
+import { commitTempFile, tempPathFor, writeFileAtomic } from '../lib/fs-atomic.ts';
 import { verifyModuleFile } from '../kernel/verify.ts';
 
 /** <cache>/<kernelId>/running.json: see ModuleCache.running. */

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Type, type Static } from 'typebox';
 import { HostTags, LivegraftError, ValidationError, parseJson, validator } from '@livegraft/protocol';
-import { writeFileAtomic } from '../fs-atomic.ts';
+import { writeFileAtomic } from '../lib/fs-atomic.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/livegraft/agent.json';
 export const DEFAULT_STATE_DIR = '/var/lib/livegraft';

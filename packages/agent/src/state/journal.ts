@@ -2,7 +2,7 @@ import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Type, type Static } from 'typebox';
 import { KernelId, parseJson, validator } from '@livegraft/protocol';
-import { fsyncDir, writeFileAtomic } from '../fs-atomic.ts';
+import { fsyncDir, writeFileAtomic } from '../lib/fs-atomic.ts';
 import type { InstallStep } from '../kernel/install.ts';
 
 /**

@@ -12,7 +12,7 @@ import {
 import { dirname } from 'node:path';
 import { LivegraftError } from '@livegraft/protocol';
 import { waitFor, type Clock } from '../lib/clock.ts';
-import { fsyncDir, tempPathFor } from '../fs-atomic.ts';
+import { fsyncDir, tempPathFor } from '../lib/fs-atomic.ts';
 import { stateIoError } from './state-io.ts';
 
 /** How long a second command waits for the first before giving up with BUSY. */

@@ -1,6 +1,6 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fsyncDir, tempPathFor } from '../fs-atomic.ts';
+import { fsyncDir, tempPathFor } from '../lib/fs-atomic.ts';
 import { stateIoError } from './state-io.ts';
 
 /**

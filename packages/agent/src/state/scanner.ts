@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KernelIdentity, PatchManifest } from '@livegraft/protocol';
 import { effectiveRelease } from '@livegraft/protocol';
-import { writeFileAtomic } from '../fs-atomic.ts';
+import { writeFileAtomic } from '../lib/fs-atomic.ts';
 
 export const EFFECTIVE_VERSION_FILE = 'effective-version';
 export const CVELIST_FILE = 'cvelist';

@@ -2,7 +2,7 @@ import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type, type Static, type TSchema } from 'typebox';
 import { ApplyResult, BlockingTask, KernelId, parseJson, validator } from '@livegraft/protocol';
-import { writeFileAtomic } from '../fs-atomic.ts';
+import { writeFileAtomic } from '../lib/fs-atomic.ts';
 import { stateIoError } from './state-io.ts';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);

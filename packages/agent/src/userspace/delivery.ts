@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LivegraftError, type UserspaceDesired } from '@livegraft/protocol';
-import type { TufSession } from '../tuf-client.ts';
+import type { TufSession } from '../delivery/tuf-client.ts';
 import { bundleFrom } from './bundle.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { LivegraftError, type UserspaceRefusal } from '@livegraft/protocol';
-import { writeFileAtomic } from '../fs-atomic.ts';
+import { writeFileAtomic } from '../lib/fs-atomic.ts';
 import type { SavedEntry } from './native.ts';
 
 /** A process the helper patched: enough to undo it exactly. */

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { UserspaceDesired } from '@livegraft/protocol';
-import type { TufSession } from '../tuf-client.ts';
+import type { TufSession } from '../delivery/tuf-client.ts';
 import { fetchUserspaceLevel } from './delivery.ts';
 import { UserspaceManager, type ProcessOutcome } from './manager.ts';
 import { scanProcesses } from './scan.ts';

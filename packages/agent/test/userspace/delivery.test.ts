@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isLivegraftError, userspaceTargetPath, type UserspaceManifest } from '@livegraft/protocol';
 import { silentLogger } from '../../src/lib/log.ts';
-import { TufClient } from '../../src/tuf-client.ts';
+import { TufClient } from '../../src/delivery/tuf-client.ts';
 import { DEFAULT_DELIVERY_LIMITS } from '../../src/delivery/tuf-fetcher.ts';
 import { loadBundle } from '../../src/userspace/bundle.ts';
 import { fetchUserspaceLevel } from '../../src/userspace/delivery.ts';

@@ -12,10 +12,10 @@ import {
 } from '@livegraft/protocol';
 import { Metadata, MetadataKind, type Root } from '@tufjs/models';
 import { Updater, type TargetFile } from 'tuf-js';
-import type { FetchFn } from './delivery/client.ts';
-import { writeFileAtomic } from './fs-atomic.ts';
-import type { Logger } from './lib/log.ts';
-import { GuardedFetcher, fsWriteError, type DeliveryLimits, type WriteChunk } from './delivery/tuf-fetcher.ts';
+import type { FetchFn } from './client.ts';
+import { writeFileAtomic } from '../lib/fs-atomic.ts';
+import type { Logger } from '../lib/log.ts';
+import { GuardedFetcher, fsWriteError, type DeliveryLimits, type WriteChunk } from './tuf-fetcher.ts';
 
 /** Caps handed to tuf-js; our fetcher enforces them byte by byte. */
 export const TUF_ROOT_MAX_BYTES = 512_000;
