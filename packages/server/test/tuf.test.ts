@@ -171,19 +171,22 @@ describe('TUF signed delivery', () => {
   });
 
   it('tampered target bytes are refused by the client', async () => {
-    const path = join(h.dataDir, 'modules', `${p1.sha256}.ko`);
-    const tampered = Buffer.from(p1.bytes);
+    // Damaged before the server first serves it (a module it has served and checked is held in memory).
+    const p4 = buildPatch({ level: 4 });
+    await uploadAndRecord(h, p4, true);
+    const path = join(h.dataDir, 'modules', `${p4.sha256}.ko`);
+    const tampered = Buffer.from(p4.bytes);
     const last = tampered.length - 1;
     tampered.writeUInt8(tampered.readUInt8(last) ^ 0xff, last);
     await writeFile(path, tampered);
     try {
-      await assert.rejects(client.fetchLevel(KERNEL_ID, 1, p1.manifest.name), /Expected hash/);
-      await writeFile(path, Buffer.concat([p1.bytes, Buffer.from('more')]));
-      await assert.rejects(client.fetchLevel(KERNEL_ID, 1, p1.manifest.name), /Max length reached/);
+      await assert.rejects(client.fetchLevel(KERNEL_ID, 4, p4.manifest.name), /Expected hash/);
+      await writeFile(path, Buffer.concat([p4.bytes, Buffer.from('more')]));
+      await assert.rejects(client.fetchLevel(KERNEL_ID, 4, p4.manifest.name), /Max length reached/);
     } finally {
-      await writeFile(path, p1.bytes);
+      await writeFile(path, p4.bytes);
     }
-    assert.ok(await client.fetchLevel(KERNEL_ID, 1, p1.manifest.name));
+    assert.ok(await client.fetchLevel(KERNEL_ID, 4, p4.manifest.name));
   });
 
   it('the enrol answer carries the current root', async () => {

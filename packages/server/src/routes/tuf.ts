@@ -1,6 +1,7 @@
 import { Type } from 'typebox';
 import { KernelId, LivegraftError, PatchLevel, TUF_METADATA_PATH, TUF_TARGETS_PATH } from '@livegraft/protocol';
 import type { App } from '../context.ts';
+import { ServedModules } from '../served-modules.ts';
 import type { ModuleStore } from '../store.ts';
 import type { TufRepository } from '../tuf/repository.ts';
 
@@ -24,6 +25,7 @@ export interface TufRouteContext {
  * the client trusts the signatures, not this server (see docs/security.md).
  */
 export function tufRoutes(app: App, ctx: TufRouteContext): void {
+  const served = new ServedModules(ctx.modules);
   app.get(`${TUF_METADATA_PATH}/:file`, { schema: { params: MetadataParams } }, async (req, reply) => {
     const { file } = req.params;
     const text = await ctx.tuf.metadataFile(file);
@@ -39,13 +41,16 @@ export function tufRoutes(app: App, ctx: TufRouteContext): void {
     if (sha256 === undefined) {
       throw new LivegraftError('NOT_FOUND', `no published TUF target ${kernelId}/${level}/${file}`);
     }
-    const opened = await ctx.modules.open(sha256);
-    if (opened === undefined)
-      throw new LivegraftError('MODULE_NOT_FOUND', `module ${sha256} is missing from the store`);
-    return reply
+    const missing = (): LivegraftError =>
+      new LivegraftError('MODULE_NOT_FOUND', `module ${sha256} is missing from the store`);
+    const bytes = await served.get(sha256);
+    if (bytes === undefined) throw missing();
+    void reply
       .header('content-type', 'application/octet-stream')
-      .header('content-length', opened.size)
-      .header('cache-control', 'public, max-age=31536000, immutable')
-      .send(opened.handle.createReadStream());
+      .header('cache-control', 'public, max-age=31536000, immutable');
+    if (bytes !== 'stream') return reply.send(bytes);
+    const opened = await ctx.modules.open(sha256);
+    if (opened === undefined) throw missing();
+    return reply.header('content-length', opened.size).send(opened.handle.createReadStream());
   });
 }
