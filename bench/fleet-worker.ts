@@ -13,9 +13,22 @@ import { systemClock, type Clock } from '../packages/agent/src/lib/clock.ts';
 import { Daemon } from '../packages/agent/src/cli/daemon.ts';
 import type { Logger } from '../packages/agent/src/lib/log.ts';
 import { FakeKernel } from '../packages/agent/test/helpers/fake-kernel.ts';
+import { shareSignatureChecks, type MemoStats } from './fleet-memo.ts';
 
 export type WorkerCommand =
-  | { cmd: 'enroll'; server: string; key: string; from: number; count: number; dir: string; concurrency: number }
+  | {
+      cmd: 'enroll';
+      server: string;
+      key: string;
+      from: number;
+      count: number;
+      dir: string;
+      concurrency: number;
+      /** SHA-256 of the server's 1.root.json: what a real host pins at enrolment. */
+      rootSha256: string;
+      /** TUF metadata and modules from this static mirror instead of the server (layout B). */
+      mirror?: string;
+    }
   | { cmd: 'start'; concurrency: number }
   | { cmd: 'watch'; level: number; deadline: number }
   | { cmd: 'stop' };
@@ -31,6 +44,8 @@ export type WorkerMessage =
       /** Per host that heard the push: [arrival, spread asked, applied (or -1)] in epoch ms. */
       pushes: [number, number, number][];
       failures: string[];
+      /** What the worker's hosts shared (undefined with --no-share). */
+      memo?: MemoStats;
     }
   | { type: 'stopped' }
   | { type: 'error'; message: string };
@@ -114,6 +129,8 @@ function gatedFetch(limit: number): typeof fetch {
 }
 
 const sharedFetch = gatedFetch(MAX_REQUESTS_IN_FLIGHT);
+/** Hosts in this process share verified signatures unless the bench says otherwise (see fleet-memo.ts). */
+const memoStats = process.argv.includes('--no-share') ? undefined : shareSignatureChecks();
 
 const send = (m: WorkerMessage): void => {
   process.send?.(m);
@@ -189,12 +206,21 @@ async function enroll(c: Extract<WorkerCommand, { cmd: 'enroll' }>): Promise<voi
       fetch: sharedFetch,
     });
     try {
-      const r = await agent.enroll({ server: c.server, key: c.key, hostname: `sim-${i}` });
+      const r = await agent.enroll({ server: c.server, key: c.key, hostname: `sim-${i}`, rootSha256: c.rootSha256 });
       // The bench's hosts check in hourly and do not follow a kernel log (see docs/benchmarks-fleet.md).
       const config = JSON.parse(readFileSync(agent.deps.configPath, 'utf8')) as Record<string, unknown>;
-      writeFileSync(agent.deps.configPath, JSON.stringify({ ...config, checkinIntervalSec: 3600, kernelLog: false }), {
-        mode: 0o600,
-      });
+      writeFileSync(
+        agent.deps.configPath,
+        JSON.stringify({
+          ...config,
+          checkinIntervalSec: 3600,
+          kernelLog: false,
+          ...(c.mirror === undefined ? {} : { mirror: c.mirror }),
+        }),
+        {
+          mode: 0o600,
+        },
+      );
       if (tokens.length < 2000) tokens.push(r.config.token);
       self = { agent, cycles: 0, appliedAt: new Map() };
       hosts.push(self);
@@ -333,7 +359,7 @@ async function watch(level: number, deadline: number): Promise<void> {
   const pushes = hosts
     .filter((h) => h.pushedAt !== undefined)
     .map((h): [number, number, number] => [h.pushedAt ?? 0, h.spreadMs ?? 0, h.appliedAt.get(level) ?? -1]);
-  send({ type: 'applied', level, at, pushes, failures: [...failures, ...errors.slice(0, 5)] });
+  send({ type: 'applied', level, at, pushes, failures: [...failures, ...errors.slice(0, 5)], memo: memoStats?.() });
 }
 
 process.on('message', (m: WorkerCommand) => {

@@ -1,50 +1,72 @@
 // bench/fleet: how fast a fleet picks up a new patch level, and what the
-// server pays for it. One real server process (SQLite) on 127.0.0.1, and
-// worker processes each simulating many hosts with the real agent core
-// (bench/fleet-worker.ts) on fake kernels. Prints one JSON document.
+// server pays for it per host update. One or two real server nodes on
+// 127.0.0.1 (SQLite, or one PostgreSQL shared by two nodes), optionally a
+// static TUF mirror, and worker processes each simulating many hosts with the
+// real agent core (bench/fleet-worker.ts) on fake kernels. Prints one JSON
+// document.
 //
 //   npm run bench -- fleet [--agents N] [--curve 100,1000,3000,10000] [--workers 2]
-//                          [--spread SEC] [--throughput-sec S] [--concurrency C] [--no-throughput] [--json]
+//                          [--layout A|B] [--nodes 1|2] [--no-share] [--no-split]
+//                          [--spread SEC] [--throughput-sec S] [--concurrency C] [--no-throughput]
+//                          [--server-prof DIR] [--json]
+//
+// Layout A: the server serves everything. Layout B: TUF metadata and modules
+// come from `livegraft mirror --serve`; the server handles check-ins, push
+// streams and reports. --nodes 2: two server nodes on one PostgreSQL, hosts
+// split between them, the release published on the first.
 //
 // Per run (one N): enrol N hosts, start their daemons (first check-in, push
 // stream), measure server memory per connected agent, publish a level and
-// time publish -> applied-and-reported for every host. After the largest
-// run: check-ins per second held vs a bare Fastify hello-world, same load
-// generator (bench/fleet-load.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+// time publish -> applied-and-reported for every host, with each node's CPU
+// per host update split by request kind (bench/fleet-server-probe.ts). After
+// the largest run: check-ins per second held vs a bare Fastify hello-world.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { CheckinRequest } from '../packages/protocol/src/index.ts';
 import { FakeKernel } from '../packages/agent/test/helpers/fake-kernel.ts';
 import { makePatch } from '../packages/agent/test/helpers/patches.ts';
-import type { WorkerCommand, WorkerMessage } from './fleet-worker.ts';
+import { syncMirror } from '../packages/cli/src/mirror.ts';
+import { startPostgres, type PgCluster } from '../packages/server/test/pg-harness.ts';
+import type { MemoStats } from './fleet-memo.ts';
+import {
+  adminCall,
+  cpuSec,
+  nofile,
+  rssBytes,
+  say,
+  sleep,
+  startMirror,
+  startServerNode,
+  waitFor,
+  Worker,
+  type Mirror,
+  type ServerNode,
+} from './fleet-procs.ts';
+import { KINDS, type Kind, type ProbeReading } from './fleet-server-probe.ts';
+import { throughput, type Throughput } from './fleet-throughput.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const NODE = process.execPath;
-/** File descriptors asked for in the server and worker processes (each holds one socket per agent). */
-const WANT_NOFILE = 65_536;
-/** Every wait in the bench is bounded by one of these. */
-const SERVER_START_TIMEOUT_MS = 60_000;
 const ENROLL_TIMEOUT_MS = 15 * 60_000;
 const START_TIMEOUT_MS = 15 * 60_000;
 const CONNECT_TIMEOUT_MS = 3 * 60_000;
 const ROLLOUT_TIMEOUT_MS = 3 * 60_000;
-const STOP_TIMEOUT_MS = 60_000;
 /** The targets this bench checks. */
 const TARGET_ALL_APPLIED_SEC = 30;
 const TARGET_P99_SEC = 15;
 const TARGET_THROUGHPUT_RATIO = 0.4;
 const TARGET_BYTES_PER_AGENT = 20 * 1024;
+const TARGET_CPU_MS_PER_HOST = { A: 1.5, B: 1.0 } as const;
 
 const { values: args } = parseArgs({
   options: {
     agents: { type: 'string', default: '1000' },
     curve: { type: 'string' },
     workers: { type: 'string', default: '2' },
+    layout: { type: 'string', default: 'A' },
+    nodes: { type: 'string', default: '1' },
+    'no-share': { type: 'boolean', default: false },
+    'no-split': { type: 'boolean', default: false },
     spread: { type: 'string', default: '10' },
     'throughput-sec': { type: 'string', default: '10' },
     concurrency: { type: 'string', default: '64' },
@@ -54,185 +76,10 @@ const { values: args } = parseArgs({
   },
 });
 
-const say = (msg: string): void => {
-  process.stderr.write(`[fleet] ${msg}\n`);
-};
-
 function int(name: string, v: string | undefined, min: number, max: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in ${min}..${max}`);
   return n;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Runs a node script with a raised open-files limit (root may raise the hard limit too). */
-function spawnNode(nodeArgs: string[], opts: { ipc?: boolean; env?: Record<string, string> } = {}): ChildProcess {
-  const script = `ulimit -n ${WANT_NOFILE} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`;
-  return spawn('sh', ['-c', script, 'sh', NODE, ...nodeArgs], {
-    cwd: ROOT,
-    env: { ...process.env, ...opts.env },
-    stdio: opts.ipc === true ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', 'pipe', 'inherit'],
-  });
-}
-
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+([0-9]+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) * 1024;
-}
-
-/** user+system CPU seconds a process has used. */
-function cpuSec(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / 100;
-}
-
-function nofile(pid: number): number {
-  const m = /Max open files\s+([0-9]+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
-  return Number(m?.[1] ?? 0);
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` (errors count as "not yet") until it returns a value; `dead` ends the wait early. */
-async function waitFor<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | undefined>,
-  dead: () => string | undefined = () => undefined,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const why = dead();
-    if (why !== undefined) throw new Error(`${what}: ${why}`);
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    await sleep(100);
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms`);
-}
-
-interface Server {
-  url: string;
-  pid: number;
-  adminToken: string;
-  registrationKey: string;
-  stop(): Promise<void>;
-}
-
-async function startLivegraftServer(dataDir: string, spreadSec: number, prof?: string): Promise<Server> {
-  const port = await freePort();
-  const adminToken = `bench-admin-${Math.random().toString(36).slice(2)}`;
-  const registrationKey = `bench-registration-${Math.random().toString(36).slice(2)}`;
-  const nodeArgs = [
-    ...(prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`]),
-    '--import',
-    'tsx',
-    'packages/server/src/bin.ts',
-    '--data-dir',
-    dataDir,
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--log-level',
-    'warn',
-    '--checkin-interval',
-    '3600',
-    '--push-spread',
-    String(spreadSec),
-    '--promotion-interval',
-    '3600',
-    // The simulated fleet enrols from one address.
-    '--enroll-burst',
-    '100000',
-    '--enroll-per-minute',
-    '1000000',
-  ];
-  const child = spawnNode(nodeArgs, {
-    env: { LIVEGRAFT_ADMIN_TOKEN: adminToken, LIVEGRAFT_REGISTRATION_KEY: registrationKey },
-  });
-  child.stdout?.resume();
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    'server start',
-    SERVER_START_TIMEOUT_MS,
-    async () => {
-      const res = await fetch(`${url}/healthz`);
-      return res.ok ? true : undefined;
-    },
-    () => (child.exitCode === null ? undefined : `the server exited with ${child.exitCode}`),
-  );
-  const pid = child.pid ?? 0;
-  return {
-    url,
-    pid,
-    adminToken,
-    registrationKey,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const done = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      await Promise.race([done, sleep(STOP_TIMEOUT_MS)]);
-      if (child.exitCode === null) child.kill('SIGKILL');
-    },
-  };
-}
-
-/** One worker process and a typed request/answer channel to it. */
-class Worker {
-  readonly child: ChildProcess;
-  readonly #waiters: { type: WorkerMessage['type']; resolve: (m: WorkerMessage) => void }[] = [];
-  last: Extract<WorkerMessage, { type: 'progress' }> | undefined;
-
-  constructor() {
-    this.child = spawnNode(['--max-old-space-size=8192', '--import', 'tsx', 'bench/fleet-worker.ts'], { ipc: true });
-    this.child.on('message', (m: WorkerMessage) => {
-      if (m.type === 'progress') this.last = m;
-      if (m.type === 'error') say(`worker error: ${m.message}`);
-      const i = this.#waiters.findIndex((w) => w.type === m.type);
-      if (i >= 0) this.#waiters.splice(i, 1)[0]?.resolve(m);
-    });
-  }
-
-  request<T extends WorkerMessage['type']>(
-    cmd: WorkerCommand,
-    answer: T,
-    timeoutMs: number,
-  ): Promise<Extract<WorkerMessage, { type: T }>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker: no ${answer} within ${timeoutMs} ms`)), timeoutMs);
-      this.#waiters.push({
-        type: answer,
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m as Extract<WorkerMessage, { type: T }>);
-        },
-      });
-      this.child.send(cmd);
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    try {
-      await this.request({ cmd: 'stop' }, 'stopped', STOP_TIMEOUT_MS);
-    } catch {
-      // fall through to the kill
-    }
-    await Promise.race([new Promise((r) => this.child.once('exit', r)), sleep(5000)]);
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
-  }
 }
 
 function stats(samples: number[]): { n: number; p50: number; p90: number; p99: number; max: number } {
@@ -242,63 +89,143 @@ function stats(samples: number[]): { n: number; p50: number; p90: number; p99: n
   return { n: s.length, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: Number(((s.at(-1) ?? NaN) / 1000).toFixed(3)) };
 }
 
-async function adminCall(server: Server, method: string, path: string, body?: Buffer | unknown): Promise<unknown> {
-  const headers: Record<string, string> = { authorization: `Bearer ${server.adminToken}` };
-  let payload: string | Buffer | undefined;
-  if (Buffer.isBuffer(body)) {
-    headers['content-type'] = 'application/octet-stream';
-    payload = body;
-  } else if (body !== undefined) {
-    headers['content-type'] = 'application/json';
-    payload = JSON.stringify(body);
-  }
-  const res = await fetch(`${server.url}${path}`, { method, headers, body: payload });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text.slice(0, 300)}`);
-  return text === '' ? undefined : (JSON.parse(text) as unknown);
+const round = (v: number, digits = 3): number => Number(v.toFixed(digits));
+const load = (): number[] => os.loadavg().map((l) => round(l, 2));
+
+/** One node's CPU during the rollout, from its own counters, per host update it served. */
+interface NodeCost {
+  url: string;
+  hosts: number;
+  cpuSec: number;
+  cpuMsPerHost: number;
+  /** CPU-ms per host update by request kind (see fleet-server-probe.ts); sums to cpuMsPerHost. */
+  cpuMsPerHostByKind: Record<Kind, number>;
+  requestsPerHostByKind: Record<Kind, number>;
+}
+
+function nodeCost(url: string, hosts: number, a: ProbeReading, b: ProbeReading): NodeCost {
+  const per = (v: number): number => round(v / Math.max(1, hosts));
+  const cpu = (b.totalUs - a.totalUs) / 1e6;
+  // The CPU counter divided between the kinds in proportion to their main-thread busy time.
+  const busy = KINDS.map((k) => b.busyMs[k] - a.busyMs[k]);
+  const busyTotal = busy.reduce((x, y) => x + y, 0);
+  const byKind = Object.fromEntries(
+    KINDS.map((k, i) => [k, busyTotal > 0 ? per(((busy[i] ?? 0) / busyTotal) * cpu * 1000) : 0]),
+  ) as Record<Kind, number>;
+  const reqs = Object.fromEntries(KINDS.map((k) => [k, per(b.requests[k] - a.requests[k])])) as Record<Kind, number>;
+  return {
+    url,
+    hosts,
+    cpuSec: round(cpu, 2),
+    cpuMsPerHost: per(cpu * 1000),
+    cpuMsPerHostByKind: byKind,
+    requestsPerHostByKind: reqs,
+  };
 }
 
 interface RunResult {
   agents: number;
+  layout: 'A' | 'B';
+  nodes: number;
+  loadAvgBefore: number[];
+  loadAvgAfter: number[];
   enrolled: number;
   enrolSec: number;
   startSec: number;
   connected: number;
   serverRssBaselineMiB: number;
   serverRssConnectedMiB: number;
-  serverBytesPerAgent: number;
+  bytesPerAgent: number;
   workerBytesPerAgent: number;
   applied: number;
   appliedWithinTargetSec: number;
   publishToAppliedSec: ReturnType<typeof stats>;
+  p99Ms: number;
+  maxMs: number;
   phases: Record<string, ReturnType<typeof stats>>;
   allAppliedSec: number | null;
+  /** All nodes' CPU during the rollout / hosts applied. */
+  serverCpuMsPerHost: number;
+  serverCpuMsPerHostByKind: Record<Kind, number>;
+  perNode: NodeCost[];
   serverCpuSecDuringRollout: number;
+  mirrorCpuSecDuringRollout: number | null;
   workerCpuSecDuringRollout: number;
+  workerCpuMsPerHost: number;
+  shared: MemoStats | null;
   failures: string[];
   throughput?: Throughput;
 }
 
-interface Throughput {
-  concurrency: number;
-  durationSec: number;
-  checkin: unknown;
-  hello: unknown;
-  ratio: number;
+interface RunOptions {
+  workers: number;
+  spread: number;
+  layout: 'A' | 'B';
+  nodes: number;
+  share: boolean;
+  /** Split each node's CPU by request kind (the probe reads the CPU counter at every request start and end). */
+  split: boolean;
+  throughput: boolean;
+  prof?: string;
 }
 
-async function rollout(
-  n: number,
-  o: { workers: number; spread: number; throughput: boolean; prof?: string },
-): Promise<RunResult> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'livegraft-bench-server-'));
+async function rollout(n: number, o: RunOptions): Promise<RunResult> {
+  const dirs: string[] = [];
+  const tmp = (prefix: string, base = tmpdir()): string => {
+    const d = mkdtempSync(join(base, prefix));
+    dirs.push(d);
+    return d;
+  };
   // Simulated hosts' fake kernels and state dirs: many small files, on tmpfs when there is one.
-  const hostsDir = mkdtempSync(join(os.platform() === 'linux' ? '/dev/shm' : tmpdir(), 'livegraft-bench-hosts-'));
-  const server = await startLivegraftServer(dataDir, o.spread, o.prof);
+  const hostsDir = tmp('livegraft-bench-hosts-', os.platform() === 'linux' ? '/dev/shm' : tmpdir());
+  const nodes: ServerNode[] = [];
   const workers: Worker[] = [];
+  let pg: PgCluster | undefined;
+  let mirror: Mirror | undefined;
+  const loadAvgBefore = load();
   try {
-    say(`N=${n}: server ${server.url} (pid ${server.pid}, nofile ${nofile(server.pid)}), ${o.workers} workers`);
-    for (let i = 0; i < o.workers; i++) workers.push(new Worker());
+    let database: string | undefined;
+    if (o.nodes > 1) {
+      pg = await startPostgres();
+      database = await pg.createDatabase();
+    }
+    const first = await startServerNode({
+      dataDir: tmp('livegraft-bench-server-'),
+      spreadSec: o.spread,
+      database,
+      split: o.split,
+    });
+    nodes.push(first);
+    for (let i = 1; i < o.nodes; i++) {
+      // One deployment: the same secrets and TUF keys on every node.
+      nodes.push(
+        await startServerNode({
+          dataDir: tmp('livegraft-bench-server-'),
+          spreadSec: o.spread,
+          database,
+          tufKeysDir: join(first.dataDir, 'keys'),
+          adminToken: first.adminToken,
+          registrationKey: first.registrationKey,
+          split: o.split,
+        }),
+      );
+    }
+    const mirrorDir = o.layout === 'B' ? tmp('livegraft-bench-mirror-') : undefined;
+    if (mirrorDir !== undefined) mirror = await startMirror(first.url, mirrorDir);
+    say(
+      `N=${n}: layout ${o.layout}, ${nodes.map((s) => `${s.url} (pid ${s.pid}, nofile ${nofile(s.pid)})`).join(', ')}` +
+        `${mirror === undefined ? '' : `, mirror ${mirror.url}`}, ${o.workers} workers, load ${load().join(' ')}`,
+    );
+    // Levels land in feeds only when the bench moves them, after the mirror has the release (layout B).
+    const feeds = (await adminCall(first, 'GET', '/api/v1/feeds')) as { name: string; autoPublish: boolean }[];
+    for (const f of feeds.filter((x) => x.autoPublish)) {
+      await adminCall(first, 'PATCH', `/api/v1/feeds/${f.name}`, { autoPublish: false });
+    }
+    // What each host pins at enrolment, as `livegraft keys fingerprint` prints it.
+    const root = Buffer.from(await (await fetch(`${first.url}/tuf/metadata/1.root.json`)).arrayBuffer());
+    const rootSha256 = createHash('sha256').update(root).digest('hex');
+    for (let i = 0; i < o.workers; i++) workers.push(new Worker(o.share));
+    const nodeOf = (i: number): ServerNode => nodes[i % nodes.length] as ServerNode;
     const share = (i: number): { from: number; count: number } => {
       const base = Math.floor(n / o.workers);
       const from = i * base;
@@ -311,11 +238,13 @@ async function rollout(
         w.request(
           {
             cmd: 'enroll',
-            server: server.url,
-            key: server.registrationKey,
+            server: nodeOf(i).url,
+            key: first.registrationKey,
             ...share(i),
             dir: hostsDir,
             concurrency: 32,
+            rootSha256,
+            ...(mirror === undefined ? {} : { mirror: mirror.url }),
           },
           'enrolled',
           ENROLL_TIMEOUT_MS,
@@ -324,10 +253,13 @@ async function rollout(
     );
     const enrolSec = (Date.now() - t) / 1000;
     const enrolledCount = enrolled.reduce((a, e) => a + e.count, 0);
+    const hostsOn = nodes.map((_, k) =>
+      enrolled.filter((_, i) => i % nodes.length === k).reduce((a, e) => a + e.count, 0),
+    );
     for (const e of enrolled) for (const err of e.errors.slice(0, 3)) say(`enrol error: ${err}`);
     say(`enrolled ${enrolledCount}/${n} in ${enrolSec.toFixed(1)} s`);
     await sleep(1000);
-    const baseline = rssBytes(server.pid);
+    const baseline = nodes.map((s) => rssBytes(s.pid));
 
     t = Date.now();
     const started = await Promise.all(
@@ -343,18 +275,26 @@ async function rollout(
     }).catch(() => workers.reduce((a, w) => a + (w.last?.connected ?? 0), 0));
     say(`started ${enrolledCount} daemons in ${startSec.toFixed(1)} s; ${connected} push streams connected`);
     await sleep(2000);
-    const withStreams = rssBytes(server.pid);
+    const withStreams = nodes.map((s) => rssBytes(s.pid));
     const workerRss = started.reduce((a, s) => a + s.rssBytes, 0);
 
-    // Publish: upload the module first; the clock starts when the publish request is sent.
+    // The release: the module is uploaded first (to every node: each keeps its own module store).
     const kernel = new FakeKernel(join(hostsDir, 'publisher'));
     const patch = makePatch(kernel, 1);
-    await adminCall(server, 'PUT', `/api/v1/modules/${patch.manifest.module.sha256}`, patch.bytes);
-    const cpuBefore = cpuSec(server.pid);
+    for (const s of nodes) await adminCall(s, 'PUT', `/api/v1/modules/${patch.manifest.module.sha256}`, patch.bytes);
+    for (const s of nodes) await s.probe({ probe: 'checkin-kind', kind: 'report' });
+    if (o.prof !== undefined) for (const s of nodes) await s.probe({ probe: 'profile-start' });
+    const before = await Promise.all(nodes.map((s) => s.read()));
+    const mirrorCpuBefore = mirror === undefined ? 0 : cpuSec(mirror.pid);
     const workerCpuBefore = workers.reduce((a, w) => a + cpuSec(w.child.pid ?? 0), 0);
+    // The clock starts when the publish request is sent: publish, mirror sync (B), then the feeds move (push).
     const t0 = Date.now();
-    await adminCall(server, 'POST', '/api/v1/patches', { manifest: patch.manifest, publish: true });
-    say(`published level 1 (answer after ${Date.now() - t0} ms); waiting for the fleet`);
+    await adminCall(first, 'POST', '/api/v1/patches', { manifest: patch.manifest, publish: true });
+    if (mirrorDir !== undefined) await syncMirror({ upstream: first.url, dir: mirrorDir });
+    for (const f of feeds) {
+      await adminCall(first, 'PUT', `/api/v1/feeds/${f.name}/levels/${kernel.id}`, { level: 1 });
+    }
+    say(`published level 1 (feeds moved after ${Date.now() - t0} ms); waiting for the fleet`);
     const deadline = t0 + ROLLOUT_TIMEOUT_MS;
     const progress = setInterval(() => {
       const applied = workers.reduce((a, w) => a + (w.last?.applied ?? 0), 0);
@@ -364,7 +304,14 @@ async function rollout(
       workers.map((w) => w.request({ cmd: 'watch', level: 1, deadline }, 'applied', ROLLOUT_TIMEOUT_MS + 30_000)),
     );
     clearInterval(progress);
-    const cpuRollout = cpuSec(server.pid) - cpuBefore;
+    const after = await Promise.all(nodes.map((s) => s.read()));
+    if (o.prof !== undefined) {
+      for (const [k, s] of nodes.entries()) {
+        await s.probe({ probe: 'profile-stop', file: join(o.prof, `server-${o.layout}-${n}-node${k}.cpuprofile`) });
+      }
+    }
+    const loadAvgAfter = load();
+    const mirrorCpu = mirror === undefined ? null : round(cpuSec(mirror.pid) - mirrorCpuBefore, 2);
     const workerCpuRollout = workers.reduce((a, w) => a + cpuSec(w.child.pid ?? 0), 0) - workerCpuBefore;
     const latencies = results.flatMap((r) => r.at.map((a) => a - t0));
     // Where the time went: push delivery, the spread each host was told to wait, and the rest (work).
@@ -375,122 +322,94 @@ async function rollout(
       afterSpreadSec: stats(pushes.filter(([, , done]) => done > 0).map(([at, spread, done]) => done - at - spread)),
     };
     const allApplied = latencies.length === enrolledCount ? Math.max(...latencies) / 1000 : null;
+    const perNode = nodes.map((s, k) =>
+      nodeCost(s.url, hostsOn[k] ?? 0, before[k] as ProbeReading, after[k] as ProbeReading),
+    );
+    const applied = latencies.length;
+    const serverCpu = perNode.reduce((a, c) => a + c.cpuSec, 0);
+    const byKind = Object.fromEntries(
+      KINDS.map((k) => [
+        k,
+        round(perNode.reduce((a, c) => a + c.cpuMsPerHostByKind[k] * c.hosts, 0) / Math.max(1, applied)),
+      ]),
+    ) as Record<Kind, number>;
+    const memo = results.map((r) => r.memo).filter((m): m is MemoStats => m !== undefined);
+    const sum = (f: (m: MemoStats) => number): number => memo.reduce((a, m) => a + f(m), 0);
+    const publishToApplied = stats(latencies);
     const result: RunResult = {
       agents: n,
+      layout: o.layout,
+      nodes: nodes.length,
+      loadAvgBefore,
+      loadAvgAfter,
       enrolled: enrolledCount,
-      enrolSec: Number(enrolSec.toFixed(1)),
-      startSec: Number(startSec.toFixed(1)),
+      enrolSec: round(enrolSec, 1),
+      startSec: round(startSec, 1),
       connected,
-      serverRssBaselineMiB: Number((baseline / 2 ** 20).toFixed(1)),
-      serverRssConnectedMiB: Number((withStreams / 2 ** 20).toFixed(1)),
-      serverBytesPerAgent: Math.round((withStreams - baseline) / Math.max(1, connected)),
+      serverRssBaselineMiB: round(baseline.reduce((a, b) => a + b, 0) / 2 ** 20, 1),
+      serverRssConnectedMiB: round(withStreams.reduce((a, b) => a + b, 0) / 2 ** 20, 1),
+      bytesPerAgent: Math.round(
+        (withStreams.reduce((a, b) => a + b, 0) - baseline.reduce((a, b) => a + b, 0)) / Math.max(1, connected),
+      ),
       workerBytesPerAgent: Math.round(workerRss / Math.max(1, enrolledCount)),
-      applied: latencies.length,
+      applied,
       appliedWithinTargetSec: latencies.filter((l) => l <= TARGET_ALL_APPLIED_SEC * 1000).length,
-      publishToAppliedSec: stats(latencies),
+      publishToAppliedSec: publishToApplied,
+      p99Ms: Math.round(publishToApplied.p99 * 1000),
+      maxMs: Math.round(publishToApplied.max * 1000),
       phases,
-      allAppliedSec: allApplied === null ? null : Number(allApplied.toFixed(3)),
-      serverCpuSecDuringRollout: Number(cpuRollout.toFixed(2)),
-      workerCpuSecDuringRollout: Number(workerCpuRollout.toFixed(2)),
+      allAppliedSec: allApplied === null ? null : round(allApplied),
+      serverCpuMsPerHost: round((serverCpu * 1000) / Math.max(1, applied)),
+      serverCpuMsPerHostByKind: byKind,
+      perNode,
+      serverCpuSecDuringRollout: round(serverCpu, 2),
+      mirrorCpuSecDuringRollout: mirrorCpu,
+      workerCpuSecDuringRollout: round(workerCpuRollout, 2),
+      workerCpuMsPerHost: round((workerCpuRollout * 1000) / Math.max(1, applied)),
+      shared:
+        memo.length === 0
+          ? null
+          : {
+              keyConversions: sum((m) => m.keyConversions),
+              keyHits: sum((m) => m.keyHits),
+              verifications: sum((m) => m.verifications),
+              verifyHits: sum((m) => m.verifyHits),
+            },
       failures: results.flatMap((r) => r.failures).slice(0, 10),
     };
     say(
-      `N=${n}: applied ${result.applied}/${enrolledCount}; p50 ${result.publishToAppliedSec.p50} s, ` +
-        `p99 ${result.publishToAppliedSec.p99} s, max ${result.publishToAppliedSec.max} s; ` +
-        `server ${result.serverBytesPerAgent} B/agent`,
+      `N=${n} ${o.layout}/${nodes.length}: applied ${applied}/${enrolledCount}; p50 ${publishToApplied.p50} s, ` +
+        `p99 ${publishToApplied.p99} s, max ${publishToApplied.max} s; server ${result.serverCpuMsPerHost} CPU-ms/host ` +
+        `${JSON.stringify(byKind)}; ${result.bytesPerAgent} B/agent; load ${loadAvgAfter.join(' ')}`,
     );
     await Promise.all(workers.map((w) => w.stop()));
     if (o.throughput) {
-      const tokens = enrolled.flatMap((e) => e.tokens).slice(0, 2000);
-      result.throughput = await throughput(server, tokens, kernel);
+      const tokens = enrolled
+        .filter((_, i) => i % nodes.length === 0)
+        .flatMap((e) => e.tokens)
+        .slice(0, 2000);
+      result.throughput = await throughput(first, tokens, kernel, {
+        concurrency: int('concurrency', args.concurrency, 1, 4096),
+        durationMs: int('throughput-sec', args['throughput-sec'], 1, 600) * 1000,
+      });
     }
     return result;
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
-    await server.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-    rmSync(hostsDir, { recursive: true, force: true });
-  }
-}
-
-async function runLoad(spec: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const dir = mkdtempSync(join(tmpdir(), 'livegraft-bench-load-'));
-  try {
-    const file = join(dir, 'spec.json');
-    writeFileSync(file, JSON.stringify(spec));
-    const child = spawnNode(['--import', 'tsx', 'bench/fleet-load.ts', file]);
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    const timeoutMs = Number(spec['durationMs']) + Number(spec['warmupMs']) + 60_000;
-    await Promise.race([new Promise((r) => child.once('exit', r)), sleep(timeoutMs).then(() => child.kill('SIGKILL'))]);
-    return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Check-ins per second held by the real server vs a bare Fastify hello-world, same generator. */
-async function throughput(server: Server, tokens: string[], kernel: FakeKernel): Promise<Throughput> {
-  const concurrency = int('concurrency', args.concurrency, 1, 4096);
-  const durationMs = int('throughput-sec', args['throughput-sec'], 1, 600) * 1000;
-  const identity = {
-    id: kernel.id,
-    release: kernel.release,
-    version: '#1 SMP PREEMPT_DYNAMIC Debian 6.1.999-1 (2025-01-01)',
-    machine: 'x86_64',
-    procVersion: kernel.procVersion,
-    buildId: '0123456789abcdef0123456789abcdef01234567',
-  };
-  // The steady-state heartbeat of a patched host: what a fleet sends most.
-  const body = (): string =>
-    JSON.stringify({
-      kernel: identity,
-      appliedLevel: 1,
-      state: 'patched',
-      agentVersion: '0.1.0',
-      uptimeSec: 1234.5,
-      patchState: { module: `livegraft_${kernel.id.slice(0, 12)}_l1`, enabled: true, transition: false },
-    } satisfies CheckinRequest);
-  const bodies = tokens.map(() => body());
-  say(`throughput: ${concurrency} connections, ${durationMs / 1000} s each, ${tokens.length} host tokens`);
-  const checkin = await runLoad({
-    url: server.url,
-    method: 'POST',
-    path: '/api/v1/hosts/checkin',
-    tokens,
-    bodies,
-    concurrency,
-    durationMs,
-    warmupMs: 2000,
-  });
-  say(`  check-in: ${JSON.stringify(checkin)}`);
-  const port = await freePort();
-  const hello = spawnNode(['--import', 'tsx', 'bench/fleet-hello.ts', String(port)]);
-  hello.stdout?.resume();
-  try {
-    await waitFor('hello-world start', SERVER_START_TIMEOUT_MS, async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/hello`);
-      return res.ok ? true : undefined;
-    });
-    const ceiling = await runLoad({
-      url: `http://127.0.0.1:${port}`,
-      method: 'GET',
-      path: '/hello',
-      concurrency,
-      durationMs,
-      warmupMs: 2000,
-    });
-    say(`  hello-world: ${JSON.stringify(ceiling)}`);
-    const ratio = Number(checkin['perSec']) / Math.max(1, Number(ceiling['perSec']));
-    return { concurrency, durationSec: durationMs / 1000, checkin, hello: ceiling, ratio: Number(ratio.toFixed(3)) };
-  } finally {
-    hello.kill('SIGTERM');
+    await mirror?.stop();
+    for (const s of nodes) await s.stop();
+    await pg?.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 }
 
 async function main(): Promise<void> {
   const workers = int('workers', args.workers, 1, 16);
   const spread = int('spread', args.spread, 0, 3600);
+  const nodes = int('nodes', args.nodes, 1, 2);
+  const layout = args.layout?.toUpperCase();
+  if (layout !== 'A' && layout !== 'B') throw new Error('--layout must be A or B');
+  if (workers % nodes !== 0) throw new Error('--workers must be a multiple of --nodes');
   const sizes =
     args.curve === undefined
       ? [int('agents', args.agents, 1, 50_000)]
@@ -502,6 +421,10 @@ async function main(): Promise<void> {
       await rollout(n, {
         workers: Math.min(workers, n),
         spread,
+        layout,
+        nodes,
+        share: !args['no-share'],
+        split: !args['no-split'],
         throughput: !args['no-throughput'] && n === largest && !runs.some((r) => r.agents === largest),
         prof: args['server-prof'],
       }),
@@ -515,16 +438,36 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
     setup: {
       workers,
+      layout,
+      nodes,
       pushSpreadSec: spread,
-      server: 'one process, SQLite, 127.0.0.1',
+      server: nodes > 1 ? `${nodes} processes, one PostgreSQL, 127.0.0.1` : 'one process, SQLite, 127.0.0.1',
+      delivery:
+        layout === 'B' ? 'TUF metadata and modules from livegraft mirror --serve' : 'the server serves everything',
       agents: 'real agent core (Agent + Daemon) on fake kernels, in worker processes',
+      sharedInWorker: args['no-share'] ? 'nothing' : 'verified ed25519 signatures and converted public keys',
     },
+    summary:
+      big === undefined
+        ? null
+        : {
+            agents: big.agents,
+            serverCpuMsPerHost: big.serverCpuMsPerHost,
+            serverCpuMsPerHostByKind: big.serverCpuMsPerHostByKind,
+            p99Ms: big.p99Ms,
+            maxMs: big.maxMs,
+            allAppliedSec: big.allAppliedSec,
+            ratioToHelloWorld: tp?.ratio ?? null,
+            bytesPerAgent: big.bytesPerAgent,
+            loadAvg: big.loadAvgAfter,
+          },
     runs,
     targets: {
       allAppliedWithinSec: TARGET_ALL_APPLIED_SEC,
       p99Sec: TARGET_P99_SEC,
       throughputRatio: TARGET_THROUGHPUT_RATIO,
       bytesPerAgent: TARGET_BYTES_PER_AGENT,
+      serverCpuMsPerHost: TARGET_CPU_MS_PER_HOST[layout],
       met:
         big === undefined
           ? null
@@ -535,11 +478,12 @@ async function main(): Promise<void> {
                 big.applied === big.enrolled,
               p99: big.publishToAppliedSec.p99 < TARGET_P99_SEC,
               throughput: tp === undefined ? null : tp.ratio >= TARGET_THROUGHPUT_RATIO,
-              memory: big.serverBytesPerAgent < TARGET_BYTES_PER_AGENT,
+              memory: big.bytesPerAgent < TARGET_BYTES_PER_AGENT,
+              serverCpu: big.serverCpuMsPerHost <= TARGET_CPU_MS_PER_HOST[layout],
             },
     },
   };
-  process.stdout.write(`${JSON.stringify(out, null, args.json ? 2 : 2)}\n`);
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }
 
 main().catch((err: unknown) => {
