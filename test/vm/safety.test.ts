@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createWorld, publish, type BuiltPatch, type World } from './lib/world.ts';
-import { agent, viewKernel } from './lib/probe.ts';
+import { AGENT_COMMAND_BOUND_MS, agent, viewKernel, waitInGuest } from './lib/probe.ts';
 import { api } from './lib/admin.ts';
 import { rootPinArg } from './lib/root-pin.ts';
 import { Guest } from './lib/guest.ts';
@@ -84,17 +84,25 @@ describe('agent safety on a real kernel', () => {
     await api(w.server, 'DELETE', `/api/v1/halts/${stall.manifest.kernel.id}/${stall.manifest.level}`);
     const enablingBefore = Number(await w.guest.sh(`dmesg | grep -c "enabling patch '${name}'" || true`));
     await w.guest.sh('livegraft-agent update > /tmp/killed.log 2>&1 & echo $! > /tmp/killed.pid');
-    await w.guest.sh(
-      `i=0; until [ "$(cat /sys/kernel/livepatch/${name}/transition 2>/dev/null)" = 1 ] || [ $i -ge 600 ]; do sleep 0.1; i=$((i+1)); done; cat /sys/kernel/livepatch/${name}/transition`,
-      90_000,
-    );
+    // The agent's update may take minutes on a loaded machine: wait for as long as it may run, and stop
+    // waiting if it ends before its transition starts (then its own log says why).
+    await waitInGuest(
+      w.guest,
+      `[ "$(cat /sys/kernel/livepatch/${name}/transition 2>/dev/null)" = 1 ]`,
+      'transition started',
+      {
+        boundSec: AGENT_COMMAND_BOUND_MS / 1000 - 60,
+        giveUp: '! kill -0 $(cat /tmp/killed.pid) 2>/dev/null',
+      },
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\nthe agent's output:\n${await w.guest.sh('cat /tmp/killed.log')}`);
+    });
     await w.guest.sh('kill -9 $(cat /tmp/killed.pid)');
     // The kernel finishes the transition on its own once the thread leaves the old function.
     await w.guest.sh('echo 1 > /sys/module/livegraft_test_blocker/parameters/release');
-    await w.guest.sh(
-      `i=0; until [ "$(cat /sys/kernel/livepatch/${name}/transition)" = 0 ] || [ $i -ge 600 ]; do sleep 0.1; i=$((i+1)); done`,
-      90_000,
-    );
+    await waitInGuest(w.guest, `[ "$(cat /sys/kernel/livepatch/${name}/transition)" = 0 ]`, 'transition finished', {
+      boundSec: 300,
+    });
     const r = await agent(w.guest, 'update --json');
     assert.equal(r.code, 0, r.stderr);
     const v = await viewKernel(w.guest);

@@ -80,6 +80,25 @@ export async function workloadCounts(g: Guest): Promise<{ ok: number; fail: numb
  */
 export const AGENT_COMMAND_BOUND_MS = 900_000;
 
+/**
+ * Waits in the guest until the shell condition `cond` holds, polling five times a
+ * second, for at most `boundSec` seconds of the guest's clock (a starved guest's
+ * polls run late, so a count of polls is no bound), or until `giveUp` holds.
+ * Throws, naming `what`, when `cond` still fails; the guest's shell is free again
+ * either way, so the next command is not lost behind a loop that still runs.
+ */
+export async function waitInGuest(
+  g: Guest,
+  cond: string,
+  what: string,
+  { boundSec, giveUp }: { boundSec: number; giveUp?: string },
+): Promise<void> {
+  const stop = giveUp ? ` || { ${giveUp}; }` : '';
+  const cmd = `end=$(($(date +%s)+${boundSec})); until { ${cond}; }${stop} || [ $(date +%s) -ge $end ]; do sleep 0.2; done; ${cond}`;
+  const r = await g.run(cmd, (boundSec + 60) * 1000);
+  if (r.code !== 0) throw new Error(`${what}: not so within ${boundSec} s${giveUp ? ' (or gave up)' : ''}\n${r.out}`);
+}
+
 /** Runs the agent in the guest; returns its exit code, stdout, stderr and stdout parsed as JSON if it is. */
 export async function agent(
   g: Guest,
