@@ -305,3 +305,41 @@ export function Table<T>(props: {
     </div>
   );
 }
+
+/** Previous / "page N of M" / next for a list paged on the server; nothing when it fits on one page. */
+export function Pager(props: {
+  label: string;
+  offset: number;
+  shown: number;
+  matching: number;
+  pageSize: number;
+  onOffset: (offset: number) => void;
+}): JSX.Element | null {
+  const { offset, matching, pageSize } = props;
+  if (matching <= pageSize) return null;
+  return (
+    <nav class="pager" aria-label={props.label}>
+      <button
+        type="button"
+        class="button small"
+        data-page="prev"
+        disabled={offset === 0}
+        onClick={() => props.onOffset(Math.max(0, offset - pageSize))}
+      >
+        ← Previous
+      </button>{' '}
+      <span class="muted small">
+        page {Math.floor(offset / pageSize) + 1} of {Math.ceil(matching / pageSize)}
+      </span>{' '}
+      <button
+        type="button"
+        class="button small"
+        data-page="next"
+        disabled={offset + props.shown >= matching}
+        onClick={() => props.onOffset(offset + pageSize)}
+      >
+        Next →
+      </button>
+    </nav>
+  );
+}

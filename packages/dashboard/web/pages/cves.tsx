@@ -6,7 +6,7 @@ import { useApi } from '../data.ts';
 import { ago, when } from '../format.ts';
 import { useLiveRefresh } from '../live.ts';
 import { Link, navigate } from '../router.tsx';
-import { Card, Empty, Loading, Problem, SeverityBadge } from '../ui.tsx';
+import { Card, Empty, Loading, Pager, Problem, SeverityBadge } from '../ui.tsx';
 
 const CVE_ID = /^CVE-[0-9]{4}-[0-9]{4,7}$/;
 /** What the open-CVE search takes: part of a CVE id. */
@@ -123,31 +123,14 @@ function OpenUnderSla(props: { q: string }): JSX.Element {
           </table>
         </div>
       )}
-      {p.matching > PAGE && (
-        <nav class="pager" aria-label="CVE pages">
-          <button
-            type="button"
-            class="button small"
-            data-page="prev"
-            disabled={p.offset === 0}
-            onClick={() => setOffset(Math.max(0, p.offset - PAGE))}
-          >
-            ← Previous
-          </button>{' '}
-          <span class="muted small">
-            page {Math.floor(p.offset / PAGE) + 1} of {Math.ceil(p.matching / PAGE)}
-          </span>{' '}
-          <button
-            type="button"
-            class="button small"
-            data-page="next"
-            disabled={last >= p.matching}
-            onClick={() => setOffset(p.offset + PAGE)}
-          >
-            Next →
-          </button>
-        </nav>
-      )}
+      <Pager
+        label="CVE pages"
+        offset={p.offset}
+        shown={p.items.length}
+        matching={p.matching}
+        pageSize={PAGE}
+        onOffset={setOffset}
+      />
     </Card>
   );
 }

@@ -7,7 +7,7 @@ import { HOST_STATUSES, STATUS_LABEL, type HostStatus } from '../fleet.ts';
 import { ago, when } from '../format.ts';
 import { useLiveRefresh } from '../live.ts';
 import { Link, useLocation } from '../router.tsx';
-import { Card, Empty, Loading, Problem, StatusBadge, Table, type Column } from '../ui.tsx';
+import { Card, Empty, Loading, Pager, Problem, StatusBadge, Table, type Column } from '../ui.tsx';
 
 /** Hosts listed per page (the server sorts, filters and pages the whole fleet). */
 const PAGE = 50;
@@ -212,31 +212,14 @@ export function Hosts(_props: { session: SessionInfo }): JSX.Element {
             sorted={{ sort, onSort: first(setSort) }}
           />
         )}
-        {p.matching > PAGE && (
-          <nav class="pager" aria-label="host pages">
-            <button
-              type="button"
-              class="button small"
-              data-page="prev"
-              disabled={p.offset === 0}
-              onClick={() => setOffset(Math.max(0, p.offset - PAGE))}
-            >
-              ← Previous
-            </button>{' '}
-            <span class="muted small">
-              page {Math.floor(p.offset / PAGE) + 1} of {Math.ceil(p.matching / PAGE)}
-            </span>{' '}
-            <button
-              type="button"
-              class="button small"
-              data-page="next"
-              disabled={last >= p.matching}
-              onClick={() => setOffset(p.offset + PAGE)}
-            >
-              Next →
-            </button>
-          </nav>
-        )}
+        <Pager
+          label="host pages"
+          offset={p.offset}
+          shown={p.items.length}
+          matching={p.matching}
+          pageSize={PAGE}
+          onOffset={setOffset}
+        />
       </Card>
     </div>
   );

@@ -12,6 +12,7 @@ import {
 import { HOST_STATUSES, hostStatus } from '@livegraft/protocol/dashboard-rules';
 import type { RouteContext } from '../context.ts';
 import { DEFAULT_FEED } from '../db/fleet-migration.ts';
+import { fleetHostOf } from '../db/hosts.ts';
 import { kernelString, type ComplianceHost, type ExposureService } from '../compliance/exposure.ts';
 
 /** Rows a page gets unless it asks for another number. */
@@ -170,19 +171,7 @@ export class HostTable {
     const ctx = this.#ctx;
     const generatedAt = ctx.clock().toISOString();
     const hosts = await ctx.hosts.list();
-    const desired = await ctx.fleet.desiredFor(
-      hosts
-        .filter((h) => (h.revokedAt ?? null) === null)
-        .map((h) => ({
-          id: h.id,
-          feed: h.feed ?? DEFAULT_FEED,
-          kernelId: h.kernelId,
-          tags: h.tags ?? [],
-          autoUpdate: h.autoUpdate ?? true,
-          appliedLevel: h.appliedLevel,
-          ignore: h.ignore ?? [],
-        })),
-    );
+    const desired = await ctx.fleet.desiredFor(hosts.filter((h) => (h.revokedAt ?? null) === null).map(fleetHostOf));
     const exposure = withExposure ? await perHostExposure(ctx.compliance.exposure) : undefined;
     return { generatedAt, hosts, desired, exposure };
   }

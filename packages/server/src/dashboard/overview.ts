@@ -2,7 +2,7 @@ import type { HostRecord } from '@livegraft/protocol';
 import type { DashboardOverview } from '@livegraft/protocol/dashboard';
 import { countHostStatuses } from '@livegraft/protocol/dashboard-rules';
 import type { RouteContext } from '../context.ts';
-import { DEFAULT_FEED } from '../db/fleet-migration.ts';
+import { fleetHostOf } from '../db/hosts.ts';
 import { fleetExposureSummary } from './exposure-summary.ts';
 
 /**
@@ -49,17 +49,7 @@ export class OverviewCounter {
     const started = performance.now();
     const ctx = this.#ctx;
     const live = (await ctx.hosts.list()).filter((h) => (h.revokedAt ?? null) === null);
-    const desired = await ctx.fleet.desiredFor(
-      live.map((h) => ({
-        id: h.id,
-        feed: h.feed ?? DEFAULT_FEED,
-        kernelId: h.kernelId,
-        tags: h.tags ?? [],
-        autoUpdate: h.autoUpdate ?? true,
-        appliedLevel: h.appliedLevel,
-        ignore: h.ignore ?? [],
-      })),
-    );
+    const desired = await ctx.fleet.desiredFor(live.map(fleetHostOf));
     const now = ctx.clock();
     const statuses = countHostStatuses(
       live.map((h: HostRecord) => ({ ...h, desired: desired.get(h.id) ?? null })),

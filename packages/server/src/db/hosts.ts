@@ -11,6 +11,7 @@ import {
   type KernelIdentity,
   type PatchState,
 } from '@livegraft/protocol';
+import { DEFAULT_FEED } from './fleet-migration.ts';
 import { HeartbeatBuffer } from './heartbeats.ts';
 import type { ReadSync } from './node-sqlite.ts';
 import type { Database, HostsTable } from './schema.ts';
@@ -42,6 +43,19 @@ export interface FleetHost {
   appliedLevel: number;
   /** Fix ids the host is never offered: levels holding any of them are skipped. */
   ignore: string[];
+}
+
+/** What the fleet logic needs of a stored host (unset feed, tags and ignore-list read as their defaults). */
+export function fleetHostOf(h: HostRecord): FleetHost {
+  return {
+    id: h.id,
+    feed: h.feed ?? DEFAULT_FEED,
+    kernelId: h.kernelId,
+    tags: h.tags ?? [],
+    autoUpdate: h.autoUpdate ?? true,
+    appliedLevel: h.appliedLevel,
+    ignore: h.ignore ?? [],
+  };
 }
 
 export interface HostFilter {

@@ -17,6 +17,7 @@ import { noStore } from '../answer-headers.ts';
 import { guard, hashToken, sameHash } from '../auth.ts';
 import type { App, RouteContext } from '../context.ts';
 import { DEFAULT_FEED } from '../db/fleet-migration.ts';
+import { fleetHostOf } from '../db/hosts.ts';
 import { SYSTEM_ACTOR } from '../fleet/service.ts';
 
 const HostParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
@@ -176,15 +177,7 @@ async function appliedLevel(ctx: RouteContext, host: HostRecord): Promise<Applie
 
 /** Adds each host's pins and desired level (one snapshot for the whole list). */
 async function withFleet(ctx: RouteContext, hosts: HostRecord[]): Promise<HostRecord[]> {
-  const fleetHosts = hosts.map((h) => ({
-    id: h.id,
-    feed: h.feed ?? DEFAULT_FEED,
-    kernelId: h.kernelId,
-    tags: h.tags ?? [],
-    autoUpdate: h.autoUpdate ?? true,
-    appliedLevel: h.appliedLevel,
-    ignore: h.ignore ?? [],
-  }));
+  const fleetHosts = hosts.map(fleetHostOf);
   const desired = await ctx.fleet.desiredFor(fleetHosts);
   const pins = await ctx.fleet.pins.list();
   // Every pin that bears on the host: its own, its tags', its feed's.
