@@ -304,6 +304,10 @@ export class UserspaceRepository {
   async desiredFor(hostId: string): Promise<UserspaceDesired[]> {
     const host = await this.#db.selectFrom('hosts').select(['feed']).where('id', '=', hostId).executeTakeFirst();
     const feedLevels = host === undefined ? [] : await this.feedLevels.list({ feed: host.feed });
+    const pins = await this.#db.selectFrom('userspace_pins').selectAll().where('host_id', '=', hostId).execute();
+    // Most check-ins come from hosts whose feed holds no library level and that have no pin: nothing to offer,
+    // and no need to read every published level and halt.
+    if (feedLevels.length === 0 && pins.length === 0) return [];
     const published = await this.#db
       .selectFrom('userspace_levels')
       .select(['build_id', 'level', 'manifest_json'])
@@ -312,7 +316,6 @@ export class UserspaceRepository {
       .orderBy('level')
       .execute();
     const halted = await this.#halted();
-    const pins = await this.#db.selectFrom('userspace_pins').selectAll().where('host_id', '=', hostId).execute();
     const files = new Map(
       published.map((p) => [`${p.build_id}/${p.level}`, (JSON.parse(p.manifest_json) as UserspaceManifest).code.file]),
     );
