@@ -6,7 +6,7 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWorld, publish, type World } from './lib/world.ts';
-import { agent, viewKernel } from './lib/probe.ts';
+import { agent, settle, viewKernel } from './lib/probe.ts';
 
 const STATE = '/var/lib/livegraft';
 /** The agent stops itself (SIGSTOP) once this journal step is on disk: the reset then hits exactly there. */
@@ -27,9 +27,10 @@ describe('power cuts and a full disk on a real kernel', () => {
   after(async () => {
     await w?.close();
   });
-  // A test that lost its guest leaves a fresh one (same disk) to the next.
+  // A test that lost its guest leaves a fresh one (same disk) to the next, and a stopped agent is ended.
   beforeEach(async () => {
     await w.guest.reviveIfLost();
+    await settle(w.guest);
   });
 
   /** The livegraft patches sysfs lists as enabled, and that each is settled. */

@@ -5,7 +5,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWorld, publish, type World } from './lib/world.ts';
 import { rootPinArg } from './lib/root-pin.ts';
-import { agent, startWorkload, viewKernel, workloadCounts, type KernelView } from './lib/probe.ts';
+import { agent, startWorkload, settle, viewKernel, workloadCounts, type KernelView } from './lib/probe.ts';
 
 const REDACTED = 'livegraft.demo_secret=***';
 const SECRET = 'livegraft.demo_secret=hunter2';
@@ -25,9 +25,11 @@ describe('live patching a running kernel', () => {
   after(async () => {
     await w?.close();
   });
-  // A test that lost its guest (a panic) leaves a fresh one on the same disk to the next, not a cascade.
+  // A test that lost its guest (a panic) leaves a fresh one on the same disk to the next, and one that left an agent
+  // or a transition running leaves them finished: not a cascade.
   beforeEach(async () => {
     await w.guest.reviveIfLost();
+    await settle(w.guest);
   });
 
   /** Workload still running, no failed read, same boot. */

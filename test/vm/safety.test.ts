@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createWorld, publish, type BuiltPatch, type World } from './lib/world.ts';
-import { AGENT_COMMAND_BOUND_MS, agent, viewKernel, waitInGuest } from './lib/probe.ts';
+import { AGENT_COMMAND_BOUND_MS, agent, settle, viewKernel, waitInGuest } from './lib/probe.ts';
 import { api } from './lib/admin.ts';
 import { rootPinArg } from './lib/root-pin.ts';
 import { Guest } from './lib/guest.ts';
@@ -47,9 +47,11 @@ describe('agent safety on a real kernel', () => {
   after(async () => {
     await w?.close();
   });
-  // A test that lost its guest (a panic) leaves a fresh one on the same disk to the next, not a cascade.
+  // A test that lost its guest (a panic) leaves a fresh one on the same disk to the next, and one that left an agent
+  // or a transition running leaves them finished: not a cascade.
   beforeEach(async () => {
     await w.guest.reviveIfLost();
+    await settle(w.guest);
   });
 
   it('reverses a transition stalled by a sleeping kernel thread and reports the blocker', async () => {

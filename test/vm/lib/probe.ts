@@ -116,3 +116,23 @@ export async function agent(
   }
   return { code: r.code, stdout, stderr, json };
 }
+
+/**
+ * Brings a guest that an earlier test left busy back to rest. An agent that
+ * test started in the background (and may have stopped or left waiting) is
+ * ended; the next agent command reconciles its journal, as on a real host.
+ * A livepatch transition still in progress is let finish, releasing the test
+ * module's blocking thread if it holds one. Suites whose tests build on one
+ * another call it before each test, so one failure is reported by the test
+ * that failed and not again by every test after it. A guest already at rest
+ * is left exactly as it is.
+ */
+export async function settle(g: Guest): Promise<void> {
+  await g.run('for p in $(pidof node); do kill -9 "$p"; done; true');
+  const busy = '[ -n "$(grep -lx 1 /sys/kernel/livepatch/*/transition 2>/dev/null)" ]';
+  const release = '/sys/module/livegraft_test_blocker/parameters/release';
+  await g.run(`if ${busy} && [ -w ${release} ]; then echo 1 > ${release}; fi; true`);
+  await waitInGuest(g, `! ${busy}`, 'every livepatch transition left by the earlier test finished', {
+    boundSec: 300,
+  });
+}
