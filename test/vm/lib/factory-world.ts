@@ -10,7 +10,7 @@ import { fetchKernelImage, type KernelImage } from './kernel.ts';
 import { startServer, type RunningServer } from './server.ts';
 import { buildTriggerInitramfs, catalogueDirs } from './triggers.ts';
 import { packagedAgentFiles } from './agent-runtime.ts';
-import { CACHE, REPO, type BuiltPatch } from './world.ts';
+import { CACHE, REPO, publish, type BuiltPatch } from './world.ts';
 
 const NODE = process.execPath;
 export const AGENT_BUNDLE = join(REPO, 'packages/agent/dist/livegraft-agent.mjs');
@@ -180,7 +180,6 @@ export async function createFactoryWorld(
   }
 
   const server = await startServer(join(dir, 'server'), ['--push-spread', '0']);
-  const { publish } = await import('./world.ts');
   const top = built.get(publishLevel);
   if (!top) throw new Error(`level ${publishLevel} was not built`);
   for (const [level, p] of [...built].sort((a, b) => a[0] - b[0])) if (level <= publishLevel) await publish(server, p);
