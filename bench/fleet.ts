@@ -51,6 +51,8 @@ const ENROLL_TIMEOUT_MS = 15 * 60_000;
 const START_TIMEOUT_MS = 15 * 60_000;
 const CONNECT_TIMEOUT_MS = 3 * 60_000;
 const ROLLOUT_TIMEOUT_MS = 6 * 60_000;
+/** How long the window waits, after the last apply, for the servers to have every applied host's report. */
+const REPORTS_TIMEOUT_MS = 120_000;
 /** The targets this bench checks. */
 const TARGET_ALL_APPLIED_SEC = 30;
 const TARGET_P99_SEC = 15;
@@ -138,6 +140,8 @@ interface RunResult {
   bytesPerAgent: number;
   workerBytesPerAgent: number;
   applied: number;
+  /** Check-ins that reported the apply, received by the servers within the window (one per applied host). */
+  reportsReceived: number;
   appliedWithinTargetSec: number;
   publishToAppliedSec: ReturnType<typeof stats>;
   p99Ms: number;
@@ -304,7 +308,19 @@ async function rollout(n: number, o: RunOptions): Promise<RunResult> {
       workers.map((w) => w.request({ cmd: 'watch', level: 1, deadline }, 'applied', ROLLOUT_TIMEOUT_MS + 30_000)),
     );
     clearInterval(progress);
-    const after = await Promise.all(nodes.map((s) => s.read()));
+    // The window ends when the servers have every applied host's report, not when the workers saw the last
+    // apply: saturated workers send part of their reports after that, and the servers' cost includes them.
+    const appliedHosts = results.reduce((a, r) => a + r.at.length, 0);
+    const reportsSince = (now: ProbeReading[]): number =>
+      now.reduce((a, r, k) => a + r.requests.report - (before[k] as ProbeReading).requests.report, 0);
+    let after = await Promise.all(nodes.map((s) => s.read()));
+    const reportsBy = Date.now() + REPORTS_TIMEOUT_MS;
+    while (reportsSince(after) < appliedHosts && Date.now() < reportsBy) {
+      await sleep(200);
+      after = await Promise.all(nodes.map((s) => s.read()));
+    }
+    const reportsReceived = reportsSince(after);
+    if (reportsReceived < appliedHosts) say(`only ${reportsReceived} of ${appliedHosts} reports reached the servers`);
     if (o.prof !== undefined) {
       for (const [k, s] of nodes.entries()) {
         await s.probe({ probe: 'profile-stop', file: join(o.prof, `server-${o.layout}-${n}-node${k}.cpuprofile`) });
@@ -353,6 +369,7 @@ async function rollout(n: number, o: RunOptions): Promise<RunResult> {
       ),
       workerBytesPerAgent: Math.round(workerRss / Math.max(1, enrolledCount)),
       applied,
+      reportsReceived,
       appliedWithinTargetSec: latencies.filter((l) => l <= TARGET_ALL_APPLIED_SEC * 1000).length,
       publishToAppliedSec: publishToApplied,
       p99Ms: Math.round(publishToApplied.p99 * 1000),

@@ -222,6 +222,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   app.addHook('onClose', async () => {
     await rt.stop();
     await hosts.flushHeartbeats();
+    await dashboard.close();
     await tuf.stop();
     await compliance.close();
     await db.destroy();

@@ -23,6 +23,8 @@ export interface Dashboard {
   pages(app: App, ctx: RouteContext): void;
   /** Session, activity-stream, halt and summary routes, under the API prefix. */
   api(api: App, ctx: RouteContext): void;
+  /** Writes what is still buffered (the apply history); call before the database closes. */
+  close(): Promise<void>;
 }
 
 /**
@@ -39,7 +41,9 @@ export function createDashboard(o: {
 }): Dashboard {
   const store = new SessionStore(o.db, o.clock);
   const files = new StaticFiles(o.dir ?? DEFAULT_DASHBOARD_DIR);
-  const applies = new ApplyLog(o.db, o.clock);
+  const applies = new ApplyLog(o.db, o.clock, (err) =>
+    o.log.error({ err }, 'could not store applies in the host history; hosts report them again at their next check-in'),
+  );
   const hub = new ActivityHub({
     audit: auditSince(o.audit),
     clock: o.clock,
@@ -61,5 +65,6 @@ export function createDashboard(o: {
       activityStreamRoute(api, ctx, hub);
       dashboardSummaryRoutes(api, ctx, o.db, applies, () => hub.changes);
     },
+    close: () => applies.flush(),
   };
 }

@@ -144,6 +144,7 @@ export function createFleetRuntime(o: {
     },
     async stop() {
       if (timer !== undefined) clearInterval(timer);
+      fleet.stop();
       await hub.idle().catch(() => {});
       await bus.close();
     },

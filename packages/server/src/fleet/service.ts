@@ -32,6 +32,9 @@ export interface Actor {
   ip: string | null;
 }
 
+/** The least time between two promotion checks of one feed that check-ins asked for. */
+export const PROMOTION_CHECK_GAP_MS = 1000;
+
 export const SYSTEM_ACTOR: Actor = { id: 'system', name: 'livegraft-server', role: 'system', ip: null };
 /**
  * Apply failures that are about delivery or the host's own policy, not about
@@ -85,6 +88,7 @@ export class Fleet {
   readonly #o: FleetOptions;
   readonly #cache = new SnapshotCache();
   readonly #promotionChecks = new Map<string, { again: boolean }>();
+  #stopped = false;
   readonly #levelFixes: LevelFixes;
 
   constructor(o: FleetOptions) {
@@ -461,6 +465,8 @@ export class Fleet {
    * changed its counts. During a rollout thousands of check-ins ask at once;
    * one run per feed is in flight, and asks that come meanwhile make one more
    * run after it, so every ask is followed by a run that saw its check-in.
+   * That next run starts PROMOTION_CHECK_GAP_MS after the one before: rules
+   * count hosts over minutes, and a run per reported apply only cost CPU.
    */
   checkPromotionsSoon(feed: string, onError: (err: unknown) => void): void {
     const running = this.#promotionChecks.get(feed);
@@ -474,11 +480,18 @@ export class Fleet {
       do {
         entry.again = false;
         await this.evaluatePromotions(feed);
-      } while (entry.again);
+        // Asks until the gap has passed wait for the next run; with none, the next ask runs at once.
+        await new Promise((resolve) => setTimeout(resolve, PROMOTION_CHECK_GAP_MS).unref());
+      } while (entry.again && !this.#stopped);
     };
     run()
       .catch(onError)
       .finally(() => this.#promotionChecks.delete(feed));
+  }
+
+  /** Ends the promotion checks check-ins asked for (a run in progress finishes); for server shutdown. */
+  stop(): void {
+    this.#stopped = true;
   }
 
   async evaluatePromotions(onlyFeed?: string): Promise<Promotion[]> {

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import {
   userspaceTargetPath,
   type HostUserspaceLibrary,
@@ -262,12 +262,13 @@ export class UserspaceRepository {
    * halt, and each level the feed's promotion rule then moves, is audited.
    */
   async checkin(
-    hostId: string,
+    host: { id: string; feed: string },
     report: readonly UserspaceLibraryStatus[],
     now: Date,
     audit?: UserspaceAudit,
   ): Promise<UserspaceDesired[]> {
     const at = now.toISOString();
+    const hostId = host.id;
     for (const lib of report) {
       await this.#db
         .insertInto('userspace_host_libraries')
@@ -283,17 +284,12 @@ export class UserspaceRepository {
       }
     }
     // The feed's promotion rules are looked at when its hosts report (rules that count hosts change then).
+    // (Writes are conditional: each level moves once.)
     if (report.length > 0) {
-      for (const p of await this.#promoteSoon(hostId, now))
+      for (const p of await this.promote(now, { from: host.feed }))
         await audit?.('userspace.promote', p.to, { ...p, rule: true });
     }
-    return this.desiredFor(hostId);
-  }
-
-  /** Evaluates the promotion rules of the host's feed (writes are conditional: each level moves once). */
-  async #promoteSoon(hostId: string, now: Date): Promise<UserspacePromotion[]> {
-    const host = await this.#db.selectFrom('hosts').select(['feed']).where('id', '=', hostId).executeTakeFirst();
-    return host === undefined ? [] : this.promote(now, { from: host.feed });
+    return this.desiredFor(host);
   }
 
   /**
@@ -301,13 +297,16 @@ export class UserspaceRepository {
    * steps the host back to the best level below it), overridden by a host
    * pin. A build its feed holds no level for is not offered.
    */
-  async desiredFor(hostId: string): Promise<UserspaceDesired[]> {
-    const host = await this.#db.selectFrom('hosts').select(['feed']).where('id', '=', hostId).executeTakeFirst();
-    const feedLevels = host === undefined ? [] : await this.feedLevels.list({ feed: host.feed });
+  async desiredFor(host: { id: string; feed: string }): Promise<UserspaceDesired[]> {
+    const hostId = host.id;
+    // Most check-ins come from hosts whose feed holds no library level and that have no pin: one read
+    // finds that there is nothing to offer, without reading levels, pins, published levels and halts.
+    const { rows } = await sql<{ levels: unknown; pins: unknown }>`select
+        exists (select 1 from userspace_feed_levels where feed = ${host.feed}) as levels,
+        exists (select 1 from userspace_pins where host_id = ${hostId}) as pins`.execute(this.#db);
+    if (!truthy(rows[0]?.levels) && !truthy(rows[0]?.pins)) return [];
+    const feedLevels = await this.feedLevels.list({ feed: host.feed });
     const pins = await this.#db.selectFrom('userspace_pins').selectAll().where('host_id', '=', hostId).execute();
-    // Most check-ins come from hosts whose feed holds no library level and that have no pin: nothing to offer,
-    // and no need to read every published level and halt.
-    if (feedLevels.length === 0 && pins.length === 0) return [];
     const published = await this.#db
       .selectFrom('userspace_levels')
       .select(['build_id', 'level', 'manifest_json'])
@@ -388,4 +387,9 @@ export class UserspaceRepository {
     }
     return out;
   }
+}
+
+/** An SQL boolean: SQLite answers 0 or 1, PostgreSQL true or false. */
+function truthy(v: unknown): boolean {
+  return v === true || Number(v) === 1;
 }
