@@ -1,7 +1,7 @@
 // bench/fleet-procs: the processes bench/fleet.ts drives: server nodes (with
 // the CPU probe loaded), the static mirror, and the simulated-host workers.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { ProbeCommand, ProbeReading } from './fleet-server-probe.ts';
@@ -56,6 +56,27 @@ export function rssBytes(pid: number): number {
 export function cpuSec(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / 100;
+}
+
+/**
+ * CPU seconds of a process and its children: its own, those of children it
+ * has reaped, and those of its live children (PostgreSQL's postmaster and its
+ * backends, which come and go).
+ */
+export function treeCpuSec(pid: number): number {
+  const fieldsOf = (p: string): string[] => readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const own = fieldsOf(String(pid));
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const f = fieldsOf(entry);
+      if (Number(f[1]) === pid) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // The process ended while the list was read.
+    }
+  }
   return ticks / 100;
 }
 

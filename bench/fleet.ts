@@ -33,6 +33,7 @@ import type { MemoStats } from './fleet-memo.ts';
 import {
   adminCall,
   cpuSec,
+  treeCpuSec,
   nofile,
   rssBytes,
   say,
@@ -154,6 +155,10 @@ interface RunResult {
   perNode: NodeCost[];
   serverCpuSecDuringRollout: number;
   mirrorCpuSecDuringRollout: number | null;
+  /** PostgreSQL's CPU (postmaster and backends) during the rollout, with --nodes 2; not in serverCpuMsPerHost. */
+  databaseCpuSecDuringRollout: number | null;
+  /** (server nodes' CPU + PostgreSQL's CPU) / hosts applied, with --nodes 2. */
+  serverAndDatabaseCpuMsPerHost: number | null;
   workerCpuSecDuringRollout: number;
   workerCpuMsPerHost: number;
   shared: MemoStats | null;
@@ -290,6 +295,7 @@ async function rollout(n: number, o: RunOptions): Promise<RunResult> {
     if (o.prof !== undefined) for (const s of nodes) await s.probe({ probe: 'profile-start' });
     const before = await Promise.all(nodes.map((s) => s.read()));
     const mirrorCpuBefore = mirror === undefined ? 0 : cpuSec(mirror.pid);
+    const databaseCpuBefore = pg === undefined ? 0 : treeCpuSec(pg.pid);
     const workerCpuBefore = workers.reduce((a, w) => a + cpuSec(w.child.pid ?? 0), 0);
     // The clock starts when the publish request is sent: publish, mirror sync (B), then the feeds move (push).
     const t0 = Date.now();
@@ -328,6 +334,7 @@ async function rollout(n: number, o: RunOptions): Promise<RunResult> {
     }
     const loadAvgAfter = load();
     const mirrorCpu = mirror === undefined ? null : round(cpuSec(mirror.pid) - mirrorCpuBefore, 2);
+    const databaseCpu = pg === undefined ? null : treeCpuSec(pg.pid) - databaseCpuBefore;
     const workerCpuRollout = workers.reduce((a, w) => a + cpuSec(w.child.pid ?? 0), 0) - workerCpuBefore;
     const latencies = results.flatMap((r) => r.at.map((a) => a - t0));
     // Where the time went: push delivery, the spread each host was told to wait, and the rest (work).
@@ -381,6 +388,9 @@ async function rollout(n: number, o: RunOptions): Promise<RunResult> {
       perNode,
       serverCpuSecDuringRollout: round(serverCpu, 2),
       mirrorCpuSecDuringRollout: mirrorCpu,
+      databaseCpuSecDuringRollout: databaseCpu === null ? null : round(databaseCpu, 2),
+      serverAndDatabaseCpuMsPerHost:
+        databaseCpu === null ? null : round(((serverCpu + databaseCpu) * 1000) / Math.max(1, applied)),
       workerCpuSecDuringRollout: round(workerCpuRollout, 2),
       workerCpuMsPerHost: round((workerCpuRollout * 1000) / Math.max(1, applied)),
       shared:
@@ -471,6 +481,7 @@ async function main(): Promise<void> {
             agents: big.agents,
             serverCpuMsPerHost: big.serverCpuMsPerHost,
             serverCpuMsPerHostByKind: big.serverCpuMsPerHostByKind,
+            serverAndDatabaseCpuMsPerHost: big.serverAndDatabaseCpuMsPerHost,
             p99Ms: big.p99Ms,
             maxMs: big.maxMs,
             allAppliedSec: big.allAppliedSec,

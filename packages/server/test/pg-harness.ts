@@ -28,6 +28,8 @@ export interface PgCluster {
   url(database?: string): string;
   /** A fresh empty database; returns its URL. */
   createDatabase(): Promise<string>;
+  /** The postmaster's process id (its backends are its children). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -162,6 +164,7 @@ export async function startPostgres(): Promise<PgCluster> {
 
   return {
     url,
+    pid: child.pid ?? 0,
     async createDatabase() {
       const name = `t_${randomBytes(6).toString('hex')}`;
       const c = new pg.Client({ connectionString: url() });
