@@ -278,50 +278,39 @@ export class TufClient {
     }
     const stagedTargets = join(staging, 'metadata/targets.json');
     const rootVersion = parseRoot(readFileSync(join(this.metadataDir, 'root.json')), 'root.json').signed.version;
+    /** A signed target and the manifest its custom part must carry; undefined when it is not signed. */
+    const signedTarget = async <M>(
+      path: string,
+      what: string,
+      parse: (custom: Record<string, unknown>) => M,
+    ): Promise<{ info: TargetFile; manifest: M } | undefined> => {
+      let info: TargetFile | undefined;
+      try {
+        info = await updater.getTargetInfo(path);
+      } catch (err) {
+        throw tufError(err, fetcher);
+      }
+      if (info === undefined) return undefined;
+      try {
+        return { info, manifest: parse((info.custom as Record<string, unknown> | undefined) ?? {}) };
+      } catch (err) {
+        throw new LivegraftError(
+          'TUF_TARGET_INVALID',
+          `signed target ${path} carries no valid ${what}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    };
     return {
       rootVersion,
-      target: async (path) => {
-        let info: TargetFile | undefined;
-        try {
-          info = await updater.getTargetInfo(path);
-        } catch (err) {
-          throw tufError(err, fetcher);
-        }
-        if (info === undefined) return undefined;
-        const custom = (info.custom as Record<string, unknown> | undefined) ?? {};
-        let manifest: PatchManifest;
-        try {
-          manifest = targetCustomValidator.parse(custom).livegraft.manifest;
-        } catch (err) {
-          throw new LivegraftError(
-            'TUF_TARGET_INVALID',
-            `signed target ${path} carries no valid manifest: ${(err as Error).message}`,
-            {
-              cause: err,
-            },
-          );
-        }
-        return { info, manifest };
-      },
-      userspaceTarget: async (path) => {
-        let info: TargetFile | undefined;
-        try {
-          info = await updater.getTargetInfo(path);
-        } catch (err) {
-          throw tufError(err, fetcher);
-        }
-        if (info === undefined) return undefined;
-        try {
-          const custom = (info.custom as Record<string, unknown> | undefined) ?? {};
-          return { info, manifest: userspaceTargetCustomValidator.parse(custom).livegraft.userspace };
-        } catch (err) {
-          throw new LivegraftError(
-            'TUF_TARGET_INVALID',
-            `signed target ${path} carries no valid user-space manifest: ${(err as Error).message}`,
-            { cause: err },
-          );
-        }
-      },
+      target: (path) =>
+        signedTarget(path, 'manifest', (custom) => targetCustomValidator.parse(custom).livegraft.manifest),
+      userspaceTarget: (path) =>
+        signedTarget(
+          path,
+          'user-space manifest',
+          (custom) => userspaceTargetCustomValidator.parse(custom).livegraft.userspace,
+        ),
       listTargets: (prefix) => {
         // tuf-js persisted exactly the bytes it verified in this refresh (or verified the local copy against the snapshot).
         try {
