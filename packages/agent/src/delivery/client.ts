@@ -47,7 +47,17 @@ export interface ServerClientOptions {
   server: string;
   token?: string;
   fetch?: FetchFn;
+  /** The pause before a check-in is sent again after a timeout or a lost connection (default 2 s). */
+  checkinRetryPauseMs?: number;
 }
+
+/**
+ * A check-in that timed out or lost its connection is sent once more after
+ * this pause: on a host or a network that is busy for a moment, the command
+ * (or the daemon's cycle) then succeeds instead of waiting for the next one.
+ * Sending it twice is harmless: the server stores a repeated report once.
+ */
+export const CHECKIN_RETRY_PAUSE_MS = 2000;
 
 function networkError(url: string, err: unknown, timeoutMs: number): LivegraftError {
   const name = (err as Error).name;
@@ -111,11 +121,15 @@ function parseAnswer<T>(parse: () => T): T {
   }
 }
 
-/** The agent's side of the server API. No retries here: the daemon owns retry policy. */
+/**
+ * The agent's side of the server API. The daemon owns retry policy; only a check-in is sent once more
+ * after a timeout or a lost connection (CHECKIN_RETRY_PAUSE_MS).
+ */
 export class ServerClient {
   readonly #server: string;
   readonly #token: string | undefined;
   readonly #fetch: FetchFn;
+  readonly #retryPauseMs: number;
   /** The Date header of the last answer, to compare this host's clock with the server's. */
   lastServerDate: string | undefined;
 
@@ -123,6 +137,7 @@ export class ServerClient {
     this.#server = opts.server.replace(/\/+$/, '');
     this.#token = opts.token;
     this.#fetch = opts.fetch ?? globalThis.fetch;
+    this.#retryPauseMs = opts.checkinRetryPauseMs ?? CHECKIN_RETRY_PAUSE_MS;
   }
 
   #headers(json: boolean): Record<string, string> {
@@ -163,7 +178,15 @@ export class ServerClient {
   }
 
   async checkin(req: CheckinRequest): Promise<CheckinResponse> {
-    const body = await this.#postJson('/hosts/checkin', req);
+    let body: unknown;
+    try {
+      body = await this.#postJson('/hosts/checkin', req);
+    } catch (err) {
+      if (!(err instanceof LivegraftError) || (err.code !== 'SERVER_TIMEOUT' && err.code !== 'SERVER_UNREACHABLE'))
+        throw err;
+      await new Promise((resolve) => setTimeout(resolve, this.#retryPauseMs));
+      body = await this.#postJson('/hosts/checkin', req);
+    }
     return parseAnswer(() => checkinResponseValidator.parse(body));
   }
 
