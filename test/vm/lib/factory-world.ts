@@ -8,6 +8,7 @@ import { Front } from './front.ts';
 import { Guest } from './guest.ts';
 import { fetchKernelImage, type KernelImage } from './kernel.ts';
 import { startServer, type RunningServer } from './server.ts';
+import { Started } from './started.ts';
 import { buildTriggerInitramfs, catalogueDirs } from './triggers.ts';
 import { packagedAgentFiles } from './agent-runtime.ts';
 import { CACHE, REPO, publish, type BuiltPatch } from './world.ts';
@@ -179,30 +180,36 @@ export async function createFactoryWorld(
     buildMs.set(Number(level), Date.now() - t);
   }
 
-  const server = await startServer(join(dir, 'server'), ['--push-spread', '0']);
-  const top = built.get(publishLevel);
-  if (!top) throw new Error(`level ${publishLevel} was not built`);
-  for (const [level, p] of [...built].sort((a, b) => a[0] - b[0])) if (level <= publishLevel) await publish(server, p);
-  const front = new Front(server.port);
-  await front.start();
+  const started = new Started();
+  return started.orStop(async () => {
+    const server = await startServer(join(dir, 'server'), ['--push-spread', '0']);
+    started.add(() => server.stop());
+    const top = built.get(publishLevel);
+    if (!top) throw new Error(`level ${publishLevel} was not built`);
+    for (const [level, p] of [...built].sort((a, b) => a[0] - b[0]))
+      if (level <= publishLevel) await publish(server, p);
+    const front = new Front(server.port);
+    await front.start();
+    started.add(() => front.stop());
 
-  const fixDirs = catalogueDirs(CATALOGUE);
-  const guest = await bootCatalogueGuest(dir, kernel, front.port, fixDirs);
-  const world: FactoryWorld = {
-    release,
-    kernel,
-    server,
-    front,
-    guest,
-    levels: built,
-    fixDirs,
-    dir,
-    buildMs,
-    async close() {
-      await guest.shutdown();
-      await front.stop();
-      await server.stop();
-    },
-  };
-  return world;
+    const fixDirs = catalogueDirs(CATALOGUE);
+    const guest = await bootCatalogueGuest(dir, kernel, front.port, fixDirs);
+    const world: FactoryWorld = {
+      release,
+      kernel,
+      server,
+      front,
+      guest,
+      levels: built,
+      fixDirs,
+      dir,
+      buildMs,
+      async close() {
+        await guest.shutdown();
+        await front.stop();
+        await server.stop();
+      },
+    };
+    return world;
+  });
 }

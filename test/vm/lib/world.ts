@@ -8,6 +8,7 @@ import { fetchGuestKernel, type GuestKernel } from './kernel.ts';
 import { buildInitramfs } from './initramfs.ts';
 import { Guest } from './guest.ts';
 import { startServer, type RunningServer } from './server.ts';
+import { Started } from './started.ts';
 import { Front } from './front.ts';
 import { packagedAgentFiles } from './agent-runtime.ts';
 
@@ -157,74 +158,80 @@ export async function createWorld(name: string, opts: WorldOptions = {}): Promis
   };
   writeFileSync(join(plainDir, `${level1.manifest.name}.json`), JSON.stringify(plainManifest, null, 2));
 
-  const server = await startServer(join(dir, 'server'), opts.serverArgs ?? []);
-  await publish(server, level1);
-  const front = new Front(server.port);
-  await front.start();
+  const started = new Started();
+  return started.orStop(async () => {
+    const server = await startServer(join(dir, 'server'), opts.serverArgs ?? []);
+    started.add(() => server.stop());
+    await publish(server, level1);
+    const front = new Front(server.port);
+    await front.start();
+    started.add(() => front.stop());
 
-  const init = readFileSync(fileURLToPath(new URL('./init.sh', import.meta.url)), 'utf8');
-  const wrapper = join(dir, 'livegraft-agent');
-  writeFileSync(wrapper, '#!/bin/sh\nexec /usr/bin/livegraft-agent "$@"\n', { mode: 0o755 });
-  const files: Record<string, string> = {
-    // The agent as the Debian package installs it, on Debian 12's nodejs.
-    ...(await packagedAgentFiles(join(dir, 'package'))),
-    'bin/livegraft-agent': wrapper,
-    [`fixtures/other-kernel/${other.manifest.name}.json`]: other.manifestPath,
-    [`fixtures/other-kernel/${other.manifest.module.file}`]: other.modulePath,
-    [`fixtures/corrupt/${level1.manifest.name}.json`]: join(corruptDir, `${level1.manifest.name}.json`),
-    [`fixtures/corrupt/${level1.manifest.module.file}`]: join(corruptDir, level1.manifest.module.file),
-    [`fixtures/not-livepatch/${level1.manifest.name}.json`]: join(plainDir, `${level1.manifest.name}.json`),
-    [`fixtures/not-livepatch/${level1.manifest.module.file}`]: join(plainDir, level1.manifest.module.file),
-  };
-  if (opts.blocker) files['fixtures/livegraft_test_blocker.ko'] = await buildBlocker(kernel, join(dir, 'blocker'));
-  for (const p of extra.values()) {
-    files[`fixtures/levels/${p.manifest.name}.json`] = p.manifestPath;
-    files[`fixtures/levels/${p.manifest.module.file}`] = p.modulePath;
-  }
-  const etc = join(dir, 'etc');
-  mkdirSync(etc, { recursive: true });
-  writeFileSync(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\ndemo:x:1000:1000:demo:/tmp:/bin/sh\n');
-  writeFileSync(join(etc, 'group'), 'root:x:0:\ndemo:x:1000:\n');
-  files['etc/passwd'] = join(etc, 'passwd');
-  files['etc/group'] = join(etc, 'group');
-  const initrd = await buildInitramfs({
-    modulesDir: kernel.modulesDir,
-    modules: GUEST_MODULES,
-    init,
-    files,
-    executables: {},
-    out: join(dir, 'initrd.cpio'),
+    const init = readFileSync(fileURLToPath(new URL('./init.sh', import.meta.url)), 'utf8');
+    const wrapper = join(dir, 'livegraft-agent');
+    writeFileSync(wrapper, '#!/bin/sh\nexec /usr/bin/livegraft-agent "$@"\n', { mode: 0o755 });
+    const files: Record<string, string> = {
+      // The agent as the Debian package installs it, on Debian 12's nodejs.
+      ...(await packagedAgentFiles(join(dir, 'package'))),
+      'bin/livegraft-agent': wrapper,
+      [`fixtures/other-kernel/${other.manifest.name}.json`]: other.manifestPath,
+      [`fixtures/other-kernel/${other.manifest.module.file}`]: other.modulePath,
+      [`fixtures/corrupt/${level1.manifest.name}.json`]: join(corruptDir, `${level1.manifest.name}.json`),
+      [`fixtures/corrupt/${level1.manifest.module.file}`]: join(corruptDir, level1.manifest.module.file),
+      [`fixtures/not-livepatch/${level1.manifest.name}.json`]: join(plainDir, `${level1.manifest.name}.json`),
+      [`fixtures/not-livepatch/${level1.manifest.module.file}`]: join(plainDir, level1.manifest.module.file),
+    };
+    if (opts.blocker) files['fixtures/livegraft_test_blocker.ko'] = await buildBlocker(kernel, join(dir, 'blocker'));
+    for (const p of extra.values()) {
+      files[`fixtures/levels/${p.manifest.name}.json`] = p.manifestPath;
+      files[`fixtures/levels/${p.manifest.module.file}`] = p.modulePath;
+    }
+    const etc = join(dir, 'etc');
+    mkdirSync(etc, { recursive: true });
+    writeFileSync(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\ndemo:x:1000:1000:demo:/tmp:/bin/sh\n');
+    writeFileSync(join(etc, 'group'), 'root:x:0:\ndemo:x:1000:\n');
+    files['etc/passwd'] = join(etc, 'passwd');
+    files['etc/group'] = join(etc, 'group');
+    const initrd = await buildInitramfs({
+      modulesDir: kernel.modulesDir,
+      modules: GUEST_MODULES,
+      init,
+      files,
+      executables: {},
+      out: join(dir, 'initrd.cpio'),
+    });
+    const disk = join(dir, 'state.img');
+    await execOk('mkfs.ext4', ['-q', '-F', disk, '64M']);
+    const guest = new Guest({
+      vmlinuz: kernel.vmlinuz,
+      initrd: initrd.path,
+      disk,
+      serverPort: front.port,
+      logFile: join(dir, 'console.log'),
+      append: [DEMO_SECRET, opts.append ?? ''].join(' ').trim(),
+    });
+    started.add(() => guest.shutdown());
+    await guest.boot();
+    const world: World = {
+      kernel,
+      server,
+      front,
+      level1,
+      level2,
+      extra,
+      bad: {
+        otherKernel: `/fixtures/other-kernel/${other.manifest.name}.json`,
+        corrupt: `/fixtures/corrupt/${level1.manifest.name}.json`,
+        notLivepatch: `/fixtures/not-livepatch/${level1.manifest.name}.json`,
+      },
+      guest,
+      dir,
+      async close() {
+        await world.guest.shutdown();
+        await front.stop();
+        await server.stop();
+      },
+    };
+    return world;
   });
-  const disk = join(dir, 'state.img');
-  await execOk('mkfs.ext4', ['-q', '-F', disk, '64M']);
-  const guest = new Guest({
-    vmlinuz: kernel.vmlinuz,
-    initrd: initrd.path,
-    disk,
-    serverPort: front.port,
-    logFile: join(dir, 'console.log'),
-    append: [DEMO_SECRET, opts.append ?? ''].join(' ').trim(),
-  });
-  await guest.boot();
-  const world: World = {
-    kernel,
-    server,
-    front,
-    level1,
-    level2,
-    extra,
-    bad: {
-      otherKernel: `/fixtures/other-kernel/${other.manifest.name}.json`,
-      corrupt: `/fixtures/corrupt/${level1.manifest.name}.json`,
-      notLivepatch: `/fixtures/not-livepatch/${level1.manifest.name}.json`,
-    },
-    guest,
-    dir,
-    async close() {
-      await world.guest.shutdown();
-      await front.stop();
-      await server.stop();
-    },
-  };
-  return world;
 }
