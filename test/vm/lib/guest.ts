@@ -46,6 +46,8 @@ export class Guest {
   private transcriptText = '';
   private waiters: Array<() => void> = [];
   private seq = 0;
+  /** A command went unanswered past its bound: the shell may still be busy with it. */
+  private wedged = false;
   private exited: Promise<number> | undefined;
   bootMs = 0;
 
@@ -102,6 +104,7 @@ export class Guest {
       if (o.logFile) appendFileSync(o.logFile, `\n==== QEMU exited: code ${code} signal ${signal}\n`);
     });
     this.proc = proc;
+    this.wedged = false;
     this.buffer = '';
     this.exited = new Promise((resolve) => proc.on('close', (code) => resolve(code ?? -1)));
     void this.exited.then(() => this.wake());
@@ -171,7 +174,14 @@ export class Guest {
     const group = `{ ${body}${body.endsWith('&') ? ' ' : '; '}}`;
     this.proc.stdin.write(`${group} < /dev/null > /dev/console 2>&1; echo "${MARKER} ${id} $?"\n`);
     const shown = cmd.length > 300 ? `${cmd.slice(0, 300)}…` : cmd;
-    await this.waitFor((b) => re.test(b), timeoutMs, `guest command "${shown}" (bounded at ${timeoutMs} ms)`);
+    try {
+      await this.waitFor((b) => re.test(b), timeoutMs, `guest command "${shown}" (bounded at ${timeoutMs} ms)`);
+    } catch (err) {
+      // Unanswered in time: the guest's shell may still be running it, and every later command would queue
+      // behind it. The guest is then as good as lost: the next test gets a fresh one (reviveIfLost).
+      if (/no answer within/.test(String(err))) this.wedged = true;
+      throw err;
+    }
     const m = re.exec(this.buffer);
     if (!m) throw new Error('unreachable');
     const out = this.buffer.slice(0, m.index);
@@ -186,19 +196,28 @@ export class Guest {
     return r.out.trim();
   }
 
-  /** Whether QEMU is gone (a panic, a reset, a power-off). */
+  /**
+   * Whether QEMU is gone (a panic, a reset, a power-off), or its shell left a
+   * command unanswered past its bound (it may still be running it).
+   */
   get lost(): boolean {
-    return this.proc === undefined || this.proc.exitCode !== null || this.proc.signalCode !== null;
+    return this.wedged || this.proc === undefined || this.proc.exitCode !== null || this.proc.signalCode !== null;
   }
 
   /**
    * Boots a fresh guest on the same disk if this one was lost, so one test
-   * that loses its guest does not fail every later test. Returns whether it
-   * had to.
+   * that loses its guest does not fail every later test. A guest whose shell
+   * is still busy is stopped first (no clean shutdown: its shell cannot take
+   * one). Returns whether it had to.
    */
   async reviveIfLost(): Promise<boolean> {
     if (!this.lost) return false;
-    if (this.options.logFile) appendFileSync(this.options.logFile, '\n==== guest lost; booting a fresh one\n');
+    const why = this.wedged ? 'left a command unanswered' : 'lost';
+    if (this.options.logFile) appendFileSync(this.options.logFile, `\n==== guest ${why}; booting a fresh one\n`);
+    if (this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null) {
+      this.proc.kill('SIGKILL');
+      await this.waitExit(30_000);
+    }
     await this.boot();
     return true;
   }
