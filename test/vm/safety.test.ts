@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createWorld, publish, type BuiltPatch, type World } from './lib/world.ts';
-import { AGENT_COMMAND_BOUND_MS, agent, settle, viewKernel, waitInGuest } from './lib/probe.ts';
+import { AGENT_COMMAND_BOUND_MS, agent, idempotent, settle, viewKernel, waitInGuest } from './lib/probe.ts';
 import { api } from './lib/admin.ts';
 import { rootPinArg } from './lib/root-pin.ts';
 import { Guest } from './lib/guest.ts';
@@ -101,7 +101,7 @@ describe('agent safety on a real kernel', () => {
     });
     await w.guest.sh('kill -9 $(cat /tmp/killed.pid)');
     // The kernel finishes the transition on its own once the thread leaves the old function.
-    await w.guest.sh('echo 1 > /sys/module/livegraft_test_blocker/parameters/release');
+    await idempotent(w.guest, 'echo 1 > /sys/module/livegraft_test_blocker/parameters/release');
     await waitInGuest(w.guest, `[ "$(cat /sys/kernel/livepatch/${name}/transition)" = 0 ]`, 'transition finished', {
       boundSec: 300,
     });

@@ -12,19 +12,23 @@ export interface KernelView {
   bootId: string;
 }
 
+const SHELL_RESTARTED = /console shell exited and init started a new one/;
+
 /**
- * Runs a command that only reads. If the guest's console shell was restarted
- * while it ran (init restarts it; the answer is then lost), it is asked again:
- * reading twice changes nothing.
+ * Runs a command that only reads, or whose second run changes nothing (a
+ * write of the same value). If the guest's console shell was restarted while
+ * it ran (init restarts it; the answer is then lost), it is run again.
  */
-async function read(g: Guest, cmd: string): Promise<string> {
+export async function idempotent(g: Guest, cmd: string, timeoutMs?: number): Promise<string> {
   try {
-    return await g.sh(cmd);
+    return await g.sh(cmd, timeoutMs);
   } catch (err) {
-    if (!/console shell exited and init started a new one/.test(String(err))) throw err;
-    return g.sh(cmd);
+    if (!SHELL_RESTARTED.test(String(err))) throw err;
+    return g.sh(cmd, timeoutMs);
   }
 }
+
+const read = idempotent;
 
 export async function viewKernel(g: Guest): Promise<KernelView> {
   const out = await read(
@@ -95,7 +99,12 @@ export async function waitInGuest(
 ): Promise<void> {
   const stop = giveUp ? ` || { ${giveUp}; }` : '';
   const cmd = `end=$(($(date +%s)+${boundSec})); until { ${cond}; }${stop} || [ $(date +%s) -ge $end ]; do sleep 0.2; done; ${cond}`;
-  const r = await g.run(cmd, (boundSec + 60) * 1000);
+  const run = (): ReturnType<Guest['run']> => g.run(cmd, (boundSec + 60) * 1000);
+  // Waiting again after a shell restart changes nothing.
+  const r = await run().catch((err: unknown) => {
+    if (!SHELL_RESTARTED.test(String(err))) throw err;
+    return run();
+  });
   if (r.code !== 0) throw new Error(`${what}: not so within ${boundSec} s${giveUp ? ' (or gave up)' : ''}\n${r.out}`);
 }
 
@@ -128,10 +137,10 @@ export async function agent(
  * is left exactly as it is.
  */
 export async function settle(g: Guest): Promise<void> {
-  await g.run('for p in $(pidof node); do kill -9 "$p"; done; true');
+  await idempotent(g, 'for p in $(pidof node); do kill -9 "$p"; done; true');
   const busy = '[ -n "$(grep -lx 1 /sys/kernel/livepatch/*/transition 2>/dev/null)" ]';
   const release = '/sys/module/livegraft_test_blocker/parameters/release';
-  await g.run(`if ${busy} && [ -w ${release} ]; then echo 1 > ${release}; fi; true`);
+  await idempotent(g, `if ${busy} && [ -w ${release} ]; then echo 1 > ${release}; fi; true`);
   await waitInGuest(g, `! ${busy}`, 'every livepatch transition left by the earlier test finished', {
     boundSec: 300,
   });
