@@ -110,6 +110,8 @@ export class Guest {
     void this.exited.then(() => this.wake());
     proc.stdout.on('data', (d: Buffer) => this.feed(d.toString('utf8')));
     proc.stderr.on('data', (d: Buffer) => this.feed(d.toString('utf8')));
+    // A guest that died before its 'close' arrives refuses input with EPIPE; 'close' reports its end.
+    proc.stdin.on('error', () => undefined);
     await this.waitFor((b) => b.includes(READY_MARKER), BOOT_TIMEOUT_MS, 'guest boot');
     this.buffer = this.buffer.slice(this.buffer.indexOf(READY_MARKER) + READY_MARKER.length);
     this.bootMs = Date.now() - started;

@@ -77,6 +77,9 @@ export class ValidationGuest {
     });
     proc.stdout.on('data', (d: Buffer) => this.#feed(d.toString('utf8')));
     proc.stderr.on('data', (d: Buffer) => this.#feed(d.toString('utf8')));
+    // A guest that died (or was killed) before its 'close' arrives refuses input with EPIPE; its end is
+    // reported by 'close', and a write it never read must not become an uncaught error.
+    proc.stdin.on('error', () => undefined);
     s.signal?.addEventListener('abort', this.#abort, { once: true });
     this.#killTimer = setTimeout(() => this.kill(), Math.max(0, s.deadline - Date.now()));
     await this.#waitFor((b) => b.includes(READY), timeoutMs, 'booting the kernel');
