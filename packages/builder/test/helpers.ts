@@ -66,3 +66,18 @@ export async function fakeHeaders(
 export async function listDir(dir: string): Promise<string[]> {
   return (await readdir(dir)).sort();
 }
+
+/**
+ * Puts a shell script named qemu-system-x86_64 first on PATH (in `dir`/bin), so
+ * the code under test starts it instead of QEMU. Returns what puts PATH back.
+ */
+export async function fakeQemuOnPath(dir: string, script: string): Promise<() => void> {
+  const bin = path.join(dir, 'bin');
+  await mkdir(bin, { recursive: true });
+  await writeFile(path.join(bin, 'qemu-system-x86_64'), `#!/bin/sh\n${script}`, { mode: 0o755 });
+  const oldPath = process.env.PATH;
+  process.env.PATH = `${bin}:${oldPath ?? ''}`;
+  return () => {
+    process.env.PATH = oldPath;
+  };
+}

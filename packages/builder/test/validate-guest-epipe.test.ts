@@ -2,30 +2,24 @@
 // it) makes the next command's write fail with EPIPE. That must end as the
 // guest's own timeout or loss, never as an uncaught error in the builder.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LivegraftError } from '@livegraft/protocol';
 import { GUEST_READY_MARKER, ValidationGuest } from '../src/validate/guest.ts';
+import { fakeQemuOnPath } from './helpers.ts';
 
 describe('a validation guest that closes its input', () => {
   let dir = '';
-  const oldPath = process.env.PATH;
+  let restorePath = (): void => undefined;
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'lg-epipe-'));
-    const bin = path.join(dir, 'bin');
-    await mkdir(bin);
     // "QEMU" closes its standard input, says it is ready, and hangs.
-    await writeFile(
-      path.join(bin, 'qemu-system-x86_64'),
-      `#!/bin/sh\nexec 0<&-\necho ${GUEST_READY_MARKER}\nexec sleep 600 0<&-\n`,
-      { mode: 0o755 },
-    );
-    process.env.PATH = `${bin}:${oldPath ?? ''}`;
+    restorePath = await fakeQemuOnPath(dir, `exec 0<&-\necho ${GUEST_READY_MARKER}\nexec sleep 600 0<&-\n`);
   });
   after(async () => {
-    process.env.PATH = oldPath;
+    restorePath();
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { PatchManifest } from '@livegraft/protocol';
 import { spawnRunner } from '../src/runner.ts';
 import { validateLevel } from '../src/validate/validate.ts';
+import { fakeQemuOnPath } from './helpers.ts';
 
 const manifest = (name: string): PatchManifest => ({
   schema: 1,
@@ -38,24 +39,20 @@ function alive(pid: number): boolean {
 
 describe('a validation guest that hangs', () => {
   let dir = '';
-  const oldPath = process.env.PATH;
+  let restorePath = (): void => undefined;
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'lg-hang-'));
-    const bin = path.join(dir, 'bin');
-    await mkdir(bin);
-    await writeFile(
-      path.join(bin, 'qemu-system-x86_64'),
-      `#!/bin/sh\necho $$ > ${dir}/qemu.pid\necho "fake console: the kernel stops here"\nexec sleep 600\n`,
-      { mode: 0o755 },
+    restorePath = await fakeQemuOnPath(
+      dir,
+      `echo $$ > ${dir}/qemu.pid\necho "fake console: the kernel stops here"\nexec sleep 600\n`,
     );
     await mkdir(path.join(dir, 'modules', 'kernel'), { recursive: true });
     await writeFile(path.join(dir, 'lp.json'), JSON.stringify(manifest('livegraft_aaaaaaaaaaaa_l1')));
     await writeFile(path.join(dir, 'livegraft_aaaaaaaaaaaa_l1.ko'), 'fake');
     await writeFile(path.join(dir, 'vmlinuz'), 'fake');
-    process.env.PATH = `${bin}:${oldPath ?? ''}`;
   });
   after(async () => {
-    process.env.PATH = oldPath;
+    restorePath();
     await rm(dir, { recursive: true, force: true });
   });
 
