@@ -12,20 +12,23 @@ export interface KernelView {
   bootId: string;
 }
 
-const SHELL_RESTARTED = /console shell exited and init started a new one/;
-
 /**
- * Runs a command that only reads, or whose second run changes nothing (a
- * write of the same value). If the guest's console shell was restarted while
- * it ran (init restarts it; the answer is then lost), it is run again.
+ * Runs `step` once more if the guest's console shell was restarted while it
+ * ran (init restarts it; the answer is then lost). Only for steps whose second
+ * run changes nothing.
  */
-export async function idempotent(g: Guest, cmd: string, timeoutMs?: number): Promise<string> {
+async function againAfterShellRestart<T>(step: () => Promise<T>): Promise<T> {
   try {
-    return await g.sh(cmd, timeoutMs);
+    return await step();
   } catch (err) {
-    if (!SHELL_RESTARTED.test(String(err))) throw err;
-    return g.sh(cmd, timeoutMs);
+    if (!/console shell exited and init started a new one/.test(String(err))) throw err;
+    return step();
   }
+}
+
+/** Runs a command that only reads, or whose second run changes nothing (a write of the same value). */
+export function idempotent(g: Guest, cmd: string, timeoutMs?: number): Promise<string> {
+  return againAfterShellRestart(() => g.sh(cmd, timeoutMs));
 }
 
 const read = idempotent;
@@ -99,12 +102,8 @@ export async function waitInGuest(
 ): Promise<void> {
   const stop = giveUp ? ` || { ${giveUp}; }` : '';
   const cmd = `end=$(($(date +%s)+${boundSec})); until { ${cond}; }${stop} || [ $(date +%s) -ge $end ]; do sleep 0.2; done; ${cond}`;
-  const run = (): ReturnType<Guest['run']> => g.run(cmd, (boundSec + 60) * 1000);
   // Waiting again after a shell restart changes nothing.
-  const r = await run().catch((err: unknown) => {
-    if (!SHELL_RESTARTED.test(String(err))) throw err;
-    return run();
-  });
+  const r = await againAfterShellRestart(() => g.run(cmd, (boundSec + 60) * 1000));
   if (r.code !== 0) throw new Error(`${what}: not so within ${boundSec} s${giveUp ? ' (or gave up)' : ''}\n${r.out}`);
 }
 
