@@ -54,6 +54,18 @@ describe('agent safety on a real kernel', () => {
     await settle(w.guest);
   });
 
+  // The SIGKILL test below once lost the console shell on a loaded machine: the killed agent was a background child of
+  // that shell, and its SIGCHLD reached busybox ash while ash waited for input with echo off (stdio's read, which
+  // takes the EINTR for end of input). Guest.run now starts every command in a subshell; this fails if it does not.
+  it('keeps the console shell when a background command ends while the shell waits for input', async () => {
+    const before = Number(await w.guest.sh('dmesg | grep -c "console shell exited" || true'));
+    await w.guest.sh('sleep 2 &');
+    // The shell sits idle in its read while the sleep ends (guest time follows the host's clock under TCG).
+    await new Promise((resolve) => setTimeout(resolve, 8_000));
+    const after = Number(await w.guest.sh('dmesg | grep -c "console shell exited" || true'));
+    assert.equal(after - before, 0, 'the console shell exited when its background child ended');
+  });
+
   it('reverses a transition stalled by a sleeping kernel thread and reports the blocker', async () => {
     await w.guest.sh('insmod /fixtures/livegraft_test_blocker.ko');
     await publish(w.server, stall);

@@ -55,7 +55,7 @@ echo LIVEGRAFT_GUEST_READY
 # restart is logged to the kernel log and announced to the test driver.
 while :; do
   sh < /dev/console > /dev/console 2>&1
-  echo "livegraft-test: console shell exited, restarting it" > /dev/kmsg
+  echo "livegraft-test: console shell exited ($?), restarting it" > /dev/kmsg
   stty -echo < /dev/console 2>/dev/null
   echo LIVEGRAFT_GUEST_SHELL_RESTARTED > /dev/console
   sleep 0.2

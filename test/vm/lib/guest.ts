@@ -166,6 +166,15 @@ export class Guest {
    * writes to its own open of the console: a program killed while it had the
    * console non-blocking (Node does that) then cannot leave the shell's own
    * input or output non-blocking (see init.sh).
+   *
+   * It runs in a subshell, so the console shell never has a child that
+   * outlives the command: what it starts in the background belongs to the
+   * subshell, then to init. The console shell is an interactive busybox ash
+   * with echo off, which reads its input with stdio (not its line editor);
+   * a SIGCHLD from a background child ending while it waits for the next
+   * command interrupts that read, and ash takes the EINTR for end of input
+   * and exits 0. That was the shell restart seen when a test killed the agent
+   * it had started in the background.
    */
   async run(cmd: string, timeoutMs = 60_000): Promise<RunResult> {
     if (!this.proc) throw new Error('guest not booted');
@@ -173,7 +182,7 @@ export class Guest {
     const re = new RegExp(`${MARKER} ${id} (-?\\d+)\\n`);
     // One line, so the shell prints no continuation prompt into the output.
     const body = cmd.trim().replace(/;+$/, '');
-    const group = `{ ${body}${body.endsWith('&') ? ' ' : '; '}}`;
+    const group = `( ${body} )`;
     this.proc.stdin.write(`${group} < /dev/null > /dev/console 2>&1; echo "${MARKER} ${id} $?"\n`);
     const shown = cmd.length > 300 ? `${cmd.slice(0, 300)}…` : cmd;
     try {

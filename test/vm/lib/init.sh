@@ -37,11 +37,14 @@ echo LIVEGRAFT_GUEST_READY
 # panics the guest with "Attempted to kill init! exitcode=0x00000000"). So the
 # shell reads its own open of the console, which no command shares: commands
 # get /dev/null as input and a fresh open of the console as output
-# (test/vm/lib/guest.ts). Should the shell end all the same, it is restarted
-# and the restart is logged and announced to the test driver.
+# (test/vm/lib/guest.ts). Commands also run in a subshell, so no background
+# child of the console shell can end while it reads (busybox ash with echo off
+# takes the EINTR of that SIGCHLD for end of input: see Guest.run). Should the
+# shell end all the same, it is restarted, and the restart and the shell's
+# exit status are logged and announced to the test driver.
 while :; do
   sh < /dev/console > /dev/console 2>&1
-  echo "livegraft-test: console shell exited, restarting it" > /dev/kmsg
+  echo "livegraft-test: console shell exited ($?), restarting it" > /dev/kmsg
   stty -echo < /dev/console 2>/dev/null
   echo LIVEGRAFT_GUEST_SHELL_RESTARTED > /dev/console
   sleep 0.2

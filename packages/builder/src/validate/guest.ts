@@ -124,14 +124,21 @@ export class ValidationGuest {
     }
   }
 
-  /** Runs one shell command line and returns its output and exit status. */
+  /**
+   * Runs one shell command line and returns its output and exit status. It
+   * runs in a subshell, so nothing it starts in the background is a child of
+   * the console shell: that shell is busybox ash with echo off, which reads
+   * its input with stdio, and a child's SIGCHLD arriving while it waits for
+   * the next command interrupts the read; ash takes the EINTR for end of
+   * input and exits, and the command sent next could be lost.
+   */
   async run(cmd: string, timeoutMs: number): Promise<GuestRun> {
     const proc = this.#proc;
     if (proc === undefined || this.#exit !== null)
       throw new LivegraftError('VALIDATION_GUEST_LOST', `cannot run "${cmd}": the guest is not running`);
     const id = ++this.#seq;
     const re = new RegExp(`${MARKER} ${id} (-?\\d+)\\n`);
-    proc.stdin.write(`${cmd}\necho "${MARKER} ${id} $?"\n`);
+    proc.stdin.write(`( ${cmd} )\necho "${MARKER} ${id} $?"\n`);
     await this.#waitFor((b) => re.test(b), timeoutMs, `guest command "${cmd.slice(0, 120)}"`);
     const m = re.exec(this.#pending);
     if (m === null) throw new LivegraftError('INTERNAL', 'guest marker vanished');
