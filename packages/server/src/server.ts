@@ -161,6 +161,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     alertWebhook: config.alertWebhook,
     vexAuthor: config.vexAuthor,
     registry: rt.metrics.registry,
+    soleWriter: database.kind === 'sqlite',
     ...deps.compliance,
   }).catch(async (err: unknown) => {
     await db.destroy();

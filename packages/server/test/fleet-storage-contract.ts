@@ -10,7 +10,7 @@ import { PatchRepository } from '../src/db/patches.ts';
 import { PinRepository } from '../src/db/pins.ts';
 import type { Database } from '../src/db/schema.ts';
 import { ApiTokenRepository, RegistrationKeyRepository } from '../src/db/tokens.ts';
-import { buildPatch, KERNEL_ID, kernelIdentity, OTHER_KERNEL_ID } from './helpers.ts';
+import { buildPatch, KERNEL_ID, kernelIdentity, OTHER_KERNEL_ID, PROC_VERSION } from './helpers.ts';
 
 export interface ContractDb {
   db: Kysely<Database>;
@@ -209,6 +209,59 @@ export function runStorageContract(
       const revoked = await hosts.checkin(id, { ...report, state: 'error', lastError: 'boom', uptimeSec: 99 }, at(110));
       assert.equal(revoked?.host, undefined);
       assert.equal((await hosts.get(id))?.lastCheckinAt, at(90).toISOString());
+    });
+
+    it('hosts: a change without events keeps the stored ones, and a new kernel moves the host to it and back', async () => {
+      const id = 'hk1';
+      await hosts.enroll(
+        { id, hostname: id, tokenHash: 'e'.repeat(64), kernel: kernelIdentity(), agentVersion: '2' },
+        at(0),
+      );
+      const lastApply = {
+        action: 'apply' as const,
+        ok: true,
+        fromLevel: 0,
+        toLevel: 1,
+        at: at(9).toISOString(),
+        durationMs: 1,
+      };
+      const report = {
+        kernel: kernelIdentity(),
+        appliedLevel: 1,
+        state: 'patched' as const,
+        agentVersion: '2',
+        uptimeSec: 10,
+        lastApply,
+      };
+      await hosts.checkin(
+        id,
+        { ...report, kernelEvents: [{ kind: 'warn' as const, message: 'x', at: at(8).toISOString() }] },
+        at(10),
+      );
+      const other = kernelIdentity(PROC_VERSION.replace('6.1.76-1', '6.1.77-1'));
+      const moved = await hosts.checkin(
+        id,
+        { ...report, kernel: other, appliedLevel: 0, state: 'unpatched', uptimeSec: 1 },
+        at(20),
+      );
+      assert.deepEqual(
+        [moved?.previousLevel, moved?.previousApplyAt, moved?.host?.kernelId],
+        [1, lastApply.at, OTHER_KERNEL_ID],
+      );
+      let read = await hosts.get(id);
+      assert.deepEqual([read?.kernelId, read?.kernelEvents?.length], [OTHER_KERNEL_ID, 1]);
+      assert.deepEqual(
+        (await hosts.list({ kernelId: OTHER_KERNEL_ID })).map((h) => h.id),
+        [id],
+        'the kernel index follows',
+      );
+      await hosts.checkin(id, { ...report, uptimeSec: 2 }, at(30));
+      read = await hosts.get(id);
+      assert.deepEqual([read?.kernelId, read?.appliedLevel, read?.kernelEvents?.length], [KERNEL_ID, 1, 1]);
+      assert.deepEqual(
+        (await hosts.list({ kernelId: OTHER_KERNEL_ID })).map((h) => h.id),
+        [],
+      );
     });
 
     it('hosts: the ignore-list persists, reaches the check-in facts, and an existing database migrates to it', async () => {

@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import type { CheckinRequest } from '@livegraft/protocol';
 import { HistoryRepository, LAST_SEEN_REFRESH_MS } from '../src/compliance/history.ts';
 import type { ComplianceDatabase } from '../src/compliance/schema.ts';
+import type { Database } from '../src/db/schema.ts';
 import { HostRepository } from '../src/db/hosts.ts';
 import { openDatabase } from '../src/db/open.ts';
 import { kernelIdentity, OTHER_KERNEL_ID, PROC_VERSION } from './helpers.ts';
@@ -85,5 +86,57 @@ describe('compliance history at check-in', () => {
         [2, true],
       ],
     );
+  });
+
+  it('as the sole writer, records changes without reading back the rows it wrote, to the same history', async () => {
+    let historyReads = 0;
+    const counted = db.withPlugin({
+      transformQuery(args) {
+        const from = args.node.kind === 'SelectQueryNode' ? JSON.stringify(args.node.from) : '';
+        if (from.includes('_history')) historyReads++;
+        return args.node;
+      },
+      transformResult: (args) => Promise.resolve(args.result),
+    });
+    const hostRepo = new HostRepository(db as unknown as Kysely<Database>);
+    for (const id of ['sole', 'shared'])
+      await hostRepo.enroll(
+        { id, hostname: id, tokenHash: id.padEnd(64, '0'), kernel: kernelIdentity(), agentVersion: '1' },
+        at(0),
+      );
+    const apply = (from: number, to: number, ms: number) => ({
+      action: 'apply' as const,
+      ok: true,
+      fromLevel: from,
+      toLevel: to,
+      at: at(ms).toISOString(),
+      durationMs: 1,
+    });
+    const otherKernel = { ...kernelIdentity(), id: OTHER_KERNEL_ID, procVersion: `${PROC_VERSION} other` };
+    // Enrolment, an apply, a second apply, a reboot into another kernel, a repeat after the refresh time.
+    const steps: Array<[CheckinRequest, number, string[]]> = [
+      [report({ appliedLevel: 0, state: 'unpatched' }), 1_000, []],
+      [report({ appliedLevel: 1, lastApply: apply(0, 1, 2_000), uptimeSec: 200 }), 3_000, ['CVE-2024-0001']],
+      [report({ appliedLevel: 2, lastApply: apply(1, 2, 4_000), uptimeSec: 300 }), 5_000, ['CVE-2024-0002']],
+      [report({ kernel: otherKernel, appliedLevel: 0, state: 'unpatched', uptimeSec: 5 }), 6_000, []],
+      [
+        report({ kernel: otherKernel, appliedLevel: 0, state: 'unpatched', uptimeSec: 99 }),
+        6_000 + LAST_SEEN_REFRESH_MS,
+        [],
+      ],
+    ];
+    const sole = new HistoryRepository(counted, { soleWriter: true });
+    const shared = new HistoryRepository(db);
+    for (const [i, [r, ms, cves]] of steps.entries()) {
+      const before = historyReads;
+      await sole.recordCheckin('sole', r, at(ms), cves);
+      if (i > 0) assert.equal(historyReads - before, 0, `step ${i} read the history back`);
+      await shared.recordCheckin('shared', r, at(ms), cves);
+    }
+    assert.ok(historyReads > 0, 'the first check-in reads the history');
+    const [a, b] = [await shared.history('sole'), await shared.history('shared')];
+    assert.deepEqual(a, b);
+    assert.equal(a.kernels.length, 2);
+    assert.equal(a.levels.length, 4);
   });
 });

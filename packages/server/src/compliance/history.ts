@@ -63,6 +63,39 @@ interface Head {
   writtenAt: number;
 }
 
+/** The newest kernel row of a host, as far as recording the next check-in needs it. */
+interface KernelTail {
+  seq: number;
+  kernel_id: string;
+  first_seen: string;
+  last_seen: string;
+}
+
+/** The newest level row of a host, likewise. */
+interface LevelTail {
+  seq: number;
+  kernel_id: string;
+  level: number;
+  from_at: string;
+  to_at: string | null;
+}
+
+/** What a host's history ends with after this node's last write. */
+interface Tail {
+  kernel: KernelTail;
+  level: LevelTail;
+}
+
+export interface HistoryOptions {
+  /**
+   * This process is the only writer of the history (the embedded SQLite
+   * database, which one server node opens): the newest rows it wrote are then
+   * known without reading them back. Never with PostgreSQL, where another
+   * node may have written since.
+   */
+  soleWriter?: boolean;
+}
+
 /**
  * Kernel and patch-level history of hosts, recorded at each check-in: the
  * source of exposure windows. A kernel change is dated at the host's boot
@@ -71,9 +104,12 @@ interface Head {
 export class HistoryRepository {
   readonly #db: Kysely<ComplianceDatabase>;
   readonly #heads = new BoundedMap<string, Head>(HISTORY_HEADS_MAX);
+  /** Sole writer only: each host's newest rows, so a change costs no reads. */
+  readonly #tails: BoundedMap<string, Tail> | undefined;
 
-  constructor(db: Kysely<ComplianceDatabase>) {
+  constructor(db: Kysely<ComplianceDatabase>, o: HistoryOptions = {}) {
     this.#db = db;
+    this.#tails = o.soleWriter === true ? new BoundedMap<string, Tail>(HISTORY_HEADS_MAX) : undefined;
   }
 
   /**
@@ -115,17 +151,21 @@ export class HistoryRepository {
 
   async #record(hostId: string, report: CheckinRequest, now: Date, levelCves: readonly string[]): Promise<void> {
     const nowIso = now.toISOString();
-    await this.#db.transaction().execute(async (tx) => {
-      const lastKernel = await tx
-        .selectFrom('host_kernel_history')
-        .selectAll()
-        .where('host_id', '=', hostId)
-        .orderBy('seq', 'desc')
-        .limit(1)
-        .executeTakeFirst();
-      let kernelSince: string;
+    const known = this.#tails?.get(hostId);
+    this.#tails?.delete(hostId);
+    const tail = await this.#db.transaction().execute(async (tx): Promise<Tail> => {
+      const lastKernel =
+        known?.kernel ??
+        (await tx
+          .selectFrom('host_kernel_history')
+          .select(['seq', 'kernel_id', 'first_seen', 'last_seen'])
+          .where('host_id', '=', hostId)
+          .orderBy('seq', 'desc')
+          .limit(1)
+          .executeTakeFirst());
+      let kernel: KernelTail;
       if (lastKernel !== undefined && lastKernel.kernel_id === report.kernel.id) {
-        kernelSince = lastKernel.first_seen;
+        kernel = { ...lastKernel, last_seen: nowIso };
         await tx
           .updateTable('host_kernel_history')
           .set({ last_seen: nowIso })
@@ -134,6 +174,7 @@ export class HistoryRepository {
           .execute();
       } else {
         const booted = new Date(now.getTime() - Math.max(0, report.uptimeSec) * 1000).toISOString();
+        let kernelSince: string;
         if (lastKernel === undefined) {
           // The first report: first seen when it enrolled (the server knows nothing earlier).
           const host = await tx.selectFrom('hosts').select('enrolled_at').where('id', '=', hostId).executeTakeFirst();
@@ -141,37 +182,45 @@ export class HistoryRepository {
         } else {
           kernelSince = later(booted, lastKernel.last_seen);
         }
+        kernel = {
+          seq: (lastKernel?.seq ?? 0) + 1,
+          kernel_id: report.kernel.id,
+          first_seen: kernelSince,
+          last_seen: nowIso,
+        };
         await tx
           .insertInto('host_kernel_history')
           .values({
             host_id: hostId,
-            seq: (lastKernel?.seq ?? 0) + 1,
-            kernel_id: report.kernel.id,
+            ...kernel,
             release: report.kernel.release,
             proc_version: report.kernel.procVersion,
-            first_seen: kernelSince,
-            last_seen: nowIso,
           })
           .execute();
       }
 
-      const lastLevel = await tx
-        .selectFrom('host_level_history')
-        .selectAll()
-        .where('host_id', '=', hostId)
-        .orderBy('seq', 'desc')
-        .limit(1)
-        .executeTakeFirst();
+      const lastLevel =
+        known === undefined
+          ? await tx
+              .selectFrom('host_level_history')
+              .select(['seq', 'kernel_id', 'level', 'from_at', 'to_at'])
+              .where('host_id', '=', hostId)
+              .orderBy('seq', 'desc')
+              .limit(1)
+              .executeTakeFirst()
+          : known.level;
       if (
         lastLevel !== undefined &&
         lastLevel.kernel_id === report.kernel.id &&
         lastLevel.level === report.appliedLevel &&
         lastLevel.to_at === null
       ) {
-        return;
+        return { kernel, level: lastLevel };
       }
       const from =
-        lastLevel === undefined ? kernelSince : levelSince(report, now, later(lastLevel.from_at, kernelSince));
+        lastLevel === undefined
+          ? kernel.first_seen
+          : levelSince(report, now, later(lastLevel.from_at, kernel.first_seen));
       if (lastLevel !== undefined && lastLevel.to_at === null) {
         await tx
           .updateTable('host_level_history')
@@ -180,19 +229,21 @@ export class HistoryRepository {
           .where('seq', '=', lastLevel.seq)
           .execute();
       }
+      const level: LevelTail = {
+        seq: (lastLevel?.seq ?? 0) + 1,
+        kernel_id: report.kernel.id,
+        level: report.appliedLevel,
+        from_at: from,
+        to_at: null,
+      };
       await tx
         .insertInto('host_level_history')
-        .values({
-          host_id: hostId,
-          seq: (lastLevel?.seq ?? 0) + 1,
-          kernel_id: report.kernel.id,
-          level: report.appliedLevel,
-          cves_json: JSON.stringify([...levelCves].sort()),
-          from_at: from,
-          to_at: null,
-        })
+        .values({ host_id: hostId, ...level, cves_json: JSON.stringify([...levelCves].sort()) })
         .execute();
+      return { kernel, level };
     });
+    // Kept only once the rows are committed: a failed transaction leaves the next check-in to read them.
+    this.#tails?.set(hostId, tail);
   }
 
   async history(hostId: string): Promise<HostHistory> {

@@ -57,6 +57,8 @@ export interface ComplianceOptions {
   defaultPolicy?: SlaPolicy;
   /** OpenVEX `author`: an IRI or email of the organisation (validated with the server configuration). */
   vexAuthor?: string | undefined;
+  /** This node is the database's only writer (embedded SQLite): see HistoryOptions. */
+  soleWriter?: boolean;
   fetch?: typeof fetch;
   /** The server's metrics registry; a private one otherwise. */
   registry?: Registry;
@@ -93,7 +95,7 @@ export class ComplianceService {
     this.#alerted = new AlertDeduper(this.tripwireLimits.alertWindowMs);
     const db = o.db as Kysely<ComplianceDatabase>;
     this.#o = o;
-    this.#history = new HistoryRepository(db);
+    this.#history = new HistoryRepository(db, { soleWriter: o.soleWriter === true });
     this.#levels = new LevelCatalog(db);
     this.#policy = new PolicyRepository(db, o.defaultPolicy);
     this.#tripwires = new TripwireRepository(db);

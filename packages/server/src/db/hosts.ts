@@ -86,6 +86,8 @@ const slimSelect = (db: Kysely<Database>) =>
       'revoked_at',
       'applied_level',
       'report_fp',
+      'last_apply_json',
+      'kernel_id',
     ])
     .where('id', '=', '');
 type SlimQuery = ReturnType<ReturnType<typeof slimSelect>['compile']>;
@@ -212,12 +214,12 @@ export class HostRepository {
       };
     }
     this.#beats.drop(id);
-    const heavy = await this.#db
-      .selectFrom('hosts')
-      .select(['last_apply_json', 'kernel_events_json'])
-      .where('id', '=', id)
-      .executeTakeFirst();
-    const prevEvents = parseJson<KernelEvent[]>(heavy?.kernel_events_json ?? null) ?? [];
+    // The stored events matter only to merge new ones (and to tell which are new).
+    const stored =
+      report.kernelEvents === undefined
+        ? undefined
+        : await this.#db.selectFrom('hosts').select('kernel_events_json').where('id', '=', id).executeTakeFirst();
+    const prevEvents = parseJson<KernelEvent[]>(stored?.kernel_events_json ?? null) ?? [];
     const events =
       report.kernelEvents === undefined
         ? undefined
@@ -225,7 +227,8 @@ export class HostRepository {
     await this.#db
       .updateTable('hosts')
       .set({
-        kernel_id: report.kernel.id,
+        // kernel_id is in two indexes: rewriting it unchanged still costs their upkeep.
+        ...(slim.kernel_id === report.kernel.id ? {} : { kernel_id: report.kernel.id }),
         release: report.kernel.release,
         kernel_json: JSON.stringify(report.kernel),
         applied_level: report.appliedLevel,
@@ -247,7 +250,7 @@ export class HostRepository {
       .execute();
     return {
       previousLevel: slim.applied_level,
-      previousApplyAt: parseJson<ApplyResult>(heavy?.last_apply_json ?? null)?.at ?? null,
+      previousApplyAt: parseJson<ApplyResult>(slim.last_apply_json)?.at ?? null,
       previousEventAt: prevEvents.at(-1)?.at ?? null,
       host: facts(report.tags === undefined ? slim.reported_tags_json : JSON.stringify(report.tags)),
     };
