@@ -68,9 +68,16 @@ describe('exploit tripwires and attestations on a real kernel', () => {
     );
     const t = Date.now();
     await publish(w.server, tripwire);
-    await until('the pushed level 3', 120_000, async () =>
-      (await viewKernel(w.guest)).patches.get(tripwire.manifest.name)?.transition === '0' ? true : undefined,
-    );
+    // Done means enabled with no transition, and the agent's own record written: the patch's sysfs entry reads
+    // enabled 0, transition 0 while its module is still loading (seen on a loaded machine), and the tests below read
+    // the scanner files the agent writes last.
+    const want = `${w.kernel.release}+lg${tripwire.manifest.level}`;
+    await until('the pushed level 3', 120_000, async () => {
+      const p = (await viewKernel(w.guest)).patches.get(tripwire.manifest.name);
+      if (p?.enabled !== '1' || p.transition !== '0') return undefined;
+      const effective = await w.guest.run('cat /var/lib/livegraft/effective-version');
+      return effective.out.trim() === want ? true : undefined;
+    });
     console.log(`publish -> applied in the guest: ${Date.now() - t} ms`);
   });
 
