@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ValidationGuest } from '../src/validate/guest.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const examplesDir = path.join(repoRoot, 'examples', 'fixes');
@@ -80,4 +81,9 @@ export async function fakeQemuOnPath(dir: string, script: string): Promise<() =>
   return () => {
     process.env.PATH = oldPath;
   };
+}
+
+/** A validation guest for a fake QEMU on PATH (fakeQemuOnPath): no kernel, no image, one minute to live. */
+export function fakeQemuGuest(): ValidationGuest {
+  return new ValidationGuest({ vmlinuz: 'x', initrd: 'x', memoryMb: 64, qemuArgs: [], deadline: Date.now() + 60_000 });
 }

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LivegraftError } from '@livegraft/protocol';
-import { GUEST_READY_MARKER, ValidationGuest } from '../src/validate/guest.ts';
-import { fakeQemuOnPath } from './helpers.ts';
+import { GUEST_READY_MARKER } from '../src/validate/guest.ts';
+import { fakeQemuGuest, fakeQemuOnPath } from './helpers.ts';
 
 describe('a validation guest that closes its input', () => {
   let dir = '';
@@ -24,13 +24,7 @@ describe('a validation guest that closes its input', () => {
   });
 
   it('ends with a typed error when its input is refused, and is killed', async () => {
-    const g = new ValidationGuest({
-      vmlinuz: 'x',
-      initrd: 'x',
-      memoryMb: 64,
-      qemuArgs: [],
-      deadline: Date.now() + 60_000,
-    });
+    const g = fakeQemuGuest();
     const err = await g.boot(3000).then(
       () => undefined,
       (e: unknown) => e,

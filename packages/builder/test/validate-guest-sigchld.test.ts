@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { GUEST_READY_MARKER, ValidationGuest } from '../src/validate/guest.ts';
-import { fakeQemuOnPath } from './helpers.ts';
+import { GUEST_READY_MARKER } from '../src/validate/guest.ts';
+import { fakeQemuGuest, fakeQemuOnPath } from './helpers.ts';
 
 /** From busybox-static, which the set-up installs for the guests' userland. */
 const BUSYBOX = '/bin/busybox';
@@ -33,13 +33,7 @@ describe('a validation guest whose command leaves a background child', () => {
   });
 
   it('keeps its shell when the child ends while the shell waits for input', async () => {
-    const g = new ValidationGuest({
-      vmlinuz: 'x',
-      initrd: 'x',
-      memoryMb: 64,
-      qemuArgs: [],
-      deadline: Date.now() + 60_000,
-    });
+    const g = fakeQemuGuest();
     try {
       await g.boot(20_000);
       assert.equal((await g.run('sleep 1 &', 20_000)).code, 0);
