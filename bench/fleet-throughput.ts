@@ -38,9 +38,9 @@ export async function throughput(
   server: ServerNode,
   tokens: string[],
   kernel: FakeKernel,
-  o: { concurrency: number; durationMs: number },
+  o: { concurrency: number; durationMs: number; profFile?: string },
 ): Promise<Throughput> {
-  const { concurrency, durationMs } = o;
+  const { concurrency, durationMs, profFile } = o;
   const identity = {
     id: kernel.id,
     release: kernel.release,
@@ -62,6 +62,7 @@ export async function throughput(
   const bodies = tokens.map(() => body());
   say(`throughput: ${concurrency} connections, ${durationMs / 1000} s each, ${tokens.length} host tokens`);
   await server.probe({ probe: 'checkin-kind', kind: 'checkin' });
+  if (profFile !== undefined) await server.probe({ probe: 'profile-start' });
   const before = await server.read();
   const checkin = await runLoad({
     url: server.url,
@@ -74,6 +75,7 @@ export async function throughput(
     warmupMs: 2000,
   });
   const after = await server.read();
+  if (profFile !== undefined) await server.probe({ probe: 'profile-stop', file: profFile });
   const n = after.requests.checkin - before.requests.checkin;
   const serverCpuMsPerCheckin = (after.totalUs - before.totalUs) / 1000 / Math.max(1, n);
   say(`  check-in: ${JSON.stringify(checkin)}; server ${serverCpuMsPerCheckin.toFixed(3)} CPU-ms per check-in`);

@@ -418,6 +418,7 @@ async function rollout(n: number, o: RunOptions): Promise<RunResult> {
       result.throughput = await throughput(first, tokens, kernel, {
         concurrency: int('concurrency', args.concurrency, 1, 4096),
         durationMs: int('throughput-sec', args['throughput-sec'], 1, 600) * 1000,
+        ...(o.prof === undefined ? {} : { profFile: join(o.prof, `server-checkin-${o.layout}-${n}.cpuprofile`) }),
       });
     }
     return result;

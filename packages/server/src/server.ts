@@ -123,7 +123,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   });
   const db = database.db;
 
-  const userspace = new UserspaceRepository(db as unknown as Kysely<unknown>);
+  const userspace = new UserspaceRepository(db as unknown as Kysely<unknown>, database.readSync);
   let tuf: TufRepository;
   try {
     tuf = await TufRepository.open(
@@ -144,6 +144,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     db,
     (err) => logger.error({ err }, 'could not store check-in heartbeats'),
     database.readSync,
+    database.writeSync,
   );
   const patches = new PatchRepository(db);
   const rt = createFleetRuntime({ config, database, hosts, patches, clock, randomId, log: logger, deps: deps.fleet });
@@ -162,6 +163,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
     vexAuthor: config.vexAuthor,
     registry: rt.metrics.registry,
     soleWriter: database.kind === 'sqlite',
+    writeSync: database.writeSync,
     ...deps.compliance,
   }).catch(async (err: unknown) => {
     await db.destroy();

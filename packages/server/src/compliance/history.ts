@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { CheckinRequest } from '@livegraft/protocol';
 import { BoundedMap } from '../bounded-map.ts';
+import { CompiledShapes, runSteps, type Steps } from '../db/compiled.ts';
+import type { WriteSync } from '../db/node-sqlite.ts';
 import type { ComplianceDatabase } from './schema.ts';
 
 export interface KernelSegment {
@@ -94,6 +96,8 @@ export interface HistoryOptions {
    * node may have written since.
    */
   soleWriter?: boolean;
+  /** SQLite only: runs the history's transaction at once on the connection (see WriteSync). */
+  writeSync?: WriteSync | undefined;
 }
 
 /**
@@ -106,9 +110,12 @@ export class HistoryRepository {
   readonly #heads = new BoundedMap<string, Head>(HISTORY_HEADS_MAX);
   /** Sole writer only: each host's newest rows, so a change costs no reads. */
   readonly #tails: BoundedMap<string, Tail> | undefined;
+  readonly #writeSync: WriteSync | undefined;
+  readonly #shapes = new CompiledShapes();
 
   constructor(db: Kysely<ComplianceDatabase>, o: HistoryOptions = {}) {
     this.#db = db;
+    this.#writeSync = o.writeSync;
     this.#tails = o.soleWriter === true ? new BoundedMap<string, Tail>(HISTORY_HEADS_MAX) : undefined;
   }
 
@@ -150,100 +157,114 @@ export class HistoryRepository {
   }
 
   async #record(hostId: string, report: CheckinRequest, now: Date, levelCves: readonly string[]): Promise<void> {
-    const nowIso = now.toISOString();
     const known = this.#tails?.get(hostId);
     this.#tails?.delete(hostId);
-    const tail = await this.#db.transaction().execute(async (tx): Promise<Tail> => {
-      const lastKernel =
-        known?.kernel ??
-        (await tx
+    const tail = await runSteps(this.#db as unknown as Kysely<unknown>, this.#writeSync, () =>
+      this.#steps(hostId, report, now, levelCves, known),
+    );
+    // Kept only once the rows are committed: a failed transaction leaves the next check-in to read them.
+    this.#tails?.set(hostId, tail);
+  }
+
+  /** The statements that record one check-in, as one transaction (see runSteps). */
+  *#steps(
+    hostId: string,
+    report: CheckinRequest,
+    now: Date,
+    levelCves: readonly string[],
+    known: Tail | undefined,
+  ): Steps<Tail> {
+    const db = this.#db;
+    const sh = this.#shapes;
+    const nowIso = now.toISOString();
+    const lastKernel =
+      known?.kernel ??
+      ((yield sh.of('kernel.tail', [hostId, 1], () =>
+        db
           .selectFrom('host_kernel_history')
           .select(['seq', 'kernel_id', 'first_seen', 'last_seen'])
           .where('host_id', '=', hostId)
           .orderBy('seq', 'desc')
-          .limit(1)
-          .executeTakeFirst());
-      let kernel: KernelTail;
-      if (lastKernel !== undefined && lastKernel.kernel_id === report.kernel.id) {
-        kernel = { ...lastKernel, last_seen: nowIso };
-        await tx
+          .limit(1),
+      ))[0] as KernelTail | undefined);
+    let kernel: KernelTail;
+    if (lastKernel !== undefined && lastKernel.kernel_id === report.kernel.id) {
+      kernel = { ...lastKernel, last_seen: nowIso };
+      yield sh.of('kernel.seen', [nowIso, hostId, lastKernel.seq], () =>
+        db
           .updateTable('host_kernel_history')
           .set({ last_seen: nowIso })
           .where('host_id', '=', hostId)
-          .where('seq', '=', lastKernel.seq)
-          .execute();
+          .where('seq', '=', lastKernel.seq),
+      );
+    } else {
+      const booted = new Date(now.getTime() - Math.max(0, report.uptimeSec) * 1000).toISOString();
+      let kernelSince: string;
+      if (lastKernel === undefined) {
+        // The first report: first seen when it enrolled (the server knows nothing earlier).
+        const host = (yield sh.of('host.enrolled', [hostId], () =>
+          db.selectFrom('hosts').select('enrolled_at').where('id', '=', hostId),
+        ))[0] as { enrolled_at: string } | undefined;
+        kernelSince = host === undefined ? nowIso : earlier(host.enrolled_at, nowIso);
       } else {
-        const booted = new Date(now.getTime() - Math.max(0, report.uptimeSec) * 1000).toISOString();
-        let kernelSince: string;
-        if (lastKernel === undefined) {
-          // The first report: first seen when it enrolled (the server knows nothing earlier).
-          const host = await tx.selectFrom('hosts').select('enrolled_at').where('id', '=', hostId).executeTakeFirst();
-          kernelSince = host === undefined ? nowIso : earlier(host.enrolled_at, nowIso);
-        } else {
-          kernelSince = later(booted, lastKernel.last_seen);
-        }
-        kernel = {
-          seq: (lastKernel?.seq ?? 0) + 1,
-          kernel_id: report.kernel.id,
-          first_seen: kernelSince,
-          last_seen: nowIso,
-        };
-        await tx
-          .insertInto('host_kernel_history')
-          .values({
-            host_id: hostId,
-            ...kernel,
-            release: report.kernel.release,
-            proc_version: report.kernel.procVersion,
-          })
-          .execute();
+        kernelSince = later(booted, lastKernel.last_seen);
       }
+      kernel = {
+        seq: (lastKernel?.seq ?? 0) + 1,
+        kernel_id: report.kernel.id,
+        first_seen: kernelSince,
+        last_seen: nowIso,
+      };
+      const row = {
+        host_id: hostId,
+        ...kernel,
+        release: report.kernel.release,
+        proc_version: report.kernel.procVersion,
+      };
+      yield sh.of('kernel.insert', Object.values(row), () => db.insertInto('host_kernel_history').values(row));
+    }
 
-      const lastLevel =
-        known === undefined
-          ? await tx
-              .selectFrom('host_level_history')
-              .select(['seq', 'kernel_id', 'level', 'from_at', 'to_at'])
-              .where('host_id', '=', hostId)
-              .orderBy('seq', 'desc')
-              .limit(1)
-              .executeTakeFirst()
-          : known.level;
-      if (
-        lastLevel !== undefined &&
-        lastLevel.kernel_id === report.kernel.id &&
-        lastLevel.level === report.appliedLevel &&
-        lastLevel.to_at === null
-      ) {
-        return { kernel, level: lastLevel };
-      }
-      const from =
-        lastLevel === undefined
-          ? kernel.first_seen
-          : levelSince(report, now, later(lastLevel.from_at, kernel.first_seen));
-      if (lastLevel !== undefined && lastLevel.to_at === null) {
-        await tx
+    const lastLevel =
+      known?.level ??
+      ((yield sh.of('level.tail', [hostId, 1], () =>
+        db
+          .selectFrom('host_level_history')
+          .select(['seq', 'kernel_id', 'level', 'from_at', 'to_at'])
+          .where('host_id', '=', hostId)
+          .orderBy('seq', 'desc')
+          .limit(1),
+      ))[0] as LevelTail | undefined);
+    if (
+      lastLevel !== undefined &&
+      lastLevel.kernel_id === report.kernel.id &&
+      lastLevel.level === report.appliedLevel &&
+      lastLevel.to_at === null
+    ) {
+      return { kernel, level: lastLevel };
+    }
+    const from =
+      lastLevel === undefined
+        ? kernel.first_seen
+        : levelSince(report, now, later(lastLevel.from_at, kernel.first_seen));
+    if (lastLevel !== undefined && lastLevel.to_at === null) {
+      yield sh.of('level.close', [from, hostId, lastLevel.seq], () =>
+        db
           .updateTable('host_level_history')
           .set({ to_at: from })
           .where('host_id', '=', hostId)
-          .where('seq', '=', lastLevel.seq)
-          .execute();
-      }
-      const level: LevelTail = {
-        seq: (lastLevel?.seq ?? 0) + 1,
-        kernel_id: report.kernel.id,
-        level: report.appliedLevel,
-        from_at: from,
-        to_at: null,
-      };
-      await tx
-        .insertInto('host_level_history')
-        .values({ host_id: hostId, ...level, cves_json: JSON.stringify([...levelCves].sort()) })
-        .execute();
-      return { kernel, level };
-    });
-    // Kept only once the rows are committed: a failed transaction leaves the next check-in to read them.
-    this.#tails?.set(hostId, tail);
+          .where('seq', '=', lastLevel.seq),
+      );
+    }
+    const level: LevelTail = {
+      seq: (lastLevel?.seq ?? 0) + 1,
+      kernel_id: report.kernel.id,
+      level: report.appliedLevel,
+      from_at: from,
+      to_at: null,
+    };
+    const row = { host_id: hostId, ...level, cves_json: JSON.stringify([...levelCves].sort()) };
+    yield sh.of('level.insert', Object.values(row), () => db.insertInto('host_level_history').values(row));
+    return { kernel, level };
   }
 
   async history(hostId: string): Promise<HostHistory> {

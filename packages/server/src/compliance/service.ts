@@ -20,6 +20,7 @@ import { AlertSender, tripwireAlert } from './alerts.ts';
 import { DATASET_FILE, loadServerDataset } from './dataset.ts';
 import { DatasetWatch, fileStamp, registerDatasetGauges } from './dataset-watch.ts';
 import { ExposureService, kernelString, type ComplianceHost } from './exposure.ts';
+import type { WriteSync } from '../db/node-sqlite.ts';
 import { HistoryRepository } from './history.ts';
 import { LevelCatalog } from './levels.ts';
 import { complianceMetrics, registerSlaGauge, type ComplianceMetrics } from './metrics.ts';
@@ -59,6 +60,8 @@ export interface ComplianceOptions {
   vexAuthor?: string | undefined;
   /** This node is the database's only writer (embedded SQLite): see HistoryOptions. */
   soleWriter?: boolean;
+  /** SQLite only: runs a transaction at once on the connection (see WriteSync). */
+  writeSync?: WriteSync | undefined;
   fetch?: typeof fetch;
   /** The server's metrics registry; a private one otherwise. */
   registry?: Registry;
@@ -95,7 +98,7 @@ export class ComplianceService {
     this.#alerted = new AlertDeduper(this.tripwireLimits.alertWindowMs);
     const db = o.db as Kysely<ComplianceDatabase>;
     this.#o = o;
-    this.#history = new HistoryRepository(db, { soleWriter: o.soleWriter === true });
+    this.#history = new HistoryRepository(db, { soleWriter: o.soleWriter === true, writeSync: o.writeSync });
     this.#levels = new LevelCatalog(db);
     this.#policy = new PolicyRepository(db, o.defaultPolicy);
     this.#tripwires = new TripwireRepository(db);

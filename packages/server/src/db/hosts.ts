@@ -13,7 +13,8 @@ import {
 } from '@livegraft/protocol';
 import { DEFAULT_FEED } from './fleet-migration.ts';
 import { HeartbeatBuffer } from './heartbeats.ts';
-import type { ReadSync } from './node-sqlite.ts';
+import { CompiledShapes } from './compiled.ts';
+import type { ReadSync, WriteSync } from './node-sqlite.ts';
 import type { Database, HostsTable } from './schema.ts';
 
 type HostRow = Selectable<HostsTable>;
@@ -112,12 +113,24 @@ export class HostRepository {
   #slimQuery: SlimQuery | undefined;
 
   readonly #readSync: ReadSync | undefined;
+  readonly #writeSync: WriteSync | undefined;
+  /** The check-in's host-row update, one text per set of columns it writes. */
+  readonly #shapes = new CompiledShapes();
 
-  /** `readSync` (SQLite only) serves the check-in's host read without a round trip through Kysely. */
-  constructor(db: Kysely<Database>, onError: (err: unknown) => void = () => {}, readSync?: ReadSync) {
+  /**
+   * `readSync` and `writeSync` (SQLite only) serve the check-in's host read and update without a
+   * round trip through Kysely.
+   */
+  constructor(
+    db: Kysely<Database>,
+    onError: (err: unknown) => void = () => {},
+    readSync?: ReadSync,
+    writeSync?: WriteSync,
+  ) {
     this.#db = db;
     this.#beats = new HeartbeatBuffer(db, onError);
     this.#readSync = readSync;
+    this.#writeSync = writeSync;
   }
 
   /** A host as read, with its newer check-in time and uptime if they are still waiting to be written. */
@@ -224,30 +237,32 @@ export class HostRepository {
       report.kernelEvents === undefined
         ? undefined
         : mergeEvents(prevEvents, report.kernelEvents).slice(-MAX_KERNEL_EVENTS_KEPT);
-    await this.#db
-      .updateTable('hosts')
-      .set({
-        // kernel_id is in two indexes: rewriting it unchanged still costs their upkeep.
-        ...(slim.kernel_id === report.kernel.id ? {} : { kernel_id: report.kernel.id }),
-        release: report.kernel.release,
-        kernel_json: JSON.stringify(report.kernel),
-        applied_level: report.appliedLevel,
-        state: report.state,
-        last_error: report.lastError ?? null,
-        // A report without lastApply keeps the previous one: it is history, not state.
-        ...(report.lastApply === undefined ? {} : { last_apply_json: JSON.stringify(report.lastApply) }),
-        agent_version: report.agentVersion,
-        uptime_sec: report.uptimeSec,
-        clock_skew_sec: report.clockSkewSec ?? null,
-        last_checkin_at: now.toISOString(),
-        ...(report.tags === undefined ? {} : { reported_tags_json: JSON.stringify(report.tags) }),
-        ...(report.blockingTasks === undefined ? {} : { blocking_json: JSON.stringify(report.blockingTasks) }),
-        ...(report.patchState === undefined ? {} : { patch_state_json: JSON.stringify(report.patchState) }),
-        ...(events === undefined ? {} : { kernel_events_json: JSON.stringify(events) }),
-        report_fp: fp,
-      })
-      .where('id', '=', id)
-      .execute();
+    const set = {
+      // kernel_id is in two indexes: rewriting it unchanged still costs their upkeep.
+      ...(slim.kernel_id === report.kernel.id ? {} : { kernel_id: report.kernel.id }),
+      release: report.kernel.release,
+      kernel_json: JSON.stringify(report.kernel),
+      applied_level: report.appliedLevel,
+      state: report.state,
+      last_error: report.lastError ?? null,
+      // A report without lastApply keeps the previous one: it is history, not state.
+      ...(report.lastApply === undefined ? {} : { last_apply_json: JSON.stringify(report.lastApply) }),
+      agent_version: report.agentVersion,
+      uptime_sec: report.uptimeSec,
+      clock_skew_sec: report.clockSkewSec ?? null,
+      last_checkin_at: now.toISOString(),
+      ...(report.tags === undefined ? {} : { reported_tags_json: JSON.stringify(report.tags) }),
+      ...(report.blockingTasks === undefined ? {} : { blocking_json: JSON.stringify(report.blockingTasks) }),
+      ...(report.patchState === undefined ? {} : { patch_state_json: JSON.stringify(report.patchState) }),
+      ...(events === undefined ? {} : { kernel_events_json: JSON.stringify(events) }),
+      report_fp: fp,
+    };
+    const update = this.#shapes.of(`checkin:${Object.keys(set).join(',')}`, [...Object.values(set), id], () =>
+      this.#db.updateTable('hosts').set(set).where('id', '=', id),
+    );
+    if (this.#writeSync?.((exec) => exec(update.sql, update.parameters)) === undefined) {
+      await this.#db.executeQuery(update);
+    }
     return {
       previousLevel: slim.applied_level,
       previousApplyAt: parseJson<ApplyResult>(slim.last_apply_json)?.at ?? null,

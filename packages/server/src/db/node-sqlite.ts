@@ -10,6 +10,18 @@ const STATEMENT_CACHE_SIZE = 512;
 /** Runs a read on the connection at once, without Kysely's asynchronous round trip. */
 export type ReadSync = (sql: string, params: readonly unknown[]) => Record<string, unknown>[];
 
+/** Runs one statement inside a WriteSync body: the rows of a statement that returns rows, else none. */
+export type ExecSync = (sql: string, params: readonly unknown[]) => Record<string, unknown>[];
+
+/**
+ * Runs a body of statements as one transaction at once, committed before it
+ * returns, or rolled back if the body throws. Undefined, with nothing run,
+ * while another caller's transaction is open on the connection (Kysely holds
+ * it across awaits): the caller then takes the asynchronous path, which waits
+ * for that transaction.
+ */
+export type WriteSync = <T>(body: (exec: ExecSync) => T) => { value: T } | undefined;
+
 /**
  * Adapts Node's built-in `node:sqlite` to the shape Kysely's SqliteDialect
  * expects (it was written for better-sqlite3): parameters come as one array,
@@ -30,7 +42,7 @@ function ownerOnly(path: string): void {
   }
 }
 
-export function openNodeSqlite(path: string): SqliteDatabase & { readSync: ReadSync } {
+export function openNodeSqlite(path: string): SqliteDatabase & { readSync: ReadSync; writeSync: WriteSync } {
   if (path !== ':memory:') ownerOnly(path);
   const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
   db.exec('PRAGMA journal_mode = WAL');
@@ -74,6 +86,26 @@ export function openNodeSqlite(path: string): SqliteDatabase & { readSync: ReadS
       const { stmt, reader } = prepared(sql);
       if (!reader) throw new TypeError('readSync runs statements that return rows only');
       return stmt.all(...params(values)) as Record<string, unknown>[];
+    },
+    // For the check-in's writes. Nothing awaits between BEGIN and COMMIT, so no other caller's
+    // statement can land inside this transaction, nor this one inside another's.
+    writeSync: <T>(body: (exec: ExecSync) => T): { value: T } | undefined => {
+      if (db.isTransaction) return undefined;
+      const exec: ExecSync = (sql, values) => {
+        const { stmt, reader } = prepared(sql);
+        if (reader) return stmt.all(...params(values)) as Record<string, unknown>[];
+        stmt.run(...params(values));
+        return [];
+      };
+      db.exec('BEGIN');
+      try {
+        const value = body(exec);
+        db.exec('COMMIT');
+        return { value };
+      } catch (err) {
+        if (db.isTransaction) db.exec('ROLLBACK');
+        throw err;
+      }
     },
   };
 }

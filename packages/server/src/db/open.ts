@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { LivegraftError } from '@livegraft/protocol';
 import { migrateToLatest } from './migrations.ts';
-import { openNodeSqlite, type ReadSync } from './node-sqlite.ts';
+import { openNodeSqlite, type ReadSync, type WriteSync } from './node-sqlite.ts';
 import type { Database } from './schema.ts';
 
 export const DB_FILE = 'livegraft.db';
@@ -28,6 +28,8 @@ export interface OpenedDatabase {
   url?: string;
   /** SQLite only: a synchronous read on the same connection, for the hottest query. */
   readSync?: ReadSync;
+  /** SQLite only: a transaction run at once on the same connection, for the check-in's writes. */
+  writeSync?: WriteSync;
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -69,6 +71,7 @@ export async function openDatabase(dataDir: string, opts: DatabaseOptions = {}):
       db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }),
       kind: 'sqlite',
       readSync: database.readSync,
+      writeSync: database.writeSync,
     };
   }
   try {

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type CompiledQuery, type Kysely } from 'kysely';
 import {
   userspaceTargetPath,
   type HostUserspaceLibrary,
@@ -9,8 +9,15 @@ import {
   type UserspacePromotion,
 } from '@livegraft/protocol';
 import { FeedRepository } from '../db/feeds.ts';
+import type { ReadSync } from '../db/node-sqlite.ts';
 import type { Database } from '../db/schema.ts';
 import { UserspaceFeedLevels } from './feeds.ts';
+
+/** Whether a host's feed holds any library level, and whether the host has any library pin. */
+interface OfferRow {
+  levels: unknown;
+  pins: unknown;
+}
 
 interface LevelRow {
   build_id: string;
@@ -66,7 +73,12 @@ export class UserspaceRepository {
   /** Each feed's level per build-id. */
   readonly feedLevels: UserspaceFeedLevels;
 
-  constructor(db: Kysely<unknown>) {
+  readonly #readSync: ReadSync | undefined;
+  #offerQuery: CompiledQuery<OfferRow> | undefined;
+
+  /** `readSync` (SQLite only) serves the check-in's one read without a round trip through Kysely. */
+  constructor(db: Kysely<unknown>, readSync?: ReadSync) {
+    this.#readSync = readSync;
     // The shared Database type does not name these tables; this module names what it uses.
     this.#db = db as unknown as Kysely<Tables>;
     this.#feeds = new FeedRepository(db as unknown as Kysely<Database>);
@@ -301,9 +313,15 @@ export class UserspaceRepository {
     const hostId = host.id;
     // Most check-ins come from hosts whose feed holds no library level and that have no pin: one read
     // finds that there is nothing to offer, without reading levels, pins, published levels and halts.
-    const { rows } = await sql<{ levels: unknown; pins: unknown }>`select
+    // Compiled once, run with each host's values (on SQLite at once, without Kysely's round trip).
+    this.#offerQuery ??= sql<OfferRow>`select
         exists (select 1 from userspace_feed_levels where feed = ${host.feed}) as levels,
-        exists (select 1 from userspace_pins where host_id = ${hostId}) as pins`.execute(this.#db);
+        exists (select 1 from userspace_pins where host_id = ${hostId}) as pins`.compile(this.#db);
+    const values = [host.feed, hostId];
+    const rows =
+      this.#readSync === undefined
+        ? (await this.#db.executeQuery<OfferRow>({ ...this.#offerQuery, parameters: values })).rows
+        : (this.#readSync(this.#offerQuery.sql, values) as unknown as OfferRow[]);
     if (!truthy(rows[0]?.levels) && !truthy(rows[0]?.pins)) return [];
     const feedLevels = await this.feedLevels.list({ feed: host.feed });
     const pins = await this.#db.selectFrom('userspace_pins').selectAll().where('host_id', '=', hostId).execute();
