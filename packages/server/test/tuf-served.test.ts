@@ -50,4 +50,25 @@ describe('TUF metadata served from memory', () => {
     const snapshot = latestMetadata(h, 'snapshot');
     assert.equal(await get(`${snapshot.version}.snapshot.json`), snapshot.json);
   });
+
+  it('serves a missing root as missing for at most the same bound, then the root stored since', async () => {
+    const root = latestMetadata(h, 'root');
+    const next = `${root.version + 1}.root.json`;
+    const status = async (): Promise<number> => (await fetch(`${h.server.url}/tuf/metadata/${next}`)).status;
+    assert.equal(await status(), 404);
+    // A root stored behind the server's back (no notice): the miss stands within the bound, not after it.
+    const db = new DatabaseSync(join(h.dataDir, 'livegraft.db'));
+    try {
+      db.prepare("INSERT INTO tuf_metadata (role, version, json, created_at) VALUES ('root', ?, ?, ?)").run(
+        root.version + 1,
+        root.json,
+        new Date().toISOString(),
+      );
+    } finally {
+      db.close();
+    }
+    assert.equal(await status(), 404, 'within the bound the miss is served from memory');
+    clock.shift(SERVED_TIMESTAMP_MS);
+    assert.equal(await get(next), root.json, 'after it, the stored root');
+  });
 });

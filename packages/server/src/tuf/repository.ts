@@ -149,6 +149,12 @@ export class TufRepository {
   readonly #store: TufMetadataStore;
   /** What agents fetch on every update, kept in memory: versioned files never change once stored. */
   readonly #files = new Map<string, string>();
+  /**
+   * Versioned files asked for and not stored, and when: every agent asks for the root after its
+   * own, so that it sees a rotation. A miss is served for as long as the timestamp is, so a root
+   * stored behind this node's back (no notice) is served within that bound.
+   */
+  readonly #missing = new Map<string, number>();
   #timestamp: { text: string; at: number } | undefined;
   readonly #targets = new Map<string, { value: Omit<PublishedTarget, 'manifest'>; at: number }>();
   readonly #clock: () => Date;
@@ -227,10 +233,16 @@ export class TufRepository {
     if (m === null) return undefined;
     const hit = this.#files.get(name);
     if (hit !== undefined) return hit;
+    const missedAt = this.#missing.get(name);
+    if (missedAt !== undefined && now - missedAt >= 0 && now - missedAt < SERVED_TIMESTAMP_MS) return undefined;
     const text = await this.#store.get(m[2] as 'root' | 'snapshot' | 'targets', Number(m[1]));
     if (text !== undefined) {
+      this.#missing.delete(name);
       if (this.#files.size >= SERVED_FILES_MAX) this.#files.clear();
       this.#files.set(name, text);
+    } else {
+      if (this.#missing.size >= SERVED_FILES_MAX) this.#missing.clear();
+      this.#missing.set(name, now);
     }
     return text;
   }
@@ -239,6 +251,7 @@ export class TufRepository {
   forgetServed(): void {
     this.#timestamp = undefined;
     this.#files.clear();
+    this.#missing.clear();
     this.#targets.clear();
   }
 
