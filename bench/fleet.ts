@@ -21,7 +21,7 @@
 // per host update split by request kind (bench/fleet-server-probe.ts). After
 // the largest run: check-ins per second held vs a bare Fastify hello-world.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -94,6 +94,11 @@ function stats(samples: number[]): { n: number; p50: number; p90: number; p99: n
 
 const round = (v: number, digits = 3): number => Number(v.toFixed(digits));
 const load = (): number[] => os.loadavg().map((l) => round(l, 2));
+/** The machine's CPU time counters (USER_HZ ticks): all of it, and the part a hypervisor gave to others (steal). */
+function cpuTicks(): { total: number; steal: number } {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  return { total: f.reduce((a, b) => a + b, 0), steal: f[7] ?? 0 };
+}
 
 /** One node's CPU during the rollout, from its own counters, per host update it served. */
 interface NodeCost {
@@ -132,6 +137,8 @@ interface RunResult {
   nodes: number;
   loadAvgBefore: number[];
   loadAvgAfter: number[];
+  /** Of the machine's CPU time during the rollout, the share stolen by the hypervisor (%). */
+  stealPct: number;
   enrolled: number;
   enrolSec: number;
   startSec: number;
@@ -297,6 +304,7 @@ async function rollout(n: number, o: RunOptions): Promise<RunResult> {
     const mirrorCpuBefore = mirror === undefined ? 0 : cpuSec(mirror.pid);
     const databaseCpuBefore = pg === undefined ? 0 : treeCpuSec(pg.pid);
     const workerCpuBefore = workers.reduce((a, w) => a + cpuSec(w.child.pid ?? 0), 0);
+    const ticksBefore = cpuTicks();
     // The clock starts when the publish request is sent: publish, mirror sync (B), then the feeds move (push).
     const t0 = Date.now();
     await adminCall(first, 'POST', '/api/v1/patches', { manifest: patch.manifest, publish: true });
@@ -333,6 +341,12 @@ async function rollout(n: number, o: RunOptions): Promise<RunResult> {
       }
     }
     const loadAvgAfter = load();
+    const ticksAfter = cpuTicks();
+    // On a virtual machine, the share of the rollout's CPU time the hypervisor ran other guests in.
+    const stealPct = round(
+      (100 * (ticksAfter.steal - ticksBefore.steal)) / Math.max(1, ticksAfter.total - ticksBefore.total),
+      1,
+    );
     const mirrorCpu = mirror === undefined ? null : round(cpuSec(mirror.pid) - mirrorCpuBefore, 2);
     const databaseCpu = pg === undefined ? null : treeCpuSec(pg.pid) - databaseCpuBefore;
     const workerCpuRollout = workers.reduce((a, w) => a + cpuSec(w.child.pid ?? 0), 0) - workerCpuBefore;
@@ -365,6 +379,7 @@ async function rollout(n: number, o: RunOptions): Promise<RunResult> {
       nodes: nodes.length,
       loadAvgBefore,
       loadAvgAfter,
+      stealPct,
       enrolled: enrolledCount,
       enrolSec: round(enrolSec, 1),
       startSec: round(startSec, 1),
@@ -407,7 +422,7 @@ async function rollout(n: number, o: RunOptions): Promise<RunResult> {
     say(
       `N=${n} ${o.layout}/${nodes.length}: applied ${applied}/${enrolledCount}; p50 ${publishToApplied.p50} s, ` +
         `p99 ${publishToApplied.p99} s, max ${publishToApplied.max} s; server ${result.serverCpuMsPerHost} CPU-ms/host ` +
-        `${JSON.stringify(byKind)}; ${result.bytesPerAgent} B/agent; load ${loadAvgAfter.join(' ')}`,
+        `${JSON.stringify(byKind)}; ${result.bytesPerAgent} B/agent; load ${loadAvgAfter.join(' ')}; steal ${stealPct} %`,
     );
     await Promise.all(workers.map((w) => w.stop()));
     if (o.throughput) {
@@ -489,6 +504,7 @@ async function main(): Promise<void> {
             ratioToHelloWorld: tp?.ratio ?? null,
             bytesPerAgent: big.bytesPerAgent,
             loadAvg: big.loadAvgAfter,
+            stealPct: big.stealPct,
           },
     runs,
     targets: {

@@ -12,6 +12,20 @@ import type { Database } from '../src/db/schema.ts';
 import { ApiTokenRepository, RegistrationKeyRepository } from '../src/db/tokens.ts';
 import { buildPatch, KERNEL_ID, kernelIdentity, OTHER_KERNEL_ID, PROC_VERSION } from './helpers.ts';
 
+/** The user-space tables the check-in's host read looks into (the user-space module owns them). */
+interface UserspaceOfferTables {
+  userspace_feed_levels: {
+    feed: string;
+    build_id: string;
+    level: number;
+    previous_level: number;
+    source: string;
+    allow_downgrade: number;
+    set_at: string;
+  };
+  userspace_pins: { host_id: string; build_id: string; level: number; created_at: string };
+}
+
 export interface ContractDb {
   db: Kysely<Database>;
   /** SQLite's synchronous read, which the server gives its host repository. */
@@ -108,6 +122,7 @@ export function runStorageContract(
         previousEventAt: null,
         // The host as the check-in left it, the same as reading it afresh.
         host: await hosts.fleetHost('h1'),
+        userspaceOffer: false,
       });
       assert.equal(first?.host?.appliedLevel, 1);
       // The same events again are not stored twice.
@@ -116,7 +131,35 @@ export function runStorageContract(
         previousApplyAt: at(1).toISOString(),
         previousEventAt: at(2).toISOString(),
         host: await hosts.fleetHost('h1'),
+        userspaceOffer: false,
       });
+      // A library level in the host's feed, or a library pin on the host, is read with the host.
+      const userspace = c.db as unknown as Kysely<UserspaceOfferTables>;
+      const offer = async (): Promise<boolean | undefined> =>
+        (await hosts.checkin('h1', report, at(4)))?.userspaceOffer;
+      await userspace
+        .insertInto('userspace_feed_levels')
+        .values({
+          feed: 'stable',
+          build_id: 'b'.repeat(40),
+          level: 1,
+          previous_level: 0,
+          source: 'manual',
+          allow_downgrade: 0,
+          set_at: at(4).toISOString(),
+        })
+        .execute();
+      assert.equal(await offer(), false, 'a level in another feed offers nothing');
+      await userspace.updateTable('userspace_feed_levels').set({ feed: 'canary' }).execute();
+      assert.equal(await offer(), true, 'a level in the host feed');
+      await userspace.deleteFrom('userspace_feed_levels').execute();
+      await userspace
+        .insertInto('userspace_pins')
+        .values({ host_id: 'h1', build_id: 'b'.repeat(40), level: 1, created_at: at(4).toISOString() })
+        .execute();
+      assert.equal(await offer(), true, 'a pin on the host');
+      await userspace.deleteFrom('userspace_pins').execute();
+      assert.equal(await offer(), false);
       const rec = await hosts.get('h1');
       assert.deepEqual(
         [rec?.feed, rec?.tags, rec?.kernelEvents?.length, rec?.uptimeSec],

@@ -89,6 +89,12 @@ const slimSelect = (db: Kysely<Database>) =>
       'report_fp',
       'last_apply_json',
       'kernel_id',
+      // Whether the user-space part of the check-in has anything to offer (see UserspaceRepository),
+      // read with the host instead of in a statement of its own.
+      sql<unknown>`exists (select 1 from userspace_feed_levels where userspace_feed_levels.feed = hosts.feed)`.as(
+        'userspace_levels',
+      ),
+      sql<unknown>`exists (select 1 from userspace_pins where userspace_pins.host_id = hosts.id)`.as('userspace_pins'),
     ])
     .where('id', '=', '');
 type SlimQuery = ReturnType<ReturnType<typeof slimSelect>['compile']>;
@@ -192,6 +198,8 @@ export class HostRepository {
         previousEventAt: string | null;
         /** The host as updated, for its desired level; undefined when it is revoked. */
         host: FleetHost | undefined;
+        /** Whether, when the host was read, its feed held a library level or the host a library pin. */
+        userspaceOffer: boolean;
       }
     | undefined
   > {
@@ -202,6 +210,8 @@ export class HostRepository {
         ? (await this.#db.executeQuery<SlimRow>({ ...this.#slimQuery, parameters: [id] })).rows[0]
         : (this.#readSync(this.#slimQuery.sql, [id])[0] as SlimRow | undefined);
     if (slim === undefined) return undefined;
+    // SQLite answers EXISTS with 0 or 1, PostgreSQL with a boolean.
+    const userspaceOffer = [slim.userspace_levels, slim.userspace_pins].some((v) => v === true || Number(v) === 1);
     const fp = reportFingerprint(report);
     const facts = (reportedTagsJson: string): FleetHost | undefined =>
       slim.revoked_at !== null
@@ -224,6 +234,7 @@ export class HostRepository {
         previousApplyAt: report.lastApply?.at ?? null,
         previousEventAt: newestEventAt(report),
         host: facts(slim.reported_tags_json),
+        userspaceOffer,
       };
     }
     this.#beats.drop(id);
@@ -268,6 +279,7 @@ export class HostRepository {
       previousApplyAt: parseJson<ApplyResult>(slim.last_apply_json)?.at ?? null,
       previousEventAt: prevEvents.at(-1)?.at ?? null,
       host: facts(report.tags === undefined ? slim.reported_tags_json : JSON.stringify(report.tags)),
+      userspaceOffer,
     };
   }
 

@@ -112,8 +112,12 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
       if (newApply && report.lastApply !== undefined) ctx.metrics.countApply(report.lastApply);
       await ctx.compliance.recordCheckin(who.hostId, report, ctx.clock());
       const halts = await ctx.fleet.reviewCheckin(who.hostId, report, before);
-      const userspace = await ctx.userspace?.checkin(host, report.userspace ?? [], ctx.clock(), (a, t, d) =>
-        ctx.fleet.record(SYSTEM_ACTOR, a, t, d),
+      const userspace = await ctx.userspace?.checkin(
+        host,
+        report.userspace ?? [],
+        ctx.clock(),
+        (a, t, d) => ctx.fleet.record(SYSTEM_ACTOR, a, t, d),
+        before.userspaceOffer,
       );
       const desired = (await ctx.fleet.desiredFor([host])).get(host.id) ?? null;
       const latest = await ctx.fleet.manifestFor(host.kernelId, desired);

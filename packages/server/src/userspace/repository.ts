@@ -278,7 +278,14 @@ export class UserspaceRepository {
     report: readonly UserspaceLibraryStatus[],
     now: Date,
     audit?: UserspaceAudit,
+    /**
+     * Whether the host's feed held a library level or the host a library pin when the check-in read
+     * the host (HostRepository.checkin). False spares the read of desiredFor; it is only taken when
+     * this check-in writes no library state, since that may promote a level into the feed.
+     */
+    offer?: boolean,
   ): Promise<UserspaceDesired[]> {
+    if (offer === false && report.length === 0) return [];
     const at = now.toISOString();
     const hostId = host.id;
     for (const lib of report) {
