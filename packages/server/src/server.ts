@@ -123,7 +123,7 @@ export async function createServer(config: Config, deps: ServerDeps = {}): Promi
   });
   const db = database.db;
 
-  const userspace = new UserspaceRepository(db as unknown as Kysely<unknown>, database.readSync);
+  const userspace = new UserspaceRepository(db as unknown as Kysely<unknown>);
   let tuf: TufRepository;
   try {
     tuf = await TufRepository.open(

@@ -162,6 +162,8 @@ function userspaceSuite(name: string, start: () => Promise<Served>, skip: string
           target: userspaceTargetPath(buildId, 1, manifest.code.file),
         },
       ]);
+      // A check-in that reports no library still gets its feed's level (the host read said there is one).
+      assert.deepEqual((await checkin([])).userspace, a.userspace);
       await checkin([status({ level: 1, cves: manifest.cves, patched: 3, unpatched: 0 })]);
       const libs = (await h.call('GET', `/hosts/${host.hostId}/userspace`)).json as HostUserspaceLibrary[];
       assert.equal(libs.length, 1);

@@ -16,6 +16,7 @@ import { HeartbeatBuffer } from './heartbeats.ts';
 import { CompiledShapes } from './compiled.ts';
 import type { ReadSync, WriteSync } from './node-sqlite.ts';
 import type { Database, HostsTable } from './schema.ts';
+import { sqlTrue } from './sql-bool.ts';
 
 type HostRow = Selectable<HostsTable>;
 
@@ -210,8 +211,7 @@ export class HostRepository {
         ? (await this.#db.executeQuery<SlimRow>({ ...this.#slimQuery, parameters: [id] })).rows[0]
         : (this.#readSync(this.#slimQuery.sql, [id])[0] as SlimRow | undefined);
     if (slim === undefined) return undefined;
-    // SQLite answers EXISTS with 0 or 1, PostgreSQL with a boolean.
-    const userspaceOffer = [slim.userspace_levels, slim.userspace_pins].some((v) => v === true || Number(v) === 1);
+    const userspaceOffer = sqlTrue(slim.userspace_levels) || sqlTrue(slim.userspace_pins);
     const fp = reportFingerprint(report);
     const facts = (reportedTagsJson: string): FleetHost | undefined =>
       slim.revoked_at !== null

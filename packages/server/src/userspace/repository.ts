@@ -1,4 +1,4 @@
-import { sql, type CompiledQuery, type Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import {
   userspaceTargetPath,
   type HostUserspaceLibrary,
@@ -9,15 +9,9 @@ import {
   type UserspacePromotion,
 } from '@livegraft/protocol';
 import { FeedRepository } from '../db/feeds.ts';
-import type { ReadSync } from '../db/node-sqlite.ts';
 import type { Database } from '../db/schema.ts';
+import { sqlTrue } from '../db/sql-bool.ts';
 import { UserspaceFeedLevels } from './feeds.ts';
-
-/** Whether a host's feed holds any library level, and whether the host has any library pin. */
-interface OfferRow {
-  levels: unknown;
-  pins: unknown;
-}
 
 interface LevelRow {
   build_id: string;
@@ -73,12 +67,7 @@ export class UserspaceRepository {
   /** Each feed's level per build-id. */
   readonly feedLevels: UserspaceFeedLevels;
 
-  readonly #readSync: ReadSync | undefined;
-  #offerQuery: CompiledQuery<OfferRow> | undefined;
-
-  /** `readSync` (SQLite only) serves the check-in's one read without a round trip through Kysely. */
-  constructor(db: Kysely<unknown>, readSync?: ReadSync) {
-    this.#readSync = readSync;
+  constructor(db: Kysely<unknown>) {
     // The shared Database type does not name these tables; this module names what it uses.
     this.#db = db as unknown as Kysely<Tables>;
     this.#feeds = new FeedRepository(db as unknown as Kysely<Database>);
@@ -280,12 +269,13 @@ export class UserspaceRepository {
     audit?: UserspaceAudit,
     /**
      * Whether the host's feed held a library level or the host a library pin when the check-in read
-     * the host (HostRepository.checkin). False spares the read of desiredFor; it is only taken when
-     * this check-in writes no library state, since that may promote a level into the feed.
+     * the host (HostRepository.checkin), which spares reading it again. It is only taken when this
+     * check-in writes no library state, since that may promote a level into the feed.
      */
     offer?: boolean,
   ): Promise<UserspaceDesired[]> {
-    if (offer === false && report.length === 0) return [];
+    const known = report.length === 0 ? offer : undefined;
+    if (known === false) return [];
     const at = now.toISOString();
     const hostId = host.id;
     for (const lib of report) {
@@ -308,7 +298,7 @@ export class UserspaceRepository {
       for (const p of await this.promote(now, { from: host.feed }))
         await audit?.('userspace.promote', p.to, { ...p, rule: true });
     }
-    return this.desiredFor(host);
+    return known === true ? this.#desired(host) : this.desiredFor(host);
   }
 
   /**
@@ -317,19 +307,18 @@ export class UserspaceRepository {
    * pin. A build its feed holds no level for is not offered.
    */
   async desiredFor(host: { id: string; feed: string }): Promise<UserspaceDesired[]> {
-    const hostId = host.id;
-    // Most check-ins come from hosts whose feed holds no library level and that have no pin: one read
-    // finds that there is nothing to offer, without reading levels, pins, published levels and halts.
-    // Compiled once, run with each host's values (on SQLite at once, without Kysely's round trip).
-    this.#offerQuery ??= sql<OfferRow>`select
+    // Most hosts are in a feed that holds no library level and have no pin: one read finds that there
+    // is nothing to offer, without reading levels, pins, published levels and halts.
+    const { rows } = await sql<{ levels: unknown; pins: unknown }>`select
         exists (select 1 from userspace_feed_levels where feed = ${host.feed}) as levels,
-        exists (select 1 from userspace_pins where host_id = ${hostId}) as pins`.compile(this.#db);
-    const values = [host.feed, hostId];
-    const rows =
-      this.#readSync === undefined
-        ? (await this.#db.executeQuery<OfferRow>({ ...this.#offerQuery, parameters: values })).rows
-        : (this.#readSync(this.#offerQuery.sql, values) as unknown as OfferRow[]);
-    if (!truthy(rows[0]?.levels) && !truthy(rows[0]?.pins)) return [];
+        exists (select 1 from userspace_pins where host_id = ${host.id}) as pins`.execute(this.#db);
+    if (!sqlTrue(rows[0]?.levels) && !sqlTrue(rows[0]?.pins)) return [];
+    return this.#desired(host);
+  }
+
+  /** desiredFor, for a host whose feed holds a library level or that has a library pin. */
+  async #desired(host: { id: string; feed: string }): Promise<UserspaceDesired[]> {
+    const hostId = host.id;
     const feedLevels = await this.feedLevels.list({ feed: host.feed });
     const pins = await this.#db.selectFrom('userspace_pins').selectAll().where('host_id', '=', hostId).execute();
     const published = await this.#db
@@ -412,9 +401,4 @@ export class UserspaceRepository {
     }
     return out;
   }
-}
-
-/** An SQL boolean: SQLite answers 0 or 1, PostgreSQL true or false. */
-function truthy(v: unknown): boolean {
-  return v === true || Number(v) === 1;
 }
