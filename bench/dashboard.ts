@@ -32,6 +32,7 @@ import { parseConfig, startServer, type RunningServer } from '../packages/server
 import { dataset, identity, PROC_192, PROC_76 } from '../packages/server/test/compliance-world.ts';
 import { buildDashboard, CHROMIUM, CHROMIUM_ARGS, haveChromium } from '../packages/server/test/dashboard-chromium.ts';
 import { buildPatch } from '../packages/server/test/helpers.ts';
+import { int } from './args.ts';
 
 const DAY = 86_400_000;
 const CHECKIN_INTERVAL_SEC = 600;
@@ -52,12 +53,6 @@ const { values: args } = parseArgs({
     'no-before': { type: 'boolean', default: false },
   },
 });
-
-function int(name: string, v: string | undefined, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in ${min}..${max}`);
-  return n;
-}
 
 const N = int('hosts', args.hosts, 10, 100_000);
 const RUNS = int('runs', args.runs, 1, 20);

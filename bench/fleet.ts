@@ -47,6 +47,7 @@ import {
 } from './fleet-procs.ts';
 import { KINDS, type Kind, type ProbeReading } from './fleet-server-probe.ts';
 import { throughput, type Throughput } from './fleet-throughput.ts';
+import { int } from './args.ts';
 
 const ENROLL_TIMEOUT_MS = 15 * 60_000;
 const START_TIMEOUT_MS = 15 * 60_000;
@@ -78,12 +79,6 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
   },
 });
-
-function int(name: string, v: string | undefined, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in ${min}..${max}`);
-  return n;
-}
 
 function stats(samples: number[]): { n: number; p50: number; p90: number; p99: number; max: number } {
   const s = [...samples].sort((a, b) => a - b);

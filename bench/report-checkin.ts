@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import type { CheckinRequest } from '../packages/protocol/src/index.ts';
 import { startFleetHarness } from '../packages/server/test/fleet-helpers.ts';
 import { kernelIdentity } from '../packages/server/test/helpers.ts';
+import { int } from './args.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -23,11 +24,6 @@ const { values: args } = parseArgs({
     prof: { type: 'string' },
   },
 });
-const int = (name: string, v: string | undefined, min: number, max: number): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in ${min}..${max}`);
-  return n;
-};
 const hosts = int('hosts', args.hosts, 1, 100_000);
 const rounds = int('steady-rounds', args['steady-rounds'], 0, 100);
 
