@@ -3,9 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { Migrator, type Kysely } from 'kysely';
 import { AuditRepository } from '../src/db/audit.ts';
 import { FeedRepository } from '../src/db/feeds.ts';
+import { HeartbeatBuffer, HEARTBEATS_PER_TRANSACTION } from '../src/db/heartbeats.ts';
 import { HostRepository, ID_CHUNK } from '../src/db/hosts.ts';
 import { migrateToLatest, migrations } from '../src/db/migrations.ts';
-import type { ReadSync } from '../src/db/node-sqlite.ts';
+import type { ReadSync, WriteSync } from '../src/db/node-sqlite.ts';
 import { PatchRepository } from '../src/db/patches.ts';
 import { PinRepository } from '../src/db/pins.ts';
 import type { Database } from '../src/db/schema.ts';
@@ -30,6 +31,8 @@ export interface ContractDb {
   db: Kysely<Database>;
   /** SQLite's synchronous read, which the server gives its host repository. */
   readSync?: ReadSync;
+  /** SQLite's synchronous write, likewise. */
+  writeSync?: WriteSync;
   close(): Promise<void>;
 }
 
@@ -52,7 +55,7 @@ export function runStorageContract(
     let feeds: FeedRepository;
     before(async () => {
       c = await makeDb();
-      hosts = new HostRepository(c.db, undefined, c.readSync);
+      hosts = new HostRepository(c.db, undefined, c.readSync, c.writeSync);
       feeds = new FeedRepository(c.db);
     });
     after(async () => c.close());
@@ -369,6 +372,26 @@ export function runStorageContract(
       });
       const ids = Array.from({ length: n }, (_, i) => `bulk-${String(i).padStart(4, '0')}`);
       assert.equal((await hosts.fleetHosts(ids)).length, n);
+    });
+
+    it('hosts: a flush of more beats than one transaction holds stores them all, never moving a time back', async () => {
+      const ids = Array.from({ length: ID_CHUNK + 7 }, (_, i) => `bulk-${String(i).padStart(4, '0')}`);
+      assert.ok(ids.length > HEARTBEATS_PER_TRANSACTION, 'the batch spans two transactions');
+      const errors: unknown[] = [];
+      const beats = new HeartbeatBuffer(c.db, (err) => errors.push(err), c.writeSync);
+      for (const id of ids) beats.add(id, at(50).toISOString(), 50);
+      await beats.flush();
+      // The last host of the second transaction has a newer time stored already: its older beat loses.
+      const last = ids.at(-1) ?? '';
+      beats.add(last, at(60).toISOString(), 60);
+      await beats.flush();
+      for (const id of ids.slice(0, -1)) beats.add(id, at(70).toISOString(), 70);
+      beats.add(last, at(55).toISOString(), 55);
+      await beats.flush();
+      assert.deepEqual(errors, []);
+      const stored = new Map((await hosts.list()).map((h) => [h.id, [h.lastCheckinAt, h.uptimeSec]]));
+      for (const id of ids.slice(0, -1)) assert.deepEqual(stored.get(id), [at(70).toISOString(), 70], id);
+      assert.deepEqual(stored.get(last), [at(60).toISOString(), 60]);
     });
 
     it('feed levels: upward-only changes, rollbacks, previous level, and one winner among concurrent writers', async () => {

@@ -8,10 +8,11 @@ import { pgSkip, startPostgres, type PgCluster } from './pg-harness.ts';
 
 runStorageContract('SQLite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'livegraft-contract-'));
-  const { db, readSync } = await openDatabase(dir);
+  const { db, readSync, writeSync } = await openDatabase(dir);
   return {
     db,
     ...(readSync === undefined ? {} : { readSync }),
+    ...(writeSync === undefined ? {} : { writeSync }),
     async close() {
       await db.destroy();
       await rm(dir, { recursive: true, force: true });

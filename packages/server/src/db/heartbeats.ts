@@ -1,10 +1,18 @@
 import type { Kysely } from 'kysely';
+import { CompiledShapes } from './compiled.ts';
+import type { WriteSync } from './node-sqlite.ts';
 import type { Database } from './schema.ts';
 
 /** How long a heartbeat waits to be written with others. Reads through HostRepository see it meanwhile. */
 export const HEARTBEAT_FLUSH_MS = 500;
 /** Pending heartbeats that force a flush before the timer. */
 export const HEARTBEAT_MAX_PENDING = 5000;
+/**
+ * Beats per transaction. On SQLite a transaction runs at once on the event
+ * loop (see WriteSync), so a full flush is cut into chunks with requests
+ * served in between.
+ */
+export const HEARTBEATS_PER_TRANSACTION = 500;
 
 export interface Beat {
   at: string;
@@ -17,7 +25,8 @@ export interface Beat {
  * one transaction per flush, instead of one commit per check-in. Anything
  * else a check-in changes is written at once by the repository, which drops
  * the host's pending beat first. A flush never moves a host's check-in time
- * backwards, so a newer write from another node wins.
+ * backwards, so a newer write from another node wins. The update is compiled
+ * once and reused for every beat.
  */
 export class HeartbeatBuffer {
   readonly #db: Kysely<Database>;
@@ -27,10 +36,14 @@ export class HeartbeatBuffer {
   #writing = new Map<string, Beat>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
+  readonly #writeSync: WriteSync | undefined;
+  readonly #shapes = new CompiledShapes();
 
-  constructor(db: Kysely<Database>, onError: (err: unknown) => void) {
+  /** `writeSync` (SQLite only) writes each chunk at once, without a round trip through Kysely per beat. */
+  constructor(db: Kysely<Database>, onError: (err: unknown) => void, writeSync?: WriteSync) {
     this.#db = db;
     this.#onError = onError;
+    this.#writeSync = writeSync;
   }
 
   add(hostId: string, at: string, uptimeSec: number): void {
@@ -76,15 +89,25 @@ export class HeartbeatBuffer {
   }
 
   async #write(batch: Map<string, Beat>): Promise<void> {
-    await this.#db.transaction().execute(async (tx) => {
-      for (const [id, b] of batch) {
-        await tx
-          .updateTable('hosts')
-          .set({ last_checkin_at: b.at, uptime_sec: b.uptimeSec })
-          .where('id', '=', id)
-          .where((w) => w.or([w('last_checkin_at', 'is', null), w('last_checkin_at', '<=', b.at)]))
-          .execute();
-      }
-    });
+    const beats = [...batch];
+    for (let i = 0; i < beats.length; i += HEARTBEATS_PER_TRANSACTION) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      const updates = beats.slice(i, i + HEARTBEATS_PER_TRANSACTION).map(([id, b]) =>
+        this.#shapes.of('beat', [b.at, b.uptimeSec, id, b.at], () =>
+          this.#db
+            .updateTable('hosts')
+            .set({ last_checkin_at: b.at, uptime_sec: b.uptimeSec })
+            .where('id', '=', id)
+            .where((w) => w.or([w('last_checkin_at', 'is', null), w('last_checkin_at', '<=', b.at)])),
+        ),
+      );
+      const done = this.#writeSync?.((exec) => {
+        for (const u of updates) exec(u.sql, u.parameters);
+      });
+      if (done !== undefined) continue;
+      await this.#db.transaction().execute(async (tx) => {
+        for (const u of updates) await tx.executeQuery(u);
+      });
+    }
   }
 }

@@ -121,7 +121,7 @@ export class HostRepository {
 
   readonly #readSync: ReadSync | undefined;
   readonly #writeSync: WriteSync | undefined;
-  /** The check-in's host-row update, one text per set of columns it writes. */
+  /** The check-in's host-row update (one text per set of columns it writes) and the token lookup. */
   readonly #shapes = new CompiledShapes();
 
   /**
@@ -135,7 +135,7 @@ export class HostRepository {
     writeSync?: WriteSync,
   ) {
     this.#db = db;
-    this.#beats = new HeartbeatBuffer(db, onError);
+    this.#beats = new HeartbeatBuffer(db, onError, writeSync);
     this.#readSync = readSync;
     this.#writeSync = writeSync;
   }
@@ -178,12 +178,18 @@ export class HostRepository {
 
   /** The live (not revoked) host whose token hashes to tokenHash, with the stored hash for a constant-time recheck. */
   async findByTokenHash(tokenHash: string): Promise<{ id: string; tokenHash: string } | undefined> {
-    const row = await this.#db
-      .selectFrom('hosts')
-      .select(['id', 'token_hash'])
-      .where('token_hash', '=', tokenHash)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
+    // Every check-in of a real fleet asks this (the token cache outlives no check-in interval).
+    const query = this.#shapes.of('token', [tokenHash], () =>
+      this.#db
+        .selectFrom('hosts')
+        .select(['id', 'token_hash'])
+        .where('token_hash', '=', tokenHash)
+        .where('revoked_at', 'is', null),
+    );
+    const row =
+      this.#readSync === undefined
+        ? (await this.#db.executeQuery<{ id: string; token_hash: string }>(query)).rows[0]
+        : (this.#readSync(query.sql, query.parameters)[0] as { id: string; token_hash: string } | undefined);
     return row === undefined ? undefined : { id: row.id, tokenHash: row.token_hash };
   }
 
