@@ -20,6 +20,7 @@ import { AlertSender, tripwireAlert } from './alerts.ts';
 import { DATASET_FILE, loadServerDataset } from './dataset.ts';
 import { DatasetWatch, fileStamp, registerDatasetGauges } from './dataset-watch.ts';
 import { ExposureService, kernelString, type ComplianceHost } from './exposure.ts';
+import type { JoinableWrite } from '../db/compiled.ts';
 import type { WriteSync } from '../db/node-sqlite.ts';
 import { HistoryRepository } from './history.ts';
 import { LevelCatalog } from './levels.ts';
@@ -157,15 +158,22 @@ export class ComplianceService {
   }
 
   /**
-   * Called by the check-in route after the host row is updated. A failure is
-   * logged, not thrown: compliance history must never stop patch delivery.
+   * The check-in's compliance history write, for the check-in route to hand
+   * to the host row's update (one transaction on SQLite, under a savepoint).
+   * A failure is logged, never thrown: compliance history must never stop
+   * patch delivery, nor take the host row's update with it.
    */
-  async recordCheckin(hostId: string, report: CheckinRequest, now: Date): Promise<void> {
+  async checkinWrite(hostId: string, report: CheckinRequest, now: Date): Promise<JoinableWrite<unknown> | undefined> {
+    const failed = (err: unknown): void =>
+      this.#o.log.error({ err, hostId }, 'could not record the check-in in the compliance history');
     try {
       const cves = await this.#levels.cves(report.kernel.id, report.appliedLevel);
-      await this.#history.recordCheckin(hostId, report, now, cves);
+      const write = this.#history.checkinWrite(hostId, report, now, cves);
+      if (write === undefined) return undefined;
+      return loggingFailures(write, failed);
     } catch (err) {
-      this.#o.log.error({ err, hostId }, 'could not record the check-in in the compliance history');
+      failed(err);
+      return undefined;
     }
   }
 
@@ -347,4 +355,16 @@ export class ComplianceService {
     this.#datasetWatch?.stop();
     await this.#alerts?.close();
   }
+}
+
+/** The write, telling `failed` why when it settles without being committed. */
+function loggingFailures<T>(write: JoinableWrite<T>, failed: (err: unknown) => void): JoinableWrite<T> {
+  return {
+    steps: () => write.steps(),
+    alone: () => write.alone(),
+    settle: (outcome) => {
+      write.settle(outcome);
+      if (!outcome.ok) failed(outcome.err);
+    },
+  };
 }
