@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Kysely, SqliteDialect } from 'kysely';
-import { CompiledShapes, runAlone, runJoined, runSteps, type JoinableWrite, type Steps } from '../src/db/compiled.ts';
+import { CompiledShapes, runSteps, type Steps } from '../src/db/compiled.ts';
 import { openNodeSqlite, type WriteSync } from '../src/db/node-sqlite.ts';
 
 interface Tables {
@@ -107,43 +107,5 @@ describe('compiled statement shapes and synchronous SQLite transactions', () => 
     await assert.rejects(other, /rolls back/);
     assert.equal(await mine, 3);
     assert.deepEqual((await rows())[1], { id: 'b', n: 3, note: 'two' });
-  });
-
-  it('a joined write commits with the enclosing one, and its failure rolls back only itself', async () => {
-    const joinable = (id: string, by: number, fail = false): JoinableWrite<number> => ({
-      steps: () => bump(id, by, fail),
-      alone: () => runAlone(db as unknown as Kysely<unknown>, writeSync, () => bump(id, by, fail)),
-      settle: () => {},
-    });
-    const note = (id: string, text: string) => (exec: (sql: string, v: readonly unknown[]) => unknown) => {
-      const q = db.updateTable('t').set({ note: text }).where('id', '=', id).compile();
-      exec(q.sql, q.parameters);
-    };
-    const ok = writeSync((exec) => {
-      note('a', 'joined')(exec);
-      return runJoined(exec, joinable('a', 100));
-    });
-    assert.deepEqual(ok?.value, { ok: true, value: 111 });
-    const failed = writeSync((exec) => {
-      note('a', 'kept')(exec);
-      return runJoined(exec, joinable('a', 1000, true));
-    });
-    assert.equal(failed?.value.ok, false);
-    assert.deepEqual(
-      (await rows())[0],
-      { id: 'a', n: 111, note: 'kept' },
-      'the enclosing write stays, the joined one is undone',
-    );
-    // A failing enclosing write takes the joined one with it.
-    assert.throws(() =>
-      writeSync((exec) => {
-        runJoined(exec, joinable('a', 5));
-        note('a', 'lost')(exec);
-        throw new Error('the enclosing write fails');
-      }),
-    );
-    assert.deepEqual((await rows())[0], { id: 'a', n: 111, note: 'kept' });
-    assert.deepEqual(await joinable('a', 1).alone(), { ok: true, value: 112 });
-    assert.equal((await joinable('a', 1, true).alone()).ok, false);
   });
 });

@@ -3,12 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { CheckinRequest } from '@livegraft/protocol';
 import { HistoryRepository, LAST_SEEN_REFRESH_MS } from '../src/compliance/history.ts';
 import type { ComplianceDatabase } from '../src/compliance/schema.ts';
-import type { Outcome } from '../src/db/compiled.ts';
-import type { WriteSync } from '../src/db/node-sqlite.ts';
 import type { Database } from '../src/db/schema.ts';
 import { HostRepository } from '../src/db/hosts.ts';
 import { openDatabase } from '../src/db/open.ts';
@@ -140,70 +138,5 @@ describe('compliance history at check-in', () => {
     assert.deepEqual(a, b);
     assert.equal(a.kernels.length, 2);
     assert.equal(a.levels.length, 4);
-  });
-
-  it("rides in the host row's transaction on SQLite; a history that fails is undone alone and told", async () => {
-    const joinDir = await mkdtemp(join(tmpdir(), 'livegraft-history-join-'));
-    const opened = await openDatabase(joinDir);
-    try {
-      const { readSync, writeSync } = opened;
-      assert.ok(readSync !== undefined && writeSync !== undefined);
-      let transactions = 0;
-      const counting: WriteSync = (body) => {
-        transactions++;
-        return writeSync(body);
-      };
-      const hosts = new HostRepository(opened.db, undefined, readSync, counting);
-      const history = new HistoryRepository(opened.db as unknown as Kysely<ComplianceDatabase>, {
-        soleWriter: true,
-        writeSync: counting,
-      });
-      for (const id of ['j1', 'j2'])
-        await hosts.enroll(
-          { id, hostname: id, tokenHash: id.padEnd(64, 'f'), kernel: kernelIdentity(), agentVersion: '1' },
-          at(0),
-        );
-      const outcomes: boolean[] = [];
-      const write = (id: string, r: CheckinRequest, ms: number) => {
-        const w = history.checkinWrite(id, r, at(ms), []);
-        assert.ok(w !== undefined);
-        return { ...w, settle: (o: Outcome<unknown>) => (outcomes.push(o.ok), w.settle(o as Outcome<never>)) };
-      };
-      const r1 = report({ appliedLevel: 1, uptimeSec: 10 });
-      await hosts.checkin('j1', r1, at(1000), write('j1', r1, 1000));
-      assert.equal(transactions, 1, 'the host row and the history commit together');
-      assert.equal((await history.history('j1')).levels.length, 1);
-
-      // The history's insert fails: the host row is still stored, the history is unchanged, and the write is told.
-      await sql`create trigger no_levels before insert on host_level_history begin select raise(abort, 'history is read-only'); end`.execute(
-        opened.db,
-      );
-      const r2 = report({ appliedLevel: 2, uptimeSec: 20 });
-      await hosts.checkin('j1', r2, at(2000), write('j1', r2, 2000));
-      assert.deepEqual(outcomes, [true, false]);
-      assert.equal((await hosts.get('j1'))?.appliedLevel, 2);
-      assert.deepEqual(
-        (await history.history('j1')).levels.map((l) => [l.level, l.to]),
-        [[1, null]],
-        'the level row closed by the failed write is open again',
-      );
-      await sql`drop trigger no_levels`.execute(opened.db);
-      // The next check-in reads the history back and records the level.
-      await hosts.checkin('j1', r2, at(3000), write('j1', r2, 3000));
-      assert.deepEqual(
-        (await history.history('j1')).levels.map((l) => l.level),
-        [1, 2],
-      );
-
-      // A revoked host's check-in runs no history write.
-      assert.ok(await hosts.revoke('j2', at(3500)));
-      const before = outcomes.length;
-      await hosts.checkin('j2', r1, at(4000), write('j2', r1, 4000));
-      assert.equal(outcomes.length, before);
-      assert.equal((await history.history('j2')).levels.length, 0);
-    } finally {
-      await opened.db.destroy();
-      await rm(joinDir, { recursive: true, force: true });
-    }
   });
 });

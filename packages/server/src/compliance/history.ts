@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { CheckinRequest } from '@livegraft/protocol';
 import { BoundedMap } from '../bounded-map.ts';
-import { CompiledShapes, runAlone, type JoinableWrite, type Steps } from '../db/compiled.ts';
+import { CompiledShapes, runSteps, type Steps } from '../db/compiled.ts';
 import type { WriteSync } from '../db/node-sqlite.ts';
 import type { ComplianceDatabase } from './schema.ts';
 
@@ -150,38 +150,20 @@ export class HistoryRepository {
   }
 
   async recordCheckin(hostId: string, report: CheckinRequest, now: Date, levelCves: readonly string[]): Promise<void> {
-    const write = this.checkinWrite(hostId, report, now, levelCves);
-    if (write === undefined) return;
-    const outcome = await write.alone();
-    write.settle(outcome);
-    if (!outcome.ok) throw outcome.err;
+    if (this.#unchanged(hostId, report, now.getTime())) return;
+    this.#heads.delete(hostId);
+    await this.#record(hostId, report, now, levelCves);
+    this.#remember(hostId, report, now.getTime());
   }
 
-  /**
-   * The check-in's history write, for the host row's transaction to carry
-   * (see JoinableWrite); undefined when the report repeats what was recorded.
-   */
-  checkinWrite(
-    hostId: string,
-    report: CheckinRequest,
-    now: Date,
-    levelCves: readonly string[],
-  ): JoinableWrite<Tail> | undefined {
-    if (this.#unchanged(hostId, report, now.getTime())) return undefined;
-    this.#heads.delete(hostId);
+  async #record(hostId: string, report: CheckinRequest, now: Date, levelCves: readonly string[]): Promise<void> {
     const known = this.#tails?.get(hostId);
     this.#tails?.delete(hostId);
-    const steps = (): Steps<Tail> => this.#steps(hostId, report, now, levelCves, known);
-    return {
-      steps,
-      alone: () => runAlone(this.#db as unknown as Kysely<unknown>, this.#writeSync, steps),
-      settle: (outcome) => {
-        // Kept only once the rows are committed: a failed write leaves the next check-in to read them.
-        if (!outcome.ok) return;
-        this.#tails?.set(hostId, outcome.value);
-        this.#remember(hostId, report, now.getTime());
-      },
-    };
+    const tail = await runSteps(this.#db as unknown as Kysely<unknown>, this.#writeSync, () =>
+      this.#steps(hostId, report, now, levelCves, known),
+    );
+    // Kept only once the rows are committed: a failed transaction leaves the next check-in to read them.
+    this.#tails?.set(hostId, tail);
   }
 
   /** The statements that record one check-in, as one transaction (see runSteps). */

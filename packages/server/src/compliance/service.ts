@@ -20,7 +20,6 @@ import { AlertSender, tripwireAlert } from './alerts.ts';
 import { DATASET_FILE, loadServerDataset } from './dataset.ts';
 import { DatasetWatch, fileStamp, registerDatasetGauges } from './dataset-watch.ts';
 import { ExposureService, kernelString, type ComplianceHost } from './exposure.ts';
-import type { JoinableWrite } from '../db/compiled.ts';
 import type { WriteSync } from '../db/node-sqlite.ts';
 import { HistoryRepository } from './history.ts';
 import { LevelCatalog } from './levels.ts';
@@ -158,22 +157,15 @@ export class ComplianceService {
   }
 
   /**
-   * The check-in's compliance history write, for the check-in route to hand
-   * to the host row's update (one transaction on SQLite, under a savepoint).
-   * A failure is logged, never thrown: compliance history must never stop
-   * patch delivery, nor take the host row's update with it.
+   * Called by the check-in route after the host row is updated. A failure is
+   * logged, not thrown: compliance history must never stop patch delivery.
    */
-  async checkinWrite(hostId: string, report: CheckinRequest, now: Date): Promise<JoinableWrite<unknown> | undefined> {
-    const failed = (err: unknown): void =>
-      this.#o.log.error({ err, hostId }, 'could not record the check-in in the compliance history');
+  async recordCheckin(hostId: string, report: CheckinRequest, now: Date): Promise<void> {
     try {
       const cves = await this.#levels.cves(report.kernel.id, report.appliedLevel);
-      const write = this.#history.checkinWrite(hostId, report, now, cves);
-      if (write === undefined) return undefined;
-      return loggingFailures(write, failed);
+      await this.#history.recordCheckin(hostId, report, now, cves);
     } catch (err) {
-      failed(err);
-      return undefined;
+      this.#o.log.error({ err, hostId }, 'could not record the check-in in the compliance history');
     }
   }
 
@@ -355,16 +347,4 @@ export class ComplianceService {
     this.#datasetWatch?.stop();
     await this.#alerts?.close();
   }
-}
-
-/** The write, telling `failed` why when it settles without being committed. */
-function loggingFailures<T>(write: JoinableWrite<T>, failed: (err: unknown) => void): JoinableWrite<T> {
-  return {
-    steps: () => write.steps(),
-    alone: () => write.alone(),
-    settle: (outcome) => {
-      write.settle(outcome);
-      if (!outcome.ok) failed(outcome.err);
-    },
-  };
 }

@@ -13,7 +13,7 @@ import {
 } from '@livegraft/protocol';
 import { DEFAULT_FEED } from './fleet-migration.ts';
 import { HeartbeatBuffer } from './heartbeats.ts';
-import { CompiledShapes, runJoined, type JoinableWrite, type Outcome } from './compiled.ts';
+import { CompiledShapes } from './compiled.ts';
 import type { ReadSync, WriteSync } from './node-sqlite.ts';
 import type { Database, HostsTable } from './schema.ts';
 import { sqlTrue } from './sql-bool.ts';
@@ -193,18 +193,11 @@ export class HostRepository {
     return row === undefined ? undefined : { id: row.id, tokenHash: row.token_hash };
   }
 
-  /**
-   * Stores a check-in; returns the host's previous applied level and last
-   * apply time for change detection. `joined` (the compliance history's
-   * write) rides in the host row's transaction when there is one to join on
-   * SQLite, else runs alone after it; either way it is settled, and it never
-   * runs for a revoked host.
-   */
+  /** Stores a check-in; returns the host's previous applied level and last apply time for change detection. */
   async checkin(
     id: string,
     report: CheckinRequest,
     now: Date,
-    joined?: JoinableWrite<unknown>,
   ): Promise<
     | {
         previousLevel: number;
@@ -224,7 +217,6 @@ export class HostRepository {
         ? (await this.#db.executeQuery<SlimRow>({ ...this.#slimQuery, parameters: [id] })).rows[0]
         : (this.#readSync(this.#slimQuery.sql, [id])[0] as SlimRow | undefined);
     if (slim === undefined) return undefined;
-    const join = slim.revoked_at === null ? joined : undefined;
     const userspaceOffer = sqlTrue(slim.userspace_levels) || sqlTrue(slim.userspace_pins);
     const fp = reportFingerprint(report);
     const facts = (reportedTagsJson: string): FleetHost | undefined =>
@@ -243,7 +235,6 @@ export class HostRepository {
     if (slim.report_fp === fp) {
       // The same report as the one stored (by any node), already reviewed then: nothing is new.
       if (slim.revoked_at === null) this.#beats.add(id, now.toISOString(), report.uptimeSec);
-      if (join !== undefined) join.settle(await join.alone());
       return {
         previousLevel: slim.applied_level,
         previousApplyAt: report.lastApply?.at ?? null,
@@ -286,27 +277,9 @@ export class HostRepository {
     const update = this.#shapes.of(`checkin:${Object.keys(set).join(',')}`, [...Object.values(set), id], () =>
       this.#db.updateTable('hosts').set(set).where('id', '=', id),
     );
-    let joinedOutcome: Outcome<unknown> | undefined;
-    let wrote: { value: void } | undefined;
-    try {
-      wrote = this.#writeSync?.((exec) => {
-        exec(update.sql, update.parameters);
-        if (join !== undefined) joinedOutcome = runJoined(exec, join);
-      });
-    } catch (err) {
-      join?.settle({ ok: false, err });
-      throw err;
+    if (this.#writeSync?.((exec) => exec(update.sql, update.parameters)) === undefined) {
+      await this.#db.executeQuery(update);
     }
-    if (wrote === undefined) {
-      try {
-        await this.#db.executeQuery(update);
-      } catch (err) {
-        join?.settle({ ok: false, err });
-        throw err;
-      }
-      if (join !== undefined) joinedOutcome = await join.alone();
-    }
-    if (join !== undefined && joinedOutcome !== undefined) join.settle(joinedOutcome);
     return {
       previousLevel: slim.applied_level,
       previousApplyAt: parseJson<ApplyResult>(slim.last_apply_json)?.at ?? null,

@@ -104,15 +104,13 @@ export function hostRoutes(app: App, ctx: RouteContext): void {
       if (who?.kind !== 'host') throw new LivegraftError('FORBIDDEN', 'check-in needs a host token');
       const started = process.hrtime.bigint();
       const report = req.body;
-      const now = ctx.clock();
-      // The compliance history's write rides in the host row's transaction (see HostRepository.checkin).
-      const history = await ctx.compliance.checkinWrite(who.hostId, report, now);
-      const before = await ctx.hosts.checkin(who.hostId, report, now, history);
+      const before = await ctx.hosts.checkin(who.hostId, report, ctx.clock());
       const host = before?.host;
       if (before === undefined || host === undefined)
         throw new LivegraftError('AUTH_INVALID', 'the host token was revoked');
       const newApply = report.lastApply !== undefined && report.lastApply.at !== before.previousApplyAt;
       if (newApply && report.lastApply !== undefined) ctx.metrics.countApply(report.lastApply);
+      await ctx.compliance.recordCheckin(who.hostId, report, ctx.clock());
       const halts = await ctx.fleet.reviewCheckin(who.hostId, report, before);
       const userspace = await ctx.userspace?.checkin(
         host,
