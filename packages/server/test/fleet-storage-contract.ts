@@ -375,6 +375,7 @@ export function runStorageContract(
     });
 
     it('hosts: a flush of more beats than one transaction holds stores them all, never moving a time back', async () => {
+      // The hosts the test before enrolled.
       const ids = Array.from({ length: ID_CHUNK + 7 }, (_, i) => `bulk-${String(i).padStart(4, '0')}`);
       assert.ok(ids.length > HEARTBEATS_PER_TRANSACTION, 'the batch spans two transactions');
       const errors: unknown[] = [];

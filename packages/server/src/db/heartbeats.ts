@@ -22,11 +22,11 @@ export interface Beat {
 /**
  * Check-ins that repeat the host's last report change only its last
  * check-in time and uptime. Those two columns are written here in batches,
- * one transaction per flush, instead of one commit per check-in. Anything
- * else a check-in changes is written at once by the repository, which drops
- * the host's pending beat first. A flush never moves a host's check-in time
- * backwards, so a newer write from another node wins. The update is compiled
- * once and reused for every beat.
+ * one transaction per HEARTBEATS_PER_TRANSACTION beats of a flush, instead of
+ * one commit per check-in. Anything else a check-in changes is written at
+ * once by the repository, which drops the host's pending beat first. A flush
+ * never moves a host's check-in time backwards, so a newer write from another
+ * node wins. The update is compiled once and reused for every beat.
  */
 export class HeartbeatBuffer {
   readonly #db: Kysely<Database>;

@@ -178,7 +178,7 @@ export class HostRepository {
 
   /** The live (not revoked) host whose token hashes to tokenHash, with the stored hash for a constant-time recheck. */
   async findByTokenHash(tokenHash: string): Promise<{ id: string; tokenHash: string } | undefined> {
-    // Every check-in of a real fleet asks this (the token cache outlives no check-in interval).
+    // Every check-in of a real fleet asks this: hosts check in less often than the token cache keeps a lookup.
     const query = this.#shapes.of('token', [tokenHash], () =>
       this.#db
         .selectFrom('hosts')
