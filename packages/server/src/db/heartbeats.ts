@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { CompiledShapes } from './compiled.ts';
+import { CompiledShapes, runSteps, type Steps } from './compiled.ts';
 import type { WriteSync } from './node-sqlite.ts';
 import type { Database } from './schema.ts';
 
@@ -101,12 +101,8 @@ export class HeartbeatBuffer {
             .where((w) => w.or([w('last_checkin_at', 'is', null), w('last_checkin_at', '<=', b.at)])),
         ),
       );
-      const done = this.#writeSync?.((exec) => {
-        for (const u of updates) exec(u.sql, u.parameters);
-      });
-      if (done !== undefined) continue;
-      await this.#db.transaction().execute(async (tx) => {
-        for (const u of updates) await tx.executeQuery(u);
+      await runSteps(this.#db as unknown as Kysely<unknown>, this.#writeSync, function* (): Steps<void> {
+        for (const u of updates) yield u;
       });
     }
   }

@@ -147,6 +147,12 @@ export class HostRepository {
     return { ...h, lastCheckinAt: beat.at, uptimeSec: beat.uptimeSec };
   }
 
+  /** The first row of a compiled read: synchronously on SQLite, else through Kysely. */
+  async #first<R>(query: CompiledQuery): Promise<R | undefined> {
+    if (this.#readSync === undefined) return (await this.#db.executeQuery<R>(query)).rows[0];
+    return this.#readSync(query.sql, query.parameters)[0] as R | undefined;
+  }
+
   /** Stores the check-in times and uptimes still waiting to be written with others. */
   flushHeartbeats(): Promise<void> {
     return this.#beats.flush();
@@ -186,10 +192,7 @@ export class HostRepository {
         .where('token_hash', '=', tokenHash)
         .where('revoked_at', 'is', null),
     );
-    const row =
-      this.#readSync === undefined
-        ? (await this.#db.executeQuery<{ id: string; token_hash: string }>(query)).rows[0]
-        : (this.#readSync(query.sql, query.parameters)[0] as { id: string; token_hash: string } | undefined);
+    const row = await this.#first<{ id: string; token_hash: string }>(query);
     return row === undefined ? undefined : { id: row.id, tokenHash: row.token_hash };
   }
 
@@ -212,10 +215,7 @@ export class HostRepository {
   > {
     // The hottest query of a fleet: compiled once, run with each host's id.
     this.#slimQuery ??= slimSelect(this.#db).compile();
-    const slim =
-      this.#readSync === undefined
-        ? (await this.#db.executeQuery<SlimRow>({ ...this.#slimQuery, parameters: [id] })).rows[0]
-        : (this.#readSync(this.#slimQuery.sql, [id])[0] as SlimRow | undefined);
+    const slim = await this.#first<SlimRow>({ ...this.#slimQuery, parameters: [id] });
     if (slim === undefined) return undefined;
     const userspaceOffer = sqlTrue(slim.userspace_levels) || sqlTrue(slim.userspace_pins);
     const fp = reportFingerprint(report);
