@@ -198,7 +198,7 @@ describe('a full disk (a real, tiny tmpfs as the state directory)', () => {
     // Not even the lock fits.
     await expectDiskFull();
     assert.equal(existsSync(join(host.stateDir, 'agent.lock')), false, 'no empty lock left behind');
-    // One page free: the lock fits, staging the signed metadata does not.
+    // One page free: the lock fits, the staging copy of the trusted metadata does not.
     truncateSync(filler, statSync(filler).size - 4096);
     await expectDiskFull();
     assert.equal(host.kernel.patchEnabled(moduleNameFor(host.kernel.id, 1)), true);

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { moduleNameFor } from '@livegraft/protocol';
+import { RESERVE_BYTES } from '../src/state/reserve.ts';
 import type { Clock } from '../src/lib/clock.ts';
 import { backoffMs, BACKOFF_BASE_MS, BACKOFF_MAX_MS, jitteredIntervalMs } from '../src/cli/daemon.ts';
 import type { TestHost } from './helpers/cli.ts';
@@ -55,6 +58,13 @@ describe('run', () => {
     ({ server, host } = await enrolledHost());
   });
   after(() => releaseHost(server, host));
+
+  it('keeps the space reserve from its start, before any kernel change', async () => {
+    const r = await host.cli(['run', '--once']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(host.kernel.loads().length, 0, 'nothing was published: no kernel change');
+    assert.equal(statSync(join(host.stateDir, 'reserve')).size, RESERVE_BYTES);
+  });
 
   it('--once checks, applies, and logs JSON lines to stderr', async () => {
     server.publish(host.kernel.id, makePatch(host.kernel, 1));

@@ -339,6 +339,18 @@ describe('15: a full disk never leaves the state behind the kernel (a real tmpfs
     assert.equal((await t.host.cli(['boot'])).code, 0);
     t.only(1);
   });
+  it('a daemon started without room for the reserve warns and goes on; the change that needs it is refused', async (ctx) => {
+    if (!t.mounted) return ctx.skip('needs root to mount a tmpfs');
+    rmSync(t.path('reserve'));
+    fill(64 * 1024);
+    const loads = t.host.kernel.loads().length;
+    const r = await t.host.cli(['run', '--once']);
+    assert.match(r.stderr, /the space reserve is not in place; the next kernel change tries again: .*ENOSPC/);
+    assert.match(r.stderr, /DISK_FULL/, 'level 2 needs the reserve: refused');
+    assert.equal(t.host.kernel.loads().length, loads, 'the kernel was not changed');
+    t.only(1);
+    noStack(r.stderr);
+  });
 });
 
 describe('15: DISK_FULL names what did not fit (a real tmpfs)', () => {

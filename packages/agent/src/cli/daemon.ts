@@ -113,6 +113,7 @@ export class Daemon {
     } catch (err) {
       log.log('error', 'boot re-apply failed', describe(err));
     }
+    this.#agent.keepSpaceReserve();
     this.#agent.publishScannerFiles();
     const background = new AbortController();
     const onStop = (): void => background.abort();

@@ -1,4 +1,13 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -244,7 +253,8 @@ export class TufClient {
     let updater: Updater;
     try {
       mkdirSync(join(staging, 'metadata'), { recursive: true, mode: 0o700 });
-      writeFileAtomic(join(staging, 'metadata/root.json'), rootBytes, 0o600);
+      // Scratch: a crash leaves a staging directory the next run sweeps, so no fsync here; #commit is durable.
+      writeFileSync(join(staging, 'metadata/root.json'), rootBytes, { mode: 0o600 });
       for (const f of ROLE_FILES.slice(1)) {
         const src = join(this.metadataDir, f);
         if (existsSync(src)) copyFileSync(src, join(staging, 'metadata', f));

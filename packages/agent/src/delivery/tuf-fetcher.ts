@@ -38,6 +38,14 @@ export const DEFAULT_DELIVERY_LIMITS: DeliveryLimits = {
   minBytesPerSec: DEFAULT_MIN_BYTES_PER_SEC,
 };
 
+/** Where a download's bytes go: a staging file (targets) or memory (metadata). */
+interface DownloadSink {
+  write(chunk: Uint8Array): void;
+  /** Called once every byte arrived (a file is synced). */
+  finish(): void;
+  close(): void;
+}
+
 /** Writes a chunk to a file descriptor; injectable so tests can fill the disk. */
 export type WriteChunk = (fd: number, chunk: Uint8Array) => void;
 
@@ -72,9 +80,9 @@ export function closedBeforeAnswer(err: unknown): boolean {
 
 /**
  * The tuf-js fetcher the agent uses for both HTTP(S) and file:// (a bundle
- * directory for air-gapped hosts). Overrides downloadFile so the size cap,
- * deadlines and staging location are ours; tuf-js still verifies lengths,
- * hashes and signatures of what it gets.
+ * directory for air-gapped hosts). Overrides downloadFile and downloadBytes
+ * so the size cap, deadlines and staging location are ours; tuf-js still
+ * verifies lengths, hashes and signatures of what it gets.
  */
 export class GuardedFetcher extends BaseFetcher {
   readonly #limits: DeliveryLimits;
@@ -171,18 +179,19 @@ export class GuardedFetcher extends BaseFetcher {
     return new LivegraftError('SERVER_UNREACHABLE', `cannot fetch ${url}: ${why}`, { cause: err });
   }
 
-  /** BaseFetcher's contract; downloadFile below is what tuf-js actually calls. */
+  /** BaseFetcher's contract; downloadFile and downloadBytes below are what tuf-js actually calls. */
   override async fetch(url: string): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
     const signal = AbortSignal.timeout(Math.min(this.#limits.requestTimeoutMs, this.#remainingTotal(url)));
     return (await this.#open(url, Number.MAX_SAFE_INTEGER, signal)) as ReadableStream<Uint8Array<ArrayBuffer>>;
   }
 
+  /** Targets (modules): staged in a file on the state filesystem, which tuf-js hashes and moves into the cache. */
   override async downloadFile<T>(url: string, maxLength: number, handler: (file: string) => Promise<T>): Promise<T> {
     this.requested.push(url);
     mkdirSync(this.#stagingDir, { recursive: true, mode: 0o700 });
     const file = join(this.#stagingDir, `download.${process.pid}.${randomBytes(4).toString('hex')}`);
     try {
-      await this.#download(url, maxLength, file);
+      await this.#download(url, maxLength, () => this.#fileSink(file));
       const out = await handler(file);
       this.lastFailure = undefined;
       return out;
@@ -194,7 +203,44 @@ export class GuardedFetcher extends BaseFetcher {
     }
   }
 
-  async #download(url: string, maxLength: number, file: string): Promise<void> {
+  /**
+   * Metadata (root, timestamp, snapshot, targets): tuf-js reads it whole into
+   * memory before verifying it, so it is collected there directly, under the
+   * same caps and deadlines, with no staging file to write, sync and read back.
+   * Only verified metadata reaches the disk, through the TUF client's commit.
+   */
+  override async downloadBytes(url: string, maxLength: number): Promise<Buffer> {
+    this.requested.push(url);
+    const chunks: Uint8Array[] = [];
+    try {
+      await this.#download(url, maxLength, () => ({
+        write: (chunk) => void chunks.push(chunk),
+        finish: () => undefined,
+        close: () => undefined,
+      }));
+      this.lastFailure = undefined;
+      return Buffer.concat(chunks);
+    } catch (err) {
+      if (err instanceof LivegraftError) this.lastFailure = err;
+      throw err;
+    }
+  }
+
+  #fileSink(file: string): DownloadSink {
+    let fd: number;
+    try {
+      fd = openSync(file, 'wx', 0o600);
+    } catch (err) {
+      throw fsWriteError(`cannot create ${file}`, err);
+    }
+    return {
+      write: (chunk) => this.#write(fd, chunk),
+      finish: () => fsyncSync(fd),
+      close: () => closeSync(fd),
+    };
+  }
+
+  async #download(url: string, maxLength: number, openSink: () => DownloadSink): Promise<void> {
     const started = this.#now();
     this.#remainingTotal(url); // refuses at once when the update's time is already up
     // Exactly the total deadline when that is the nearer one, so a timeout names the right limit.
@@ -227,12 +273,12 @@ export class GuardedFetcher extends BaseFetcher {
       clearTimeout(headerTimer);
     }
     const reader = body.getReader();
-    let fd: number;
+    let sink: DownloadSink;
     try {
-      fd = openSync(file, 'wx', 0o600);
+      sink = openSink();
     } catch (err) {
       await reader.cancel().catch(() => undefined);
-      throw fsWriteError(`cannot create ${file}`, err);
+      throw err;
     }
     let received = 0;
     try {
@@ -294,13 +340,13 @@ export class GuardedFetcher extends BaseFetcher {
           );
         }
         try {
-          this.#write(fd, chunk.value);
+          sink.write(chunk.value);
         } catch (err) {
           throw fsWriteError(`cannot stage ${url}`, err);
         }
       }
       try {
-        fsyncSync(fd);
+        sink.finish();
       } catch (err) {
         throw fsWriteError(`cannot stage ${url}`, err);
       }
@@ -308,7 +354,7 @@ export class GuardedFetcher extends BaseFetcher {
       await reader.cancel().catch(() => undefined);
       throw err;
     } finally {
-      closeSync(fd);
+      sink.close();
     }
   }
 }

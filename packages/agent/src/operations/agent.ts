@@ -39,6 +39,24 @@ export class Agent {
     return this.#runner.publishScannerFiles();
   }
 
+  /**
+   * Writes the space reserve now rather than on the host's first kernel
+   * change (best effort: every change still makes sure of it first, and
+   * refuses if it does not fit). Returns whether the reserve is in place.
+   */
+  keepSpaceReserve(): boolean {
+    try {
+      this.#ctx.reserve.ensure();
+      return true;
+    } catch (err) {
+      this.deps.log.log(
+        'warn',
+        `the space reserve is not in place; the next kernel change tries again: ${(err as Error).message}`,
+      );
+      return false;
+    }
+  }
+
   /** The server refused our token (push stream or check-in): remembered until a check-in succeeds again. */
   recordRevoked(message: string): void {
     recordRevoked(this.#ctx, message);
