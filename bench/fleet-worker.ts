@@ -8,6 +8,7 @@ import { Session } from 'node:inspector/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { setImmediate as yieldNow } from 'node:timers/promises';
+import { Agent as Dispatcher } from 'undici';
 import { Agent } from '../packages/agent/src/operations/agent.ts';
 import { systemClock, type Clock } from '../packages/agent/src/lib/clock.ts';
 import { Daemon } from '../packages/agent/src/cli/daemon.ts';
@@ -66,69 +67,33 @@ const MAX_ERRORS_KEPT = 20;
 /** How often progress is reported to the parent while waiting. */
 const PROGRESS_MS = 500;
 /**
- * Requests (other than push streams) in flight at once from this worker. A
- * real fleet has one connection per host; thousands of simulated hosts in
- * one process would otherwise each open a second socket beside their push
- * stream, and the server would run out of file descriptors before CPU.
+ * Connections for plain requests (not push streams) to one origin from this
+ * worker; more requests wait in the pool's queue. A real fleet has one
+ * connection per host; thousands of simulated hosts in one process would
+ * otherwise each open a second socket beside their push stream, and the
+ * server would run out of file descriptors before CPU.
  */
 const MAX_REQUESTS_IN_FLIGHT = 256;
 
-/** `fetch` with a bound on concurrent plain requests; push streams (held open) are not counted. */
-function gatedFetch(limit: number): typeof fetch {
-  let active = 0;
-  const queue: (() => void)[] = [];
-  const release = (): void => {
-    active--;
-    queue.shift()?.();
-  };
-  return async (input, init) => {
+/**
+ * `fetch` over two connection pools: push streams (held open, one per host)
+ * in one, every other request in a bounded one. A real host's client has
+ * one push connection beside its requests; with one shared pool here, every
+ * request would walk the thousands of busy stream connections to find a
+ * free one, a cost no real host pays.
+ */
+function pooledFetch(limit: number): typeof fetch {
+  const streams = new Dispatcher();
+  const requests = new Dispatcher({ connections: limit });
+  return (input, init) => {
     const accept = new Headers(init?.headers).get('accept') ?? '';
-    if (accept.includes('text/event-stream')) return fetch(input, init);
-    if (active >= limit) await new Promise<void>((r) => queue.push(r));
-    active++;
-    let res: Response;
-    try {
-      res = await fetch(input, init);
-    } catch (err) {
-      release();
-      throw err;
-    }
-    // The slot is held until the body is consumed or dropped, like the connection it stands for.
-    if (res.body === null) {
-      release();
-      return res;
-    }
-    let done = false;
-    const finish = (): void => {
-      if (!done) {
-        done = true;
-        release();
-      }
-    };
-    const reader = res.body.getReader();
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          const { done: end, value } = await reader.read();
-          if (end) {
-            finish();
-            controller.close();
-          } else controller.enqueue(value);
-        } catch (err) {
-          finish();
-          controller.error(err);
-        }
-      },
-      cancel(reason) {
-        finish();
-        return reader.cancel(reason);
-      },
-    });
-    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+    const dispatcher = accept.includes('text/event-stream') ? streams : requests;
+    // Node's fetch takes an undici dispatcher; its bundled undici is the version pinned in package.json.
+    return fetch(input, { ...init, dispatcher } as RequestInit);
   };
 }
 
-const sharedFetch = gatedFetch(MAX_REQUESTS_IN_FLIGHT);
+const sharedFetch = pooledFetch(MAX_REQUESTS_IN_FLIGHT);
 /** Hosts in this process share verified signatures unless the bench says otherwise (see fleet-memo.ts). */
 const memoStats = process.argv.includes('--no-share') ? undefined : shareSignatureChecks();
 

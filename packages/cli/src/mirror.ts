@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join, normalize, sep } from 'node:path';
 import { Metadata, MetadataKind, type Root, type Snapshot, type Targets, type Timestamp } from '@tufjs/models';
 import { LivegraftError, MAX_MODULE_BYTES, TUF_METADATA_PATH, TUF_TARGETS_PATH } from '@livegraft/protocol';
 import { writeFileAtomic } from './keys.ts';
+import { MirrorFiles } from './mirror-files.ts';
 
 /** Same caps as the TUF client's defaults: a mirror must not be fed more than a client would accept. */
 const MAX_BYTES = { root: 512_000, timestamp: 16_384, snapshot: 2_000_000, targets: 5_000_000 } as const;
@@ -249,8 +250,9 @@ export function decodePath(url: string): string | undefined {
 /**
  * Serves `<dir>/tuf/**` read-only over HTTP (GET/HEAD), nothing else. The
  * mirror is untrusted by design: clients verify every byte it serves.
+ * Small files are answered from `files`, the in-memory copy (see mirror-files.ts).
  */
-export function serveMirror(dir: string): Server {
+export function serveMirror(dir: string, files: MirrorFiles = new MirrorFiles()): Server {
   const root = normalize(join(dir, 'tuf'));
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const fail = (status: number, msg: string): void => {
@@ -265,16 +267,17 @@ export function serveMirror(dir: string): Server {
     const ext = file.slice(file.lastIndexOf('.'));
     const type = CONTENT_TYPES[ext];
     if (type === undefined) return fail(404, 'not found');
-    stat(file).then(
-      (st) => {
-        if (!st.isFile()) return fail(404, 'not found');
+    files.lookup(file).then(
+      (found) => {
+        if (found.kind === 'missing') return fail(404, 'not found');
         res.writeHead(200, {
           'content-type': type,
-          'content-length': st.size,
+          'content-length': found.kind === 'bytes' ? found.bytes.length : found.size,
           'x-content-type-options': 'nosniff',
           'cache-control': path.endsWith('/timestamp.json') ? 'no-cache' : 'public, max-age=31536000, immutable',
         });
         if (req.method === 'HEAD') return res.end();
+        if (found.kind === 'bytes') return res.end(found.bytes);
         createReadStream(file)
           .on('error', () => res.destroy())
           .pipe(res);
