@@ -72,6 +72,8 @@ export class MirrorFiles {
     }
     // Replaced between the stat and the read: serve what was read, keep nothing (the next stat decides).
     if (bytes.length === st.size && bytes.length <= this.#maxFile) {
+      // Another request for the same file may have read and kept it meanwhile: one copy, counted once.
+      this.#drop(file);
       this.#entries.set(file, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, bytes });
       this.#total += bytes.length;
       this.#evict();

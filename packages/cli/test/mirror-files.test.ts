@@ -47,6 +47,15 @@ describe('MirrorFiles', () => {
     assert.equal(files.cachedBytes, 'v3, longer'.length, 'the old copies are dropped');
   });
 
+  it('many requests for a file not yet kept read it concurrently and keep one copy, counted once', async () => {
+    const f = join(dir, 'raced.json');
+    await writeFile(f, 'x'.repeat(100));
+    const files = new MirrorFiles();
+    const all = await Promise.all(Array.from({ length: 20 }, () => files.lookup(f)));
+    assert.ok(all.every((l) => text(l) === 'x'.repeat(100)));
+    assert.equal(files.cachedBytes, 100);
+  });
+
   it('a removed file or a directory is missing, and its copy is dropped', async () => {
     const f = join(dir, 'gone.json');
     await writeFile(f, 'here');
