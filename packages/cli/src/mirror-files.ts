@@ -71,7 +71,7 @@ export class MirrorFiles {
       return { kind: 'missing' };
     }
     // Replaced between the stat and the read: serve what was read, keep nothing (the next stat decides).
-    if (bytes.length === st.size && bytes.length <= this.#maxFile) {
+    if (bytes.length === st.size) {
       // Another request for the same file may have read and kept it meanwhile: one copy, counted once.
       this.#drop(file);
       this.#entries.set(file, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, bytes });
@@ -89,10 +89,9 @@ export class MirrorFiles {
   }
 
   #evict(): void {
-    for (const [file, e] of this.#entries) {
+    for (const file of this.#entries.keys()) {
       if (this.#total <= this.#maxTotal) return;
-      this.#entries.delete(file);
-      this.#total -= e.bytes.length;
+      this.#drop(file);
     }
   }
 }

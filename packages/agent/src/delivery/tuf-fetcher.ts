@@ -187,20 +187,16 @@ export class GuardedFetcher extends BaseFetcher {
 
   /** Targets (modules): staged in a file on the state filesystem, which tuf-js hashes and moves into the cache. */
   override async downloadFile<T>(url: string, maxLength: number, handler: (file: string) => Promise<T>): Promise<T> {
-    this.requested.push(url);
-    mkdirSync(this.#stagingDir, { recursive: true, mode: 0o700 });
-    const file = join(this.#stagingDir, `download.${process.pid}.${randomBytes(4).toString('hex')}`);
-    try {
-      await this.#download(url, maxLength, () => this.#fileSink(file));
-      const out = await handler(file);
-      this.lastFailure = undefined;
-      return out;
-    } catch (err) {
-      if (err instanceof LivegraftError) this.lastFailure = err;
-      throw err;
-    } finally {
-      rmSync(file, { force: true });
-    }
+    return this.#tracked(url, async () => {
+      mkdirSync(this.#stagingDir, { recursive: true, mode: 0o700 });
+      const file = join(this.#stagingDir, `download.${process.pid}.${randomBytes(4).toString('hex')}`);
+      try {
+        await this.#download(url, maxLength, () => this.#fileSink(file));
+        return await handler(file);
+      } finally {
+        rmSync(file, { force: true });
+      }
+    });
   }
 
   /**
@@ -210,16 +206,24 @@ export class GuardedFetcher extends BaseFetcher {
    * Only verified metadata reaches the disk, through the TUF client's commit.
    */
   override async downloadBytes(url: string, maxLength: number): Promise<Buffer> {
-    this.requested.push(url);
-    const chunks: Uint8Array[] = [];
-    try {
+    return this.#tracked(url, async () => {
+      const chunks: Uint8Array[] = [];
       await this.#download(url, maxLength, () => ({
         write: (chunk) => void chunks.push(chunk),
         finish: () => undefined,
         close: () => undefined,
       }));
-      this.lastFailure = undefined;
       return Buffer.concat(chunks);
+    });
+  }
+
+  /** Records the URL, and keeps the last failure's code for the agent's report (cleared by a success). */
+  async #tracked<T>(url: string, work: () => Promise<T>): Promise<T> {
+    this.requested.push(url);
+    try {
+      const out = await work();
+      this.lastFailure = undefined;
+      return out;
     } catch (err) {
       if (err instanceof LivegraftError) this.lastFailure = err;
       throw err;

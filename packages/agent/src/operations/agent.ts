@@ -42,18 +42,16 @@ export class Agent {
   /**
    * Writes the space reserve now rather than on the host's first kernel
    * change (best effort: every change still makes sure of it first, and
-   * refuses if it does not fit). Returns whether the reserve is in place.
+   * refuses if it does not fit).
    */
-  keepSpaceReserve(): boolean {
+  keepSpaceReserve(): void {
     try {
       this.#ctx.reserve.ensure();
-      return true;
     } catch (err) {
       this.deps.log.log(
         'warn',
         `the space reserve is not in place; the next kernel change tries again: ${(err as Error).message}`,
       );
-      return false;
     }
   }
 
