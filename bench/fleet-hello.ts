@@ -7,6 +7,12 @@ const port = Number(process.argv[2] ?? 0);
 const app = Fastify({ logger: false });
 app.get('/hello', () => ({ hello: 'world' }));
 app.post('/hello', () => ({ hello: 'world' }));
+// The process's own CPU (user + system, µs), read before and after a load run: how much of a core
+// the hello-world itself used, so a ceiling set by the load generator shows as such.
+app.get('/cpu', () => {
+  const { user, system } = process.cpuUsage();
+  return { totalUs: user + system };
+});
 const url = await app.listen({ host: '127.0.0.1', port });
 process.stdout.write(`listening ${url}\n`);
 process.on('SIGTERM', () => {

@@ -16,6 +16,19 @@ export interface Throughput {
   ratio: number;
   /** Server CPU (its own counter) per steady check-in over the whole load run, warm-up included. */
   serverCpuMsPerCheckin: number;
+  /** The same for the hello-world: its CPU per request, warm-up included. */
+  helloCpuMsPerRequest: number;
+  /**
+   * Share of one core each server used over its load run (CPU / wall time). A server well under
+   * 1 is waiting for requests: the load generator, not the server, set that run's rate.
+   */
+  checkinServerCoreShare: number;
+  helloServerCoreShare: number;
+}
+
+/** All requests a load run answered, warm-up included (by status). */
+function answered(load: Record<string, unknown>): number {
+  return Object.values((load['statuses'] ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0);
 }
 
 async function runLoad(spec: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -64,6 +77,7 @@ export async function throughput(
   await server.probe({ probe: 'checkin-kind', kind: 'checkin' });
   if (profFile !== undefined) await server.probe({ probe: 'profile-start' });
   const before = await server.read();
+  const checkinStart = performance.now();
   const checkin = await runLoad({
     url: server.url,
     method: 'POST',
@@ -74,6 +88,7 @@ export async function throughput(
     durationMs,
     warmupMs: 2000,
   });
+  const checkinWallMs = performance.now() - checkinStart;
   const after = await server.read();
   if (profFile !== undefined) await server.probe({ probe: 'profile-stop', file: profFile });
   const n = after.requests.checkin - before.requests.checkin;
@@ -87,6 +102,10 @@ export async function throughput(
       const res = await fetch(`http://127.0.0.1:${port}/hello`);
       return res.ok ? true : undefined;
     });
+    const helloCpu = async (): Promise<number> =>
+      ((await (await fetch(`http://127.0.0.1:${port}/cpu`)).json()) as { totalUs: number }).totalUs;
+    const helloBefore = await helloCpu();
+    const helloStart = performance.now();
     const ceiling = await runLoad({
       url: `http://127.0.0.1:${port}`,
       method: 'GET',
@@ -95,7 +114,15 @@ export async function throughput(
       durationMs,
       warmupMs: 2000,
     });
-    say(`  hello-world: ${JSON.stringify(ceiling)}`);
+    const helloWallMs = performance.now() - helloStart;
+    const helloUs = (await helloCpu()) - helloBefore;
+    const helloCpuMsPerRequest = helloUs / 1000 / Math.max(1, answered(ceiling));
+    const checkinServerCoreShare = (after.totalUs - before.totalUs) / 1000 / checkinWallMs;
+    const helloServerCoreShare = helloUs / 1000 / helloWallMs;
+    say(
+      `  hello-world: ${JSON.stringify(ceiling)}; server ${helloCpuMsPerRequest.toFixed(3)} CPU-ms per request; ` +
+        `core share: check-in server ${checkinServerCoreShare.toFixed(2)}, hello-world ${helloServerCoreShare.toFixed(2)}`,
+    );
     const ratio = Number(checkin['perSec']) / Math.max(1, Number(ceiling['perSec']));
     return {
       concurrency,
@@ -104,6 +131,9 @@ export async function throughput(
       hello: ceiling,
       ratio: Number(ratio.toFixed(3)),
       serverCpuMsPerCheckin: Number(serverCpuMsPerCheckin.toFixed(3)),
+      helloCpuMsPerRequest: Number(helloCpuMsPerRequest.toFixed(4)),
+      checkinServerCoreShare: Number(checkinServerCoreShare.toFixed(2)),
+      helloServerCoreShare: Number(helloServerCoreShare.toFixed(2)),
     };
   } finally {
     hello.kill('SIGTERM');

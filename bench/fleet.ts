@@ -497,6 +497,9 @@ async function main(): Promise<void> {
             maxMs: big.maxMs,
             allAppliedSec: big.allAppliedSec,
             ratioToHelloWorld: tp?.ratio ?? null,
+            // How much of a core each server used in its load run: under 1, the generator set the rate.
+            serverCoreShareInLoad:
+              tp === undefined ? null : { checkin: tp.checkinServerCoreShare, hello: tp.helloServerCoreShare },
             bytesPerAgent: big.bytesPerAgent,
             loadAvg: big.loadAvgAfter,
             stealPct: big.stealPct,

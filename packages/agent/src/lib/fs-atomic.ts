@@ -2,9 +2,19 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-/** A temp name beside `path`, so the final rename stays on one filesystem. */
+/**
+ * What makes this process's temp names its own: the pid, and a random tag
+ * drawn once (another process, or one with a reused pid, draws another).
+ * A counter then tells this process's names apart without a random draw
+ * for each: the agent makes about twenty such names per kernel change.
+ */
+const tempTag = `${process.pid}.${randomBytes(4).toString('hex')}`;
+let tempCount = 0;
+
+/** A temp name beside `path`, so the final rename stays on one filesystem; never the same twice in a process. */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  tempCount += 1;
+  return join(dirname(path), `.${basename(path)}.${tempTag}.${tempCount.toString(36)}.tmp`);
 }
 
 /** fsync a directory so a rename inside it survives a power cut. */
