@@ -8,11 +8,14 @@
 //   from its SPKI bytes each time (as a TUF client checks each role);
 // - fetch: one keep-alive HTTP GET of a 1 KiB JSON body with the global
 //   fetch, client CPU only (the server is a separate process);
+// - httpGet: the same GET with node:http and a keep-alive agent, for
+//   comparison: what the fetch layer costs above the HTTP exchange itself;
 // - durableWrite: a small file written the way the agent commits state
 //   (temp file, fsync, rename, fsync of the directory), on tmpfs.
 // Prints one JSON document with microseconds of CPU per operation.
 import { spawn } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import http from 'node:http';
 import { closeSync, fsyncSync, mkdtempSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,7 +55,22 @@ const s = http.createServer((req, res) => { res.setHeader('content-type', 'appli
 s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));
 `;
 
-async function fetchCost(): Promise<number> {
+/** One keep-alive GET with node:http; resolves once the body is parsed. */
+function httpGet(url: string, agent: http.Agent): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+/** Client CPU per GET, with the global fetch and with node:http, against one server child. */
+async function httpCosts(): Promise<{ fetch: number; httpGet: number }> {
   const child = spawn(process.execPath, ['-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise<number>((resolve, reject) => {
@@ -63,10 +81,16 @@ async function fetchCost(): Promise<number> {
       });
     });
     const url = `http://127.0.0.1:${port}/x.json`;
-    return await cpuPerCall(async () => {
+    const viaFetch = await cpuPerCall(async () => {
       const res = await fetch(url);
       await res.json();
     });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      return { fetch: viaFetch, httpGet: await cpuPerCall(() => httpGet(url, agent)) };
+    } finally {
+      agent.destroy();
+    }
   } finally {
     child.kill();
   }
@@ -100,7 +124,7 @@ const result = {
   n: N,
   cpuMicrosecondsPerOp: {
     verify: await verifyCost(),
-    fetch: await fetchCost(),
+    ...(await httpCosts()),
     durableWrite: await durableWriteCost(),
   },
 };
