@@ -44,14 +44,8 @@ export class MirrorFiles {
   }
 
   async lookup(file: string): Promise<Lookup> {
-    let st;
-    try {
-      st = await stat(file);
-    } catch {
-      this.#drop(file);
-      return { kind: 'missing' };
-    }
-    if (!st.isFile()) {
+    const st = await stat(file).catch(() => undefined);
+    if (st === undefined || !st.isFile()) {
       this.#drop(file);
       return { kind: 'missing' };
     }

@@ -2,11 +2,11 @@ import { closeSync, createReadStream, fsyncSync, mkdirSync, openSync, rmSync, st
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
 import { LivegraftError } from '@livegraft/protocol';
 import { BaseFetcher } from 'tuf-js';
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
 import type { FetchFn } from './client.ts';
+import { tempPathFor } from '../lib/fs-atomic.ts';
 import { AGENT_VERSION } from '../lib/version.ts';
 
 /**
@@ -189,7 +189,7 @@ export class GuardedFetcher extends BaseFetcher {
   override async downloadFile<T>(url: string, maxLength: number, handler: (file: string) => Promise<T>): Promise<T> {
     return this.#tracked(url, async () => {
       mkdirSync(this.#stagingDir, { recursive: true, mode: 0o700 });
-      const file = join(this.#stagingDir, `download.${process.pid}.${randomBytes(4).toString('hex')}`);
+      const file = tempPathFor(join(this.#stagingDir, 'download'));
       try {
         await this.#download(url, maxLength, () => this.#fileSink(file));
         return await handler(file);
